@@ -1,0 +1,55 @@
+package memstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/memstore"
+	"github.com/gormcache/gormcache/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := memstore.New(memstore.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestNegativeMaxBytes(t *testing.T) {
+	t.Parallel()
+	if _, err := memstore.New(memstore.Config{MaxBytes: -1}); err == nil {
+		t.Fatal("MaxBytes -1 accepted")
+	}
+}
+
+func TestBoundedByBytes(t *testing.T) {
+	t.Parallel()
+	s, err := memstore.New(memstore.Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	val := make([]byte, 10<<10)
+	for i := 0; i < 1000; i++ { // 10 MB into a 1 MB store
+		_ = s.Set(context.Background(), string(rune('a'+i%26))+time.Duration(i).String(), val, time.Minute)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := s.Len(); n > 110 {
+		t.Fatalf("%d entries of 10 KiB held in a 1 MiB store", n)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	t.Parallel()
+	s, _ := memstore.New(memstore.Config{})
+	_ = s.Close()
+	if err := s.Set(context.Background(), "k", []byte("v"), time.Minute); err == nil {
+		t.Fatal("Set after Close: no error")
+	}
+}
