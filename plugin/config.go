@@ -1,0 +1,124 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gormcache/gormcache/store"
+)
+
+// Forever, as a TTL, keeps entries until a write invalidates them or the
+// store evicts them (Django's TIMEOUT=None).
+const Forever time.Duration = -1
+
+// Defaults used for the zero values of [Config].
+const (
+	DefaultTTL          = 5 * time.Minute // Django's 300 s
+	DefaultMaxRows      = 10_000
+	DefaultMaxBytes     = 1 << 20 // 1 MiB per entry, memcached's item limit
+	DefaultWriteLease   = time.Minute
+	DefaultStoreTimeout = 100 * time.Millisecond
+)
+
+// ErrInvalidConfig is wrapped by every error Initialize returns for a bad Config.
+var ErrInvalidConfig = errors.New("gormcache: invalid config")
+
+// Config configures the plugin. The zero Config is ready to use: an
+// in-process memory store of 64 MiB, entries kept 5 minutes, everything on.
+type Config struct {
+	// Store holds entries and table versions. nil means a new in-process
+	// memstore of MemoryBytes, owned (and closed) by the plugin. Use a shared
+	// store (Redis, Memcached) when several processes must see each other's
+	// writes.
+	Store store.Store
+
+	// MemoryBytes bounds the default in-process store. 0 means 64 MiB.
+	// Ignored when Store is set.
+	MemoryBytes int64
+
+	// TTL is how long an entry may be served. 0 means DefaultTTL; Forever
+	// means until invalidated or evicted. Other negative values are errors.
+	TTL time.Duration
+
+	// MaxRows is the largest result stored, in rows; larger results are
+	// served from the database and counted. 0 means DefaultMaxRows.
+	MaxRows int
+
+	// MaxBytes is the largest result stored, in estimated bytes. 0 means
+	// DefaultMaxBytes.
+	MaxBytes int
+
+	// Prefix namespaces every key in the store, for several applications on
+	// one store. "" means "gc".
+	Prefix string
+
+	// Identity names the database, so that two databases (or tenants,
+	// search_paths, users) sharing one store never share entries. "" means:
+	// asked from the database at Initialize (server, port, database, user,
+	// and search_path on PostgreSQL).
+	Identity string
+
+	// WriteLease bounds how long a write may hold its tables (while a
+	// transaction that wrote them is open, their queries go to the
+	// database). It only matters when a process dies mid-transaction. 0 means
+	// DefaultWriteLease.
+	WriteLease time.Duration
+
+	// StoreTimeout bounds each store call; a slower store is a miss. 0 means
+	// DefaultStoreTimeout.
+	StoreTimeout time.Duration
+
+	// StableFunctions names SQL functions (lower case, as called) that are
+	// deterministic and read-only, so that queries calling them may be
+	// cached. Built-ins such as count, lower or coalesce are known already;
+	// any other function makes a query bypass the cache, and a statement
+	// calling it invalidates everything, since it may write.
+	StableFunctions []string
+
+	// Logger receives the plugin's logs. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.TTL < 0 && c.TTL != Forever:
+		return fmt.Errorf("%w: TTL must be positive, 0 (default) or Forever, got %v", ErrInvalidConfig, c.TTL)
+	case c.MemoryBytes < 0:
+		return fmt.Errorf("%w: MemoryBytes must not be negative, got %d", ErrInvalidConfig, c.MemoryBytes)
+	case c.MaxRows < 0:
+		return fmt.Errorf("%w: MaxRows must not be negative, got %d", ErrInvalidConfig, c.MaxRows)
+	case c.MaxBytes < 0:
+		return fmt.Errorf("%w: MaxBytes must not be negative, got %d", ErrInvalidConfig, c.MaxBytes)
+	case c.WriteLease < 0:
+		return fmt.Errorf("%w: WriteLease must not be negative, got %v", ErrInvalidConfig, c.WriteLease)
+	case c.StoreTimeout < 0:
+		return fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, c.StoreTimeout)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = DefaultMaxRows
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.Prefix == "" {
+		c.Prefix = "gc"
+	}
+	if c.WriteLease == 0 {
+		c.WriteLease = DefaultWriteLease
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

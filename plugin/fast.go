@@ -1,0 +1,267 @@
+package plugin
+
+import (
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gormcache/gormcache/serializer"
+	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
+)
+
+// The hit fast path. For the query chain, the wrapper builds the SQL itself
+// (callbacks.BuildQuerySQL; the original callback then skips building) and
+// looks the query up. On a hit whose destination is not a map, it hands GORM
+// a cachedRows, which assigns cached driver values straight to GORM's
+// destination pointers: no database/sql, no replay driver. Only exact, lossless
+// assignments are done here; anything else (a conversion, an error to report)
+// goes through a one-value replay, so conversions and their errors stay
+// exactly database/sql's.
+
+// queryCallback wraps gorm:query.
+func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
+	slow := p.wrapCallback(orig)
+	return func(db *gorm.DB) {
+		if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closed.Load() || !fastDest(db.Statement.Dest) {
+			slow(db)
+			return
+		}
+		callbacks.BuildQuerySQL(db)
+		if db.Error != nil || db.DryRun {
+			return
+		}
+		pr := p.fastProbe(db)
+		if pr == nil {
+			slow(db)
+			return
+		}
+		if pr.entry != nil {
+			p.stats.hits.Add(1)
+			pr.release()
+			gorm.Scan(&cachedRows{e: pr.entry, row: -1}, db, 0)
+			if db.Statement.Result != nil {
+				db.Statement.Result.RowsAffected = db.RowsAffected
+			}
+			return
+		}
+		// A miss or a bypass: the ordinary way, with this lookup.
+		p.runWrapped(db, orig, pr)
+	}
+}
+
+// fastDest reports whether GORM scans dest without ColumnTypes (everything
+// but maps).
+func fastDest(dest any) bool {
+	switch dest.(type) {
+	case map[string]any, *map[string]any, *[]map[string]any, nil:
+		return false
+	}
+	return true
+}
+
+// fastProbe looks the statement up, or returns nil when it is not a
+// cacheable read outside a transaction.
+func (p *Plugin) fastProbe(db *gorm.DB) *probe {
+	pool := db.Statement.ConnPool
+	switch pool.(type) {
+	case gorm.TxCommitter, *sql.Conn:
+		return nil
+	}
+	query := db.Statement.SQL.String()
+	pl := p.planFor(query)
+	if !pl.cacheable {
+		return nil
+	}
+	return p.probeQuery(db.Statement.Context, pl, query, db.Statement.Vars)
+}
+
+// cachedRows is a gorm.Rows over an entry.
+type cachedRows struct {
+	e   *serializer.Entry
+	row int
+	err error
+}
+
+var _ gorm.Rows = (*cachedRows)(nil)
+
+func (r *cachedRows) Columns() ([]string, error) {
+	// A fresh slice each time: gorm.Scan rewrites it with ColumnMapping.
+	names := make([]string, len(r.e.Columns))
+	for i := range r.e.Columns {
+		names[i] = r.e.Columns[i].Name
+	}
+	return names, nil
+}
+
+var errNoColumnTypes = errors.New("gormcache: column types are not available on the fast path")
+
+func (r *cachedRows) ColumnTypes() ([]*sql.ColumnType, error) { return nil, errNoColumnTypes }
+
+func (r *cachedRows) Next() bool {
+	if r.row+1 >= r.e.Rows {
+		r.row = r.e.Rows
+		return false
+	}
+	r.row++
+	return true
+}
+
+func (r *cachedRows) Err() error   { return r.err }
+func (r *cachedRows) Close() error { return nil }
+
+func (r *cachedRows) Scan(dest ...any) error {
+	if r.row < 0 || r.row >= r.e.Rows {
+		return errors.New("sql: Scan called without calling Next")
+	}
+	n := len(r.e.Columns)
+	if len(dest) != n {
+		return errors.New("sql: expected " + strconv.Itoa(n) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
+	}
+	vals := r.e.Values[r.row*n : (r.row+1)*n]
+	for i, d := range dest {
+		if err := assign(d, vals[i]); err != nil {
+			return errors.New("sql: Scan error on column index " + strconv.Itoa(i) + ", name " + strconv.Quote(r.e.Columns[i].Name) + ": " + err.Error())
+		}
+	}
+	return nil
+}
+
+// assign stores src in dest as database/sql's convertAssign would.
+func assign(dest any, src driver.Value) error {
+	if b, ok := src.([]byte); ok && b != nil {
+		src = append([]byte(nil), b...) // entries are shared; destinations may keep what they get
+	}
+	if assignExact(dest, src) {
+		return nil
+	}
+	return assignSlow(dest, src)
+}
+
+// assignExact does the lossless assignments that need no conversion.
+func assignExact(dest any, src driver.Value) bool {
+	switch d := dest.(type) {
+	case *any:
+		*d = src
+		return true
+	case sql.Scanner:
+		return false
+	case *string:
+		switch s := src.(type) {
+		case string:
+			*d = s
+			return true
+		case []byte:
+			*d = string(s)
+			return true
+		}
+	case *int64:
+		if s, ok := src.(int64); ok {
+			*d = s
+			return true
+		}
+	case *int:
+		if s, ok := src.(int64); ok {
+			*d = int(s)
+			return true
+		}
+	case *uint:
+		if s, ok := src.(int64); ok && s >= 0 {
+			*d = uint(s)
+			return true
+		}
+	case *float64:
+		if s, ok := src.(float64); ok {
+			*d = s
+			return true
+		}
+	case *bool:
+		if s, ok := src.(bool); ok {
+			*d = s
+			return true
+		}
+	case *time.Time:
+		if s, ok := src.(time.Time); ok {
+			*d = s
+			return true
+		}
+	case *[]byte:
+		if s, ok := src.([]byte); ok {
+			*d = s
+			return true
+		}
+	case **string:
+		return assignPtr(d, src, assignExact)
+	case **int64:
+		return assignPtr(d, src, assignExact)
+	case **int:
+		return assignPtr(d, src, assignExact)
+	case **uint:
+		return assignPtr(d, src, assignExact)
+	case **float64:
+		return assignPtr(d, src, assignExact)
+	case **bool:
+		return assignPtr(d, src, assignExact)
+	case **time.Time:
+		return assignPtr(d, src, assignExact)
+	case **[]byte:
+		return assignPtr(d, src, assignExact)
+	}
+	return false
+}
+
+func assignPtr[T any](d **T, src driver.Value, inner func(any, driver.Value) bool) bool {
+	if src == nil {
+		*d = nil
+		return true
+	}
+	v := new(T)
+	if !inner(v, src) {
+		return false
+	}
+	*d = v
+	return true
+}
+
+// assignSlow replays one value through database/sql, so that conversions and
+// their errors are exactly database/sql's.
+func assignSlow(dest any, src driver.Value) error {
+	rows, err := slowDB.Query("", oneValue{src})
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return io.ErrUnexpectedEOF
+	}
+	if err := rows.Scan(dest); err != nil {
+		// strip database/sql's own prefix: the caller adds the column's
+		if se := unwrapScanError(err); se != nil {
+			return se
+		}
+		return err
+	}
+	return nil
+}
+
+var slowDB = newReplayDB()
+
+// oneValue is a one-column, one-row source.
+type oneValue struct{ v driver.Value }
+
+func (o oneValue) open() (driver.Rows, error) {
+	return &entryRows{colTypes: colTypes{oneColumn}, e: &serializer.Entry{Columns: oneColumn, Values: []driver.Value{o.v}, Rows: 1}}, nil
+}
+
+var oneColumn = []serializer.Column{{Name: "v"}}
+
+// unwrapScanError turns `sql: Scan error on column index 0, name "v": X` into X.
+func unwrapScanError(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package plugin
+
+import (
+	"sort"
+
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/store"
+)
+
+// plan is what the plugin does with one SQL text; plans are memoised by text.
+type plan struct {
+	cacheable bool     // a plain read whose result may be served and stored
+	reason    string   // why not, for a read that is not cacheable
+	tags      []string // a cacheable read's tags: its tables, then the global tag
+	write     bool     // the statement may change data: bump writeTags around it
+	writeTags []string // tables written, or just the global tag
+}
+
+var globalOnly = []string{store.GlobalTag}
+
+func (p *Plugin) planFor(sql string) *plan {
+	if pl, ok := p.plans.GetIfPresent(sql); ok {
+		return pl
+	}
+	pl := p.makePlan(invalidation.Classify(p.dialect, sql))
+	p.plans.Set(sql, pl)
+	return pl
+}
+
+func (p *Plugin) makePlan(st invalidation.Statement) *plan {
+	pl := &plan{}
+	switch st.Kind {
+	case invalidation.Neutral:
+		pl.reason = reasonNotSelect
+		return pl
+	case invalidation.Write:
+		pl.reason, pl.write = reasonWrite, true
+		pl.writeTags = st.Written
+		if len(pl.writeTags) == 0 {
+			pl.writeTags = st.Tables
+		}
+		if len(pl.writeTags) == 0 || !st.Complete {
+			pl.writeTags = globalOnly
+		}
+		return pl
+	case invalidation.Read:
+	default: // Schema, Unknown: may change anything
+		pl.reason, pl.write, pl.writeTags = reasonWrite, true, globalOnly
+		return pl
+	}
+	// A read. Functions first: one that may write makes it a write to everything.
+	for _, f := range st.Functions {
+		if p.stable[f] {
+			continue
+		}
+		switch invalidation.FunctionKind(p.dialect, f) {
+		case invalidation.FuncStable:
+		case invalidation.FuncVolatile:
+			if pl.reason == "" {
+				pl.reason = reasonVolatile
+			}
+		default:
+			pl.reason, pl.write, pl.writeTags = reasonVolatile, true, globalOnly
+			return pl
+		}
+	}
+	switch {
+	case pl.reason != "":
+	case st.Into:
+		pl.reason = reasonInto
+	case st.Returning:
+		pl.reason, pl.write, pl.writeTags = reasonWrite, true, globalOnly
+	case st.Locking:
+		pl.reason = reasonLocking
+	case st.Catalog:
+		pl.reason = reasonCatalog
+	case !st.Complete:
+		pl.reason = reasonUnknownTables
+	default:
+		pl.cacheable = true
+		pl.tags = append(append(make([]string, 0, len(st.Tables)+1), st.Tables...), store.GlobalTag)
+	}
+	return pl
+}
+
+// withTables returns tags ∪ the normalised names, sorted, deduplicated.
+func withTables(tags []string, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		t := invalidation.TableName(n)
+		if t == "" || contains(tags, t) || contains(out, t) {
+			continue
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return tags
+	}
+	out = append(out, tags...)
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,272 @@
+package plugin
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/keys"
+	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/memstore"
+	"github.com/maypok86/otter/v2"
+	"gorm.io/gorm"
+)
+
+const pluginName = "gormcache"
+
+// Plugin is the GORM plugin. Create it with [New] and install it with db.Use.
+// One Plugin may serve several *gorm.DB (dbresolver opens one per source and
+// replica); it must then be given the same database identity.
+type Plugin struct {
+	cfg      Config
+	initOnce sync.Once
+	initErr  error
+
+	store    store.Store
+	values   store.ValueStore // store's in-process form, or nil
+	ownStore bool
+	keys     keys.Builder
+	replay   *sql.DB
+	log      *slog.Logger
+
+	dialect  invalidation.Dialect
+	dialName string
+	identity string
+	stable   map[string]bool
+
+	plans *otter.Cache[string, *plan]
+
+	stats counters
+
+	brokenMu sync.Mutex
+	broken   map[string]bool // tags whose last bump failed
+	nBroken  atomic.Int32
+
+	pending sync.WaitGroup // bumps in flight, waited for by Close
+	closed  atomic.Bool
+}
+
+var _ gorm.Plugin = (*Plugin)(nil)
+
+// New returns the plugin for cfg. Errors in cfg are reported by Initialize
+// (that is, by db.Use).
+func New(cfg Config) *Plugin {
+	return &Plugin{cfg: cfg}
+}
+
+// Name implements gorm.Plugin.
+func (p *Plugin) Name() string { return pluginName }
+
+func (p *Plugin) setup() error {
+	p.initOnce.Do(func() {
+		cfg := p.cfg
+		if err := cfg.validate(); err != nil {
+			p.initErr = err
+			return
+		}
+		cfg.setDefaults()
+		p.cfg = cfg
+		p.log = cfg.Logger
+		p.store = cfg.Store
+		if p.store == nil {
+			ms, err := memstore.New(memstore.Config{MaxBytes: cfg.MemoryBytes})
+			if err != nil {
+				p.initErr = fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+				return
+			}
+			p.store, p.ownStore = ms, true
+		}
+		p.values, _ = p.store.(store.ValueStore)
+		p.keys = keys.Builder{Prefix: cfg.Prefix}
+		p.stable = map[string]bool{}
+		for _, f := range cfg.StableFunctions {
+			p.stable[strings.ToLower(f)] = true
+		}
+		plans, err := otter.New(&otter.Options[string, *plan]{MaximumSize: 10_000})
+		if err != nil {
+			p.initErr = err
+			return
+		}
+		p.plans = plans
+		p.broken = map[string]bool{}
+		p.replay = newReplayDB()
+	})
+	return p.initErr
+}
+
+// Initialize implements gorm.Plugin: it wraps the connection pool (to see
+// transactions end) and the query, row, create, update, delete and raw
+// callbacks (to see every statement's final SQL). It is idempotent.
+func (p *Plugin) Initialize(db *gorm.DB) error {
+	if err := p.setup(); err != nil {
+		return err
+	}
+	if p.dialName == "" && db.Dialector != nil {
+		p.dialName = db.Dialector.Name()
+		p.dialect = invalidation.DialectOf(p.dialName)
+	}
+	if p.identity == "" {
+		p.identity = p.cfg.Identity
+		if p.identity == "" {
+			p.identity = p.askIdentity(db)
+		}
+	}
+	p.wrapPools(db)
+
+	cb := db.Callback()
+	if cb.Query().Get(pluginName+":installed") != nil {
+		return nil
+	}
+	if err := cb.Query().Register(pluginName+":installed", func(*gorm.DB) {}); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		proc interface {
+			Get(string) func(*gorm.DB)
+			Replace(string, func(*gorm.DB)) error
+		}
+		name string
+		wrap func(func(*gorm.DB)) func(*gorm.DB)
+	}{
+		{cb.Query(), "gorm:query", p.queryCallback},
+		{cb.Row(), "gorm:row", p.wrapCallback},
+		{cb.Create(), "gorm:create", p.wrapCallback},
+		{cb.Update(), "gorm:update", p.wrapCallback},
+		{cb.Delete(), "gorm:delete", p.wrapCallback},
+		{cb.Raw(), "gorm:raw", p.wrapCallback},
+	} {
+		orig := c.proc.Get(c.name)
+		if orig == nil {
+			return fmt.Errorf("gormcache: callback %s not found", c.name)
+		}
+		if err := c.proc.Replace(c.name, c.wrap(orig)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wrapPools puts the root pool under db, so that transactions begun through
+// GORM are ours and their commit can bump. With PrepareStmt the prepared
+// statement pool stays on top (GORM and the Migrator look for it) and the
+// root pool goes under it.
+func (p *Plugin) wrapPools(db *gorm.DB) {
+	switch cp := db.ConnPool.(type) {
+	case nil, *rootPool:
+	case *gorm.PreparedStmtDB:
+		if _, ok := cp.ConnPool.(*rootPool); !ok {
+			cp.ConnPool = &rootPool{p: p, inner: cp.ConnPool}
+		}
+	default:
+		db.ConnPool = &rootPool{p: p, inner: cp}
+	}
+	if db.Statement != nil {
+		if _, isTx := db.Statement.ConnPool.(gorm.TxCommitter); !isTx {
+			db.Statement.ConnPool = db.ConnPool
+		}
+	}
+}
+
+// askIdentity reads who and where the database is, so that entries of two
+// databases sharing one store never mix.
+func (p *Plugin) askIdentity(db *gorm.DB) string {
+	var q string
+	switch p.dialect {
+	case invalidation.Postgres:
+		q = `SELECT concat_ws('/', coalesce(host(inet_server_addr()), 'local'), coalesce(inet_server_port(), 0)::text, current_database(), current_user, current_setting('search_path'))`
+	case invalidation.MySQL:
+		q = `SELECT CONCAT_WS('/', @@hostname, @@port, IFNULL(DATABASE(), ''), CURRENT_USER())`
+	case invalidation.SQLite:
+		q = `SELECT file FROM pragma_database_list WHERE name = 'main'`
+	}
+	if q != "" && db.ConnPool != nil && !db.DryRun {
+		var id sql.NullString
+		err := db.ConnPool.QueryRowContext(context.Background(), q).Scan(&id)
+		if err == nil && id.String != "" {
+			return p.dialName + ":" + id.String
+		}
+		if err != nil {
+			p.log.Warn("gormcache: cannot read the database identity; entries will not be shared with other processes", "error", err)
+		}
+	}
+	// An identity of our own: safe (nobody else shares our entries), never wrong.
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return p.dialName + ":private:" + hex.EncodeToString(b[:])
+}
+
+// Stats returns the counters since the plugin was created.
+func (p *Plugin) Stats() Stats { return p.stats.snapshot() }
+
+// Store returns the store the plugin uses.
+func (p *Plugin) Store() store.Store {
+	if err := p.setup(); err != nil {
+		return nil
+	}
+	return p.store
+}
+
+// Invalidate bumps tables (as GORM or SQL names them), so that every cached
+// result that read them is stale. Use it after writes made outside GORM.
+func (p *Plugin) Invalidate(ctx context.Context, tables ...string) error {
+	if err := p.setup(); err != nil {
+		return err
+	}
+	tags := make([]string, 0, len(tables))
+	for _, t := range tables {
+		tags = append(tags, invalidation.TableName(t))
+	}
+	return p.bump(ctx, tags)
+}
+
+// Flush makes every cached result stale at once.
+func (p *Plugin) Flush(ctx context.Context) error {
+	if err := p.setup(); err != nil {
+		return err
+	}
+	return p.bump(ctx, []string{store.GlobalTag})
+}
+
+// Close waits for pending invalidations, then closes the store if the plugin
+// created it. Queries made afterwards go to the database.
+func (p *Plugin) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	p.pending.Wait()
+	var err error
+	if p.ownStore && p.store != nil {
+		err = p.store.Close()
+	}
+	if p.replay != nil {
+		_ = p.replay.Close()
+	}
+	return err
+}
+
+// storeCtx bounds a store call; bumps also outlive the caller's context.
+func (p *Plugin) storeCtx(ctx context.Context, detached bool) (context.Context, context.CancelFunc) {
+	if detached {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if p.values != nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, p.cfg.StoreTimeout)
+}
+
+// ttl is the TTL given to the store.
+func (p *Plugin) ttl() time.Duration {
+	if p.cfg.TTL == Forever {
+		return 0
+	}
+	return p.cfg.TTL
+}

@@ -1,0 +1,203 @@
+package plugin
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+
+	"gorm.io/gorm"
+)
+
+// rootPool sits under *gorm.DB: it passes everything through, and begins
+// transactions whose end the plugin sees.
+type rootPool struct {
+	p     *Plugin
+	inner gorm.ConnPool
+}
+
+var (
+	_ gorm.ConnPool         = (*rootPool)(nil)
+	_ gorm.ConnPoolBeginner = (*rootPool)(nil)
+	_ gorm.GetDBConnector   = (*rootPool)(nil)
+)
+
+func (r *rootPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return r.inner.PrepareContext(ctx, query)
+}
+
+func (r *rootPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.inner.ExecContext(ctx, query, args...)
+}
+
+func (r *rootPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.inner.QueryContext(ctx, query, args...)
+}
+
+func (r *rootPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.inner.QueryRowContext(ctx, query, args...)
+}
+
+// BeginTx begins a transaction through the pool underneath and returns it
+// wrapped, so that its commit bumps the tables it wrote.
+func (r *rootPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	var (
+		tx  gorm.ConnPool
+		err error
+	)
+	switch b := r.inner.(type) {
+	case gorm.TxBeginner:
+		var sqlTx *sql.Tx
+		sqlTx, err = b.BeginTx(ctx, opts)
+		if err == nil {
+			tx = sqlTx
+		}
+	case gorm.ConnPoolBeginner:
+		tx, err = b.BeginTx(ctx, opts)
+	default:
+		return nil, gorm.ErrInvalidTransaction
+	}
+	if err != nil {
+		return nil, err
+	}
+	committer, ok := tx.(gorm.TxCommitter)
+	if !ok {
+		return tx, nil
+	}
+	return &txPool{p: r.p, root: r, inner: tx, committer: committer}, nil
+}
+
+// GetDBConn lets db.DB() find the *sql.DB underneath.
+func (r *rootPool) GetDBConn() (*sql.DB, error) {
+	switch in := r.inner.(type) {
+	case *sql.DB:
+		return in, nil
+	case gorm.GetDBConnector:
+		return in.GetDBConn()
+	}
+	return nil, gorm.ErrInvalidDB
+}
+
+// Ping pings the pool underneath, when it can.
+func (r *rootPool) Ping() error {
+	if p, ok := r.inner.(interface{ Ping() error }); ok {
+		return p.Ping()
+	}
+	return nil
+}
+
+// txPool is a transaction begun through the root pool. It implements gorm.Tx
+// (but not BeginTx, so GORM nests with savepoints), records the tables
+// written inside, holds them while it is open, and bumps them when it ends.
+type txPool struct {
+	p         *Plugin
+	root      *rootPool
+	inner     gorm.ConnPool
+	committer gorm.TxCommitter
+
+	mu     sync.Mutex
+	held   map[string]bool
+	leases []lease
+}
+
+type lease struct {
+	tags []string
+	id   uint64
+}
+
+var _ gorm.Tx = (*txPool)(nil)
+
+func (t *txPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return t.inner.PrepareContext(ctx, query)
+}
+
+func (t *txPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.inner.ExecContext(ctx, query, args...)
+}
+
+func (t *txPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.inner.QueryContext(ctx, query, args...)
+}
+
+func (t *txPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.inner.QueryRowContext(ctx, query, args...)
+}
+
+// StmtContext lets PrepareStmt sessions use the transaction.
+func (t *txPool) StmtContext(ctx context.Context, stmt *sql.Stmt) *sql.Stmt {
+	if s, ok := t.inner.(interface {
+		StmtContext(context.Context, *sql.Stmt) *sql.Stmt
+	}); ok {
+		return s.StmtContext(ctx, stmt)
+	}
+	return stmt
+}
+
+// GetDBConn lets db.DB() work inside a transaction.
+func (t *txPool) GetDBConn() (*sql.DB, error) { return t.root.GetDBConn() }
+
+// Commit commits, then bumps every table written in the transaction and
+// releases their holds.
+func (t *txPool) Commit() error {
+	err := t.committer.Commit()
+	t.end()
+	return err
+}
+
+// Rollback rolls back, then bumps and releases like Commit (cheap, and safe).
+func (t *txPool) Rollback() error {
+	err := t.committer.Rollback()
+	if errors.Is(err, sql.ErrTxDone) {
+		return err
+	}
+	t.end()
+	return err
+}
+
+// hold records tags as written by the transaction; the first time a tag is
+// written, it is bumped and held until the transaction ends.
+func (t *txPool) hold(ctx context.Context, tags []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var fresh []string
+	for _, tag := range tags {
+		if !t.held[tag] {
+			fresh = append(fresh, tag)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if t.held == nil {
+		t.held = make(map[string]bool, len(fresh))
+	}
+	for _, tag := range fresh {
+		t.held[tag] = true
+	}
+	id := t.p.beginWrite(ctx, fresh, t.p.cfg.WriteLease)
+	t.leases = append(t.leases, lease{tags: fresh, id: id})
+}
+
+func (t *txPool) end() {
+	t.mu.Lock()
+	leases := t.leases
+	t.leases, t.held = nil, nil
+	t.mu.Unlock()
+	for _, l := range leases {
+		t.p.endWrite(context.Background(), l.tags, l.id)
+	}
+}
+
+// ourTx finds the plugin's transaction under a statement's pool, looking
+// through PrepareStmt's wrapper.
+func ourTx(pool gorm.ConnPool) *txPool {
+	switch t := pool.(type) {
+	case *txPool:
+		return t
+	case *gorm.PreparedStmtTX:
+		if tx, ok := t.Tx.(*txPool); ok {
+			return tx
+		}
+	}
+	return nil
+}

@@ -1,0 +1,360 @@
+package plugin
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/gormcache/gormcache/serializer"
+)
+
+// The replay driver turns a cached entry, or a live result being captured,
+// into a real *sql.Rows / *sql.Row, so that GORM and database/sql do the
+// scanning with their own conversion rules. Its connection accepts one
+// argument, a rowSource, through CheckNamedValue.
+
+// rowSource yields the driver rows of one query.
+type rowSource interface {
+	open() (driver.Rows, error)
+}
+
+type replayConnector struct{}
+
+func (replayConnector) Connect(context.Context) (driver.Conn, error) { return replayConn{}, nil }
+func (replayConnector) Driver() driver.Driver                        { return replayDriver{} }
+
+type replayDriver struct{}
+
+func (replayDriver) Open(string) (driver.Conn, error) { return replayConn{}, nil }
+
+type replayConn struct{}
+
+var errReplayOnly = errors.New("gormcache: replay connection serves cached rows only")
+
+func (replayConn) Prepare(string) (driver.Stmt, error) { return nil, errReplayOnly }
+func (replayConn) Close() error                        { return nil }
+func (replayConn) Begin() (driver.Tx, error)           { return nil, errReplayOnly }
+
+// CheckNamedValue accepts the rowSource argument as it is.
+func (replayConn) CheckNamedValue(*driver.NamedValue) error { return nil }
+
+func (replayConn) QueryContext(_ context.Context, _ string, args []driver.NamedValue) (driver.Rows, error) {
+	if len(args) != 1 {
+		return nil, errReplayOnly
+	}
+	src, ok := args[0].Value.(rowSource)
+	if !ok {
+		return nil, errReplayOnly
+	}
+	return src.open()
+}
+
+var (
+	_ driver.QueryerContext    = replayConn{}
+	_ driver.NamedValueChecker = replayConn{}
+)
+
+func newReplayDB() *sql.DB {
+	db := sql.OpenDB(replayConnector{})
+	db.SetMaxIdleConns(256)
+	return db
+}
+
+// errSource replays a query error through a *sql.Row.
+type errSource struct{ err error }
+
+func (s errSource) open() (driver.Rows, error) { return nil, s.err }
+
+// ---- column types ----
+
+// scanTypes maps ColumnType.ScanType().String() back to the type, for the
+// types met in this process plus the common ones.
+var scanTypes sync.Map
+
+func init() {
+	for _, v := range []any{
+		int8(0), int16(0), int32(0), int64(0), int(0), uint8(0), uint16(0), uint32(0), uint64(0), uint(0),
+		float32(0), float64(0), false, "", []byte(nil), time.Time{}, sql.RawBytes(nil),
+		sql.NullString{}, sql.NullInt64{}, sql.NullInt32{}, sql.NullInt16{}, sql.NullByte{},
+		sql.NullFloat64{}, sql.NullBool{}, sql.NullTime{}, new(any),
+	} {
+		t := reflect.TypeOf(v)
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem() // interface {}
+		}
+		scanTypes.Store(t.String(), t)
+	}
+}
+
+func registerScanType(t reflect.Type) string {
+	if t == nil {
+		return ""
+	}
+	name := t.String()
+	if _, ok := scanTypes.Load(name); !ok {
+		scanTypes.Store(name, t)
+	}
+	return name
+}
+
+func scanTypeOf(name string) (reflect.Type, bool) {
+	v, ok := scanTypes.Load(name)
+	if !ok {
+		return nil, false
+	}
+	return v.(reflect.Type), true
+}
+
+// entryKnowsScanTypes reports whether every column's scan type is known in
+// this process; an entry from another process with an exotic type cannot
+// report exact column types and is treated as a miss.
+func entryKnowsScanTypes(e *serializer.Entry) bool {
+	for i := range e.Columns {
+		if _, ok := scanTypeOf(e.Columns[i].ScanType); !ok && e.Columns[i].ScanType != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func columnsOf(cts []*sql.ColumnType) []serializer.Column {
+	cols := make([]serializer.Column, len(cts))
+	for i, ct := range cts {
+		c := &cols[i]
+		c.Name = ct.Name()
+		c.DatabaseTypeName = ct.DatabaseTypeName()
+		c.ScanType = registerScanType(ct.ScanType())
+		c.Length, c.HasLength = ct.Length()
+		c.Precision, c.Scale, c.HasDecimalSize = ct.DecimalSize()
+		c.Nullable, c.HasNullable = ct.Nullable()
+	}
+	return cols
+}
+
+// colTypes implements the driver's column-type interfaces over entry columns.
+type colTypes struct{ cols []serializer.Column }
+
+func (c colTypes) Columns() []string {
+	names := make([]string, len(c.cols))
+	for i := range c.cols {
+		names[i] = c.cols[i].Name
+	}
+	return names
+}
+
+func (c colTypes) ColumnTypeDatabaseTypeName(i int) string { return c.cols[i].DatabaseTypeName }
+
+func (c colTypes) ColumnTypeScanType(i int) reflect.Type {
+	if c.cols[i].ScanType == "" {
+		return nil // the driver reported none
+	}
+	if t, ok := scanTypeOf(c.cols[i].ScanType); ok {
+		return t
+	}
+	return reflect.TypeOf(new(any)).Elem()
+}
+
+func (c colTypes) ColumnTypeLength(i int) (int64, bool) {
+	return c.cols[i].Length, c.cols[i].HasLength
+}
+
+func (c colTypes) ColumnTypeNullable(i int) (bool, bool) {
+	return c.cols[i].Nullable, c.cols[i].HasNullable
+}
+
+func (c colTypes) ColumnTypePrecisionScale(i int) (int64, int64, bool) {
+	return c.cols[i].Precision, c.cols[i].Scale, c.cols[i].HasDecimalSize
+}
+
+// ---- a cached entry ----
+
+// entrySource replays a cached entry.
+type entrySource struct{ e *serializer.Entry }
+
+func (s entrySource) open() (driver.Rows, error) {
+	return &entryRows{colTypes: colTypes{s.e.Columns}, e: s.e}, nil
+}
+
+type entryRows struct {
+	colTypes
+	e   *serializer.Entry
+	row int
+}
+
+var (
+	_ driver.RowsColumnTypeScanType         = (*entryRows)(nil)
+	_ driver.RowsColumnTypeDatabaseTypeName = (*entryRows)(nil)
+	_ driver.RowsColumnTypeLength           = (*entryRows)(nil)
+	_ driver.RowsColumnTypeNullable         = (*entryRows)(nil)
+	_ driver.RowsColumnTypePrecisionScale   = (*entryRows)(nil)
+)
+
+func (r *entryRows) Close() error { return nil }
+
+func (r *entryRows) Next(dest []driver.Value) error {
+	if r.row >= r.e.Rows {
+		return io.EOF
+	}
+	n := len(r.e.Columns)
+	copyOut(dest, r.e.Values[r.row*n:(r.row+1)*n])
+	r.row++
+	return nil
+}
+
+// copyOut hands out values; byte slices are copied, since a destination
+// (a sql.Scanner, GORM's serializer) may keep or modify what it is given and
+// the entry is shared.
+func copyOut(dest []driver.Value, src []driver.Value) {
+	for i, v := range src {
+		if b, ok := v.([]byte); ok && b != nil {
+			v = append([]byte(nil), b...)
+		}
+		dest[i] = v
+	}
+}
+
+// ---- a live result, captured as it is read ----
+
+// liveSource streams a real result to the caller and keeps a copy of it.
+type liveSource struct {
+	rows *sql.Rows
+	// capture: nil when the result is not to be stored.
+	capture *capture
+	// done is called once, when the rows are closed.
+	done func(c *capture, complete bool, err error)
+}
+
+type capture struct {
+	entry    serializer.Entry
+	maxRows  int
+	maxBytes int
+	size     int
+	reason   string // why the capture was abandoned
+}
+
+func (c *capture) abandon(reason string) {
+	if c.reason == "" {
+		c.reason = reason
+	}
+	c.entry.Values = nil
+}
+
+func (s *liveSource) open() (driver.Rows, error) {
+	cts, err := s.rows.ColumnTypes()
+	if err != nil {
+		s.rows.Close()
+		if s.done != nil {
+			s.done(nil, false, err)
+		}
+		return nil, err
+	}
+	cols := columnsOf(cts)
+	r := &liveRows{colTypes: colTypes{cols}, src: s}
+	r.vals = make([]any, len(cols))
+	r.ptrs = make([]any, len(cols))
+	for i := range r.vals {
+		r.ptrs[i] = &r.vals[i]
+	}
+	if s.capture != nil {
+		s.capture.entry.Columns = cols
+	}
+	return r, nil
+}
+
+type liveRows struct {
+	colTypes
+	src    *liveSource
+	vals   []any
+	ptrs   []any
+	ended  bool
+	err    error
+	closed bool
+}
+
+func (r *liveRows) Next(dest []driver.Value) error {
+	if r.ended {
+		return io.EOF
+	}
+	rows := r.src.rows
+	if !rows.Next() {
+		r.ended = true
+		r.err = rows.Err()
+		if r.err != nil {
+			return r.err
+		}
+		return io.EOF
+	}
+	if err := rows.Scan(r.ptrs...); err != nil {
+		r.ended, r.err = true, err
+		return err
+	}
+	for i, v := range r.vals {
+		dest[i] = v
+	}
+	if c := r.src.capture; c != nil && c.reason == "" {
+		r.keep(c)
+	}
+	return nil
+}
+
+// keep appends the current row to the capture, or abandons the capture.
+func (r *liveRows) keep(c *capture) {
+	if c.entry.Rows >= c.maxRows {
+		c.abandon(reasonTooManyRows)
+		return
+	}
+	for _, v := range r.vals {
+		switch x := v.(type) {
+		case nil, int64, float64, bool, uint64, float32:
+			// (go-sql-driver/mysql returns uint64 and float32 over the binary protocol)
+			c.size += 8
+		case string:
+			c.size += len(x) + 16
+		case []byte:
+			c.size += len(x) + 24
+			v = append([]byte(nil), x...)
+		case time.Time:
+			c.size += 24
+		default:
+			c.abandon(reasonUnsupportedValue)
+			return
+		}
+		c.entry.Values = append(c.entry.Values, v)
+	}
+	c.entry.Rows++
+	if c.size > c.maxBytes {
+		c.abandon(reasonTooLarge)
+	}
+}
+
+func (r *liveRows) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	rows := r.src.rows
+	complete := r.ended && r.err == nil
+	if !r.ended && r.src.capture != nil && r.src.capture.reason == "" {
+		// First/Take/Row read one row and close: peek once to learn
+		// whether that was the whole result.
+		if rows.Next() {
+			r.src.capture.abandon(reasonPartialRead)
+		} else {
+			complete = rows.Err() == nil
+		}
+	}
+	closeErr := rows.Close()
+	if r.src.done != nil {
+		err := r.err
+		if err == nil {
+			err = closeErr
+		}
+		r.src.done(r.src.capture, complete && err == nil, err)
+	}
+	return closeErr
+}

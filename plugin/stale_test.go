@@ -1,0 +1,201 @@
+package plugin_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/plugin"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+type Counter struct {
+	ID int `gorm:"primaryKey;autoIncrement:false"`
+	V  int64
+}
+
+// TestNoStaleReads is the staleness checker: writers raise counters (values
+// only grow), readers read them through the cache, and every read must return
+// at least the value whose write had returned before the read began.
+func TestNoStaleReads(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"autocommit", "transaction", "skipDefaultTx"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			cfg := &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: mode == "skipDefaultTx"}
+			db := testdb.Open(t, "postgres", cfg)
+			p := plugin.New(plugin.Config{})
+			if err := db.Use(p); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			res := RunStaleChecker(t, db, mode, 2*time.Second)
+			st := p.Stats()
+			t.Logf("%s: %d writes, %d reads, hits=%d misses=%d stores=%d bypasses=%v", mode, res.Writes, res.Reads, st.Hits, st.Misses, st.Stores, st.Bypasses)
+			if res.Stale != 0 {
+				t.Fatalf("%d stale reads; first: %s", res.Stale, res.FirstStale)
+			}
+			if st.Hits == 0 {
+				t.Fatal("no hits: the checker did not exercise the cache")
+			}
+		})
+	}
+}
+
+// StaleResult sums up a run of the checker.
+type StaleResult struct {
+	Writes, Reads, Stale int64
+	FirstStale           string
+}
+
+const staleRows = 4
+
+// RunStaleChecker runs writers and readers on db for d.
+func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration) StaleResult {
+	t.Helper()
+	if err := db.AutoMigrate(&Counter{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= staleRows; i++ {
+		if err := db.Create(&Counter{ID: i, V: 0}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		floors [staleRows + 1]atomic.Int64 // value committed (write returned) per row
+		next   atomic.Int64
+		res    StaleResult
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		stop   = time.Now().Add(d)
+	)
+	raise := func(i int, v int64) {
+		for {
+			cur := floors[i].Load()
+			if v <= cur || floors[i].CompareAndSwap(cur, v) {
+				return
+			}
+		}
+	}
+	stale := func(format string, args ...any) {
+		atomic.AddInt64(&res.Stale, 1)
+		mu.Lock()
+		if res.FirstStale == "" {
+			res.FirstStale = fmt.Sprintf(format, args...)
+		}
+		mu.Unlock()
+	}
+	write := func(r *rand.Rand) error {
+		i := 1 + r.IntN(staleRows)
+		v := next.Add(1)
+		var err error
+		switch {
+		case mode == "transaction" && v%3 == 0:
+			err = db.Transaction(func(tx *gorm.DB) error {
+				if err := tx.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr("GREATEST(v, ?)", v)).Error; err != nil {
+					return err
+				}
+				// a rolled-back savepoint must not matter
+				_ = tx.Transaction(func(tx2 *gorm.DB) error {
+					tx2.Model(&Counter{}).Where("id = ?", i).Update("v", -1)
+					return fmt.Errorf("rollback")
+				})
+				time.Sleep(time.Duration(r.IntN(500)) * time.Microsecond)
+				return nil
+			})
+		case mode == "transaction":
+			err = db.Transaction(func(tx *gorm.DB) error {
+				return tx.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
+			})
+		case v%2 == 0:
+			err = db.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
+		default:
+			err = db.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr("GREATEST(v, ?)", v)).Error
+		}
+		if err == nil {
+			raise(i, v)
+			atomic.AddInt64(&res.Writes, 1)
+		}
+		return err
+	}
+	read := func(r *rand.Rand) error {
+		i := 1 + r.IntN(staleRows)
+		var before [staleRows + 1]int64
+		for j := 1; j <= staleRows; j++ {
+			before[j] = floors[j].Load()
+		}
+		atomic.AddInt64(&res.Reads, 1)
+		ctx := context.Background()
+		switch r.IntN(4) {
+		case 0:
+			var c Counter
+			if err := db.WithContext(ctx).First(&c, i).Error; err != nil {
+				return err
+			}
+			if c.V < before[i] {
+				stale("First(%d) = %d, committed before the read: %d", i, c.V, before[i])
+			}
+		case 1:
+			var v int64
+			if err := db.Raw("SELECT v FROM counters WHERE id = ?", i).Scan(&v).Error; err != nil {
+				return err
+			}
+			if v < before[i] {
+				stale("Raw(%d) = %d, committed before the read: %d", i, v, before[i])
+			}
+		case 2:
+			var all []Counter
+			if err := db.Order("id").Find(&all).Error; err != nil {
+				return err
+			}
+			for _, c := range all {
+				if c.V < before[c.ID] {
+					stale("Find: row %d = %d, committed before the read: %d", c.ID, c.V, before[c.ID])
+				}
+			}
+		case 3:
+			var vs []int64
+			if err := db.Model(&Counter{}).Where("id = ?", i).Pluck("v", &vs).Error; err != nil {
+				return err
+			}
+			if len(vs) != 1 || vs[0] < before[i] {
+				stale("Pluck(%d) = %v, committed before the read: %d", i, vs, before[i])
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, 16)
+	worker := func(seed uint64, fn func(*rand.Rand) error, pause time.Duration) {
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(seed, seed*7+1))
+		for time.Now().Before(stop) {
+			if err := fn(r); err != nil {
+				errs <- err
+				return
+			}
+			if pause > 0 {
+				time.Sleep(time.Duration(r.Int64N(int64(pause))))
+			}
+		}
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go worker(uint64(w+1), write, 6*time.Millisecond)
+	}
+	for rd := 0; rd < 6; rd++ {
+		wg.Add(1)
+		go worker(uint64(100+rd), read, 0)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("query failed: %v", err)
+	}
+	return res
+}

@@ -1,0 +1,321 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gormcache/gormcache/keys"
+	"github.com/gormcache/gormcache/serializer"
+	"gorm.io/gorm"
+)
+
+// wrapCallback wraps one of GORM's statement callbacks in place: while it
+// runs, the statement's pool is a stmtPool, the one place where the final SQL
+// and arguments are known. The original pool is back before later callbacks
+// (gorm:preload, after hooks) run.
+func (p *Plugin) wrapCallback(orig func(*gorm.DB)) func(*gorm.DB) {
+	return func(db *gorm.DB) {
+		if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closed.Load() {
+			orig(db)
+			return
+		}
+		p.runWrapped(db, orig, nil)
+	}
+}
+
+// runWrapped runs orig with a stmtPool on the statement.
+func (p *Plugin) runWrapped(db *gorm.DB, orig func(*gorm.DB), pre *probe) {
+	inner := db.Statement.ConnPool
+	sp := &stmtPool{p: p, inner: inner, db: db, pre: pre}
+	db.Statement.ConnPool = sp
+	defer func() {
+		if db.Statement.ConnPool == sp {
+			db.Statement.ConnPool = inner
+		}
+		if sp.pre != nil {
+			sp.pre.release()
+		}
+	}()
+	orig(db)
+}
+
+// stmtPool is the pool a statement sees while its callback runs.
+type stmtPool struct {
+	p     *Plugin
+	inner gorm.ConnPool
+	db    *gorm.DB
+	pre   *probe // the query callback's lookup of the statement's SQL
+}
+
+var _ gorm.ConnPool = (*stmtPool)(nil)
+
+func (s *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return s.inner.PrepareContext(ctx, query)
+}
+
+func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	pl := s.p.planFor(query)
+	if !pl.write {
+		return s.inner.ExecContext(ctx, query, args...)
+	}
+	finish := s.startWrite(ctx, pl)
+	defer finish()
+	return s.inner.ExecContext(ctx, query, args...)
+}
+
+func (s *stmtPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	src, rows, err := s.query(ctx, query, args)
+	if src == nil {
+		return rows, err
+	}
+	rows, err = s.p.replay.QueryContext(ctx, "", src)
+	if err != nil {
+		closeSource(src)
+	}
+	return rows, err
+}
+
+func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	src, rows, err := s.query(ctx, query, args)
+	if src == nil {
+		if err != nil {
+			src = errSource{err}
+		} else {
+			src = &liveSource{rows: rows}
+		}
+	}
+	return s.p.replay.QueryRowContext(ctx, "", src)
+}
+
+func closeSource(src rowSource) {
+	if ls, ok := src.(*liveSource); ok {
+		_ = ls.rows.Close()
+		if ls.done != nil {
+			ls.done(nil, false, nil)
+		}
+	}
+}
+
+// query runs a statement of the query or row chain. It returns a source to
+// replay, or (nil, rows, err) to hand back as they are.
+func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSource, *sql.Rows, error) {
+	p := s.p
+	pl := p.planFor(query)
+	if pl.write {
+		p.stats.bypassed(reasonWrite)
+		finish := s.startWrite(ctx, pl)
+		rows, err := s.inner.QueryContext(ctx, query, args...)
+		if err != nil {
+			finish()
+			return nil, nil, err
+		}
+		// The write is over when its rows are closed.
+		return &liveSource{rows: rows, done: func(*capture, bool, error) { finish() }}, nil, nil
+	}
+	if !pl.cacheable {
+		p.stats.bypassed(pl.reason)
+		rows, err := s.inner.QueryContext(ctx, query, args...)
+		return nil, rows, err
+	}
+	switch s.inner.(type) {
+	case gorm.TxCommitter:
+		p.stats.bypassed(reasonTransaction)
+		rows, err := s.inner.QueryContext(ctx, query, args...)
+		return nil, rows, err
+	case *sql.Conn:
+		p.stats.bypassed(reasonConnection)
+		rows, err := s.inner.QueryContext(ctx, query, args...)
+		return nil, rows, err
+	}
+	pr := s.pre
+	if pr == nil || pr.query != query {
+		pr = p.probeQuery(ctx, pl, query, args)
+	}
+	s.pre = nil
+	return p.cachedQuery(ctx, s.inner, pr)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// probe is a looked-up query: its key, the versions of its tags read before
+// it runs, and what the cache can do for it.
+type probe struct {
+	query     string
+	args      []any
+	pl        *plan
+	buf       *[]byte
+	canonical []byte
+	key       string
+	versions  []uint64
+	entry     *serializer.Entry // a verified, fresh entry: a hit
+	bypass    string            // why the result may be neither served nor stored
+}
+
+func (pr *probe) release() {
+	if pr.buf != nil {
+		*pr.buf = pr.canonical[:0]
+		bufPool.Put(pr.buf)
+		pr.buf, pr.canonical = nil, nil
+	}
+}
+
+// probeQuery builds the query's key and looks it up. It counts nothing.
+func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []any) *probe {
+	pr := &probe{query: query, args: args, pl: pl, buf: bufPool.Get().(*[]byte)}
+	canonical, err := keys.AppendQuery((*pr.buf)[:0], p.dialName, p.identity, query, args)
+	pr.canonical = canonical
+	if err != nil {
+		pr.bypass = reasonUnsupportedArg
+		return pr
+	}
+	pr.key = p.keys.Key(canonical)
+	pr.versions = make([]uint64, len(pl.tags))
+	entry, ok := p.lookup(ctx, pr.key, pl.tags, pr.versions)
+	if !ok {
+		pr.bypass = reasonStoreError
+		return pr
+	}
+	if reason := p.unstorable(pl.tags, pr.versions); reason != "" {
+		pr.bypass = reason
+		return pr
+	}
+	if entry != nil {
+		switch {
+		case !bytes.Equal(entry.Check, canonical):
+			p.stats.collisions.Add(1)
+		case equalVersions(entry.Versions, pr.versions) && entryKnowsScanTypes(entry):
+			pr.entry = entry
+		}
+	}
+	return pr
+}
+
+// cachedQuery serves a probed query: from the entry on a hit, else from the
+// database, capturing the result to store it.
+func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe) (rowSource, *sql.Rows, error) {
+	defer pr.release()
+	if pr.bypass != "" {
+		p.stats.bypassed(pr.bypass)
+		rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
+		return nil, rows, err
+	}
+	if pr.entry != nil {
+		p.stats.hits.Add(1)
+		return entrySource{pr.entry}, nil, nil
+	}
+	p.stats.misses.Add(1)
+	rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
+	c.entry.Check = append([]byte(nil), pr.canonical...)
+	c.entry.Versions = pr.versions
+	key := pr.key
+	return &liveSource{rows: rows, capture: c, done: func(c *capture, complete bool, _ error) {
+		switch {
+		case c == nil:
+		case c.reason != "":
+			p.stats.bypassed(c.reason)
+		case complete:
+			p.put(key, &c.entry)
+		}
+	}}, nil, nil
+}
+
+// lookup reads the entry under key and the versions of tags. ok is false
+// when the store failed (the query then goes to the database, unstored).
+func (p *Plugin) lookup(ctx context.Context, key string, tags []string, versions []uint64) (*serializer.Entry, bool) {
+	sctx, cancel := p.storeCtx(ctx, false)
+	defer cancel()
+	if p.values != nil {
+		v, err := p.values.GetValue(sctx, key, tags, versions)
+		if err != nil {
+			p.storeFailed("get", err)
+			return nil, false
+		}
+		e, _ := v.(*serializer.Entry)
+		return e, true
+	}
+	b, err := p.store.Get(sctx, key, tags, versions)
+	if err != nil {
+		p.storeFailed("get", err)
+		return nil, false
+	}
+	if b == nil {
+		return nil, true
+	}
+	e, err := serializer.Decode(b)
+	if err != nil {
+		p.stats.corrupt.Add(1)
+		p.log.Warn("gormcache: entry does not decode; treated as a miss", "key", key, "error", err)
+		return nil, true
+	}
+	return e, true
+}
+
+func (p *Plugin) storeFailed(op string, err error) {
+	p.stats.storeErrors.Add(1)
+	p.log.Warn("gormcache: store error; served from the database", "op", op, "error", err)
+}
+
+// unstorable says why a result read now may not be served or stored under
+// versions ("" when it may): a tag held by a write in flight or unknown, or
+// a tag whose last invalidation did not reach the store.
+func (p *Plugin) unstorable(tags []string, versions []uint64) string {
+	for _, v := range versions {
+		if v == 0 {
+			return reasonHeld
+		}
+	}
+	if p.nBroken.Load() > 0 && p.isBroken(tags) {
+		return reasonBumpFailed
+	}
+	return ""
+}
+
+func equalVersions(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// put stores a captured entry.
+func (p *Plugin) put(key string, e *serializer.Entry) {
+	e.Created = time.Now().UnixNano()
+	sctx, cancel := p.storeCtx(context.Background(), true)
+	defer cancel()
+	var err error
+	if p.values != nil {
+		err = p.values.SetValue(sctx, key, e, e.Size(), p.ttl())
+	} else {
+		var b []byte
+		b, err = serializer.AppendEncode(nil, e)
+		if errors.Is(err, serializer.ErrValueType) {
+			p.stats.bypassed(reasonUnsupportedValue)
+			return
+		}
+		if err == nil && len(b) > p.cfg.MaxBytes {
+			p.stats.bypassed(reasonTooLarge)
+			return
+		}
+		if err == nil {
+			err = p.store.Set(sctx, key, b, p.ttl())
+		}
+	}
+	if err != nil {
+		p.storeFailed("set", err)
+		return
+	}
+	p.stats.stores.Add(1)
+}

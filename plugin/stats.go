@@ -1,0 +1,76 @@
+package plugin
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Reasons a statement bypassed the cache, as counted in [Stats].Bypasses.
+const (
+	reasonTransaction      = "transaction"       // inside a transaction: reads go to the database
+	reasonConnection       = "connection"        // on a dedicated connection (db.Connection) or a pool we cannot see through
+	reasonWrite            = "write"             // the statement writes (RETURNING, writable CTE, UPDATE through Raw)
+	reasonNotSelect        = "not_select"        // SET, SHOW, EXPLAIN, savepoints…: nothing to cache
+	reasonLocking          = "locking"           // FOR UPDATE / FOR SHARE
+	reasonVolatile         = "volatile_function" // now(), random(), nextval(), an unknown function…
+	reasonCatalog          = "catalog"           // system catalogs: nothing bumps them
+	reasonUnknownTables    = "unknown_tables"    // the tables read could not all be determined
+	reasonInto             = "select_into"       // SELECT … INTO
+	reasonUnsupportedArg   = "unsupported_arg"   // an argument that cannot be encoded into a key
+	reasonUnsupportedValue = "unsupported_value" // a result value that is not a driver value
+	reasonTooManyRows      = "too_many_rows"     // over MaxRows
+	reasonTooLarge         = "too_large"         // over MaxBytes
+	reasonPartialRead      = "partial_read"      // the caller did not read the result to the end
+	reasonHeld             = "write_in_flight"   // a write to one of its tables has not committed yet
+	reasonStoreError       = "store_error"       // the store failed: served from the database
+	reasonBumpFailed       = "bump_failed"       // a table whose invalidation did not reach the store
+)
+
+// Stats counts what the plugin did since it was created.
+type Stats struct {
+	Hits   uint64 // queries answered from the cache
+	Misses uint64 // cacheable queries answered by the database
+	Stores uint64 // results stored
+	// Bypasses counts statements that neither read nor filled the cache, by reason.
+	Bypasses map[string]uint64
+	// Invalidations counts table bumps (one per table per committed write).
+	Invalidations uint64
+	// StoreErrors counts failed store calls (each one served from the database).
+	StoreErrors uint64
+	// CorruptEntries counts entries that would not decode (treated as misses and overwritten).
+	CorruptEntries uint64
+	// Collisions counts entries found under a query's key that belonged to
+	// another query (a hash collision, or a foreign entry): treated as misses.
+	Collisions uint64
+}
+
+type counters struct {
+	hits, misses, stores, invalidations, storeErrors, corrupt, collisions atomic.Uint64
+	bypass                                                                sync.Map // reason → *atomic.Uint64
+}
+
+func (c *counters) bypassed(reason string) {
+	v, ok := c.bypass.Load(reason)
+	if !ok {
+		v, _ = c.bypass.LoadOrStore(reason, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Hits:           c.hits.Load(),
+		Misses:         c.misses.Load(),
+		Stores:         c.stores.Load(),
+		Invalidations:  c.invalidations.Load(),
+		StoreErrors:    c.storeErrors.Load(),
+		CorruptEntries: c.corrupt.Load(),
+		Collisions:     c.collisions.Load(),
+		Bypasses:       map[string]uint64{},
+	}
+	c.bypass.Range(func(k, v any) bool {
+		s.Bypasses[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return s
+}

@@ -1,0 +1,167 @@
+package plugin
+
+import (
+	"context"
+	"time"
+
+	"github.com/gormcache/gormcache/store"
+	"gorm.io/gorm"
+)
+
+// startWrite is called before a statement that may change data runs. It
+// returns the function to call once the statement is over.
+//
+// Outside a transaction: bump the tables and hold them (reads of them go to
+// the database and nothing is stored for them) until the statement is over,
+// then bump again and release. Inside one of our transactions: hold the
+// tables until the transaction ends (txPool.end). Inside a transaction we
+// cannot see end (begun outside GORM's pool): bump now and hold for
+// WriteLease, and again when the statement is over.
+func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func() {
+	p := s.p
+	tags := pl.writeTags
+	if s.db != nil && len(tags) > 0 && tags[0] != store.GlobalTag {
+		tags = withTables(tags, s.db.Statement.Table)
+		if sch := s.db.Statement.Schema; sch != nil {
+			tags = withTables(tags, sch.Table)
+		}
+	}
+	if tx := ourTx(s.inner); tx != nil {
+		tx.hold(ctx, tags)
+		return func() {}
+	}
+	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
+		p.beginWrite(ctx, tags, p.cfg.WriteLease)
+		return func() { p.beginWrite(ctx, tags, p.cfg.WriteLease) }
+	}
+	id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
+	return func() { p.endWrite(ctx, tags, id) }
+}
+
+const bumpAttempts = 3
+
+// beginWrite bumps tags and holds them for hold; it returns the lease id.
+// It never fails: a bump that does not reach the store marks the tags broken.
+func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Duration) uint64 {
+	p.pending.Add(1)
+	defer p.pending.Done()
+	var err error
+	for i := 0; i < bumpAttempts; i++ {
+		sctx, cancel := p.storeCtx(ctx, true)
+		var id uint64
+		id, err = p.store.Bump(sctx, tags, hold)
+		cancel()
+		if err == nil {
+			p.stats.invalidations.Add(uint64(len(tags)))
+			return id
+		}
+	}
+	p.bumpFailed(tags, err)
+	return 0
+}
+
+// endWrite bumps tags again and releases the hold of lease id.
+func (p *Plugin) endWrite(ctx context.Context, tags []string, id uint64) {
+	p.pending.Add(1)
+	defer p.pending.Done()
+	var err error
+	for i := 0; i < bumpAttempts; i++ {
+		sctx, cancel := p.storeCtx(ctx, true)
+		if id == 0 {
+			_, err = p.store.Bump(sctx, tags, 0)
+		} else {
+			err = p.store.Release(sctx, tags, id)
+		}
+		cancel()
+		if err == nil {
+			p.stats.invalidations.Add(uint64(len(tags)))
+			p.clearBroken(tags)
+			return
+		}
+	}
+	p.bumpFailed(tags, err)
+}
+
+// bump is a plain invalidation (no hold).
+func (p *Plugin) bump(ctx context.Context, tags []string) error {
+	sctx, cancel := p.storeCtx(ctx, true)
+	defer cancel()
+	if _, err := p.store.Bump(sctx, tags, 0); err != nil {
+		p.bumpFailed(tags, err)
+		return err
+	}
+	p.stats.invalidations.Add(uint64(len(tags)))
+	p.clearBroken(tags)
+	return nil
+}
+
+// bumpFailed stops serving tags from the store until a later bump of them
+// succeeds (retried in the background).
+func (p *Plugin) bumpFailed(tags []string, err error) {
+	p.stats.storeErrors.Add(1)
+	p.log.Error("gormcache: invalidation did not reach the store; those tables are served from the database until it does", "tables", tags, "error", err)
+	p.brokenMu.Lock()
+	added := false
+	for _, t := range tags {
+		if !p.broken[t] {
+			p.broken[t] = true
+			added = true
+		}
+	}
+	p.nBroken.Store(int32(len(p.broken)))
+	p.brokenMu.Unlock()
+	if added && !p.closed.Load() {
+		p.pending.Add(1)
+		go p.retryBroken()
+	}
+}
+
+func (p *Plugin) retryBroken() {
+	defer p.pending.Done()
+	for delay := 50 * time.Millisecond; !p.closed.Load(); delay = min(2*delay, 5*time.Second) {
+		time.Sleep(delay)
+		p.brokenMu.Lock()
+		tags := make([]string, 0, len(p.broken))
+		for t := range p.broken {
+			tags = append(tags, t)
+		}
+		p.brokenMu.Unlock()
+		if len(tags) == 0 {
+			return
+		}
+		sctx, cancel := p.storeCtx(context.Background(), true)
+		_, err := p.store.Bump(sctx, tags, 0)
+		cancel()
+		if err == nil {
+			p.stats.invalidations.Add(uint64(len(tags)))
+			p.clearBroken(tags)
+			return
+		}
+	}
+}
+
+func (p *Plugin) clearBroken(tags []string) {
+	if p.nBroken.Load() == 0 {
+		return
+	}
+	p.brokenMu.Lock()
+	for _, t := range tags {
+		delete(p.broken, t)
+	}
+	p.nBroken.Store(int32(len(p.broken)))
+	p.brokenMu.Unlock()
+}
+
+func (p *Plugin) isBroken(tags []string) bool {
+	p.brokenMu.Lock()
+	defer p.brokenMu.Unlock()
+	if p.broken[store.GlobalTag] {
+		return true
+	}
+	for _, t := range tags {
+		if p.broken[t] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,96 @@
+package serializer
+
+import (
+	"database/sql/driver"
+	"errors"
+	"time"
+	"unsafe"
+)
+
+// Version is the format version: the low seven bits of the first byte of every
+// encoded entry. The high bit of that byte is reserved for "compressed";
+// [Decode] reports [ErrUnsupported] for an entry that sets it.
+const Version = 1
+
+// FlagCompressed is the reserved "compressed" bit of the first byte.
+const FlagCompressed = 0x80
+
+var (
+	// ErrCorrupt reports an entry that is truncated, garbage, or has
+	// inconsistent counts.
+	ErrCorrupt = errors.New("serializer: corrupt entry")
+	// ErrUnsupported reports an entry of another format version, or with a
+	// flag this package does not know.
+	ErrUnsupported = errors.New("serializer: unsupported entry")
+	// ErrValueType reports a value that is not one of the driver.Value types
+	// AppendEncode accepts.
+	ErrValueType = errors.New("serializer: unsupported value type")
+	// ErrInvalidEntry reports an Entry that AppendEncode cannot encode because
+	// its shape is inconsistent: len(Values) != len(Columns)*Rows, or
+	// negative Rows.
+	ErrInvalidEntry = errors.New("serializer: invalid entry")
+)
+
+// Column describes one result column as database/sql's *sql.ColumnType
+// reports it, so that a replay can report exactly the same.
+type Column struct {
+	// Name is ColumnType.Name().
+	Name string
+	// DatabaseTypeName is ColumnType.DatabaseTypeName().
+	DatabaseTypeName string
+	// ScanType is the reflect type string of ColumnType.ScanType(), such as
+	// "int64", "sql.NullString", "time.Time", "[]uint8" or "interface {}";
+	// the plugin maps it back to a type.
+	ScanType string
+	// Length and HasLength are ColumnType.Length().
+	Length    int64
+	HasLength bool
+	// Precision, Scale and HasDecimalSize are ColumnType.DecimalSize().
+	Precision, Scale int64
+	HasDecimalSize   bool
+	// Nullable and HasNullable are ColumnType.Nullable().
+	Nullable    bool
+	HasNullable bool
+}
+
+// Entry is one cached result set, with what is needed to verify and validate
+// it.
+type Entry struct {
+	// Check is the canonical query (the output of keys.AppendQuery): a hit
+	// must match it exactly.
+	Check []byte
+	// Versions are the versions of the entry's tags (table versions) read
+	// before its query ran, in the order the plugin computes the tags.
+	Versions []uint64
+	Columns  []Column
+	// Values holds the rows, row-major: len(Values) == len(Columns)*Rows.
+	// Each is nil, int64, float64, bool, []byte, string or time.Time.
+	Values []driver.Value
+	Rows   int
+	// Created is when the entry was stored, in unix nanoseconds.
+	Created int64
+}
+
+// Size returns an estimate of the memory the entry holds, in bytes, for
+// byte-bounded stores and limits.
+func (e *Entry) Size() int {
+	n := int(unsafe.Sizeof(*e)) + len(e.Check) + 8*len(e.Versions) +
+		int(unsafe.Sizeof(Column{}))*len(e.Columns) + 16*len(e.Values)
+	for i := range e.Columns {
+		c := &e.Columns[i]
+		n += len(c.Name) + len(c.DatabaseTypeName) + len(c.ScanType)
+	}
+	for _, v := range e.Values {
+		switch x := v.(type) {
+		case int64, float64:
+			n += 8
+		case string:
+			n += len(x)
+		case []byte:
+			n += 24 + len(x)
+		case time.Time:
+			n += int(unsafe.Sizeof(x))
+		}
+	}
+	return n
+}
