@@ -18,12 +18,14 @@ import (
 func TestDifferential(t *testing.T) {
 	t.Parallel()
 	variants := []struct {
-		name string
-		cfg  func(c *gorm.Config)
+		name  string
+		cfg   func(c *gorm.Config)
+		bytes bool // entries go through the serializer, as with a shared store
 	}{
-		{"default", func(*gorm.Config) {}},
-		{"PrepareStmt", func(c *gorm.Config) { c.PrepareStmt = true }},
-		{"SkipDefaultTransaction", func(c *gorm.Config) { c.SkipDefaultTransaction = true }},
+		{"default", func(*gorm.Config) {}, false},
+		{"PrepareStmt", func(c *gorm.Config) { c.PrepareStmt = true }, false},
+		{"SkipDefaultTransaction", func(c *gorm.Config) { c.SkipDefaultTransaction = true }, false},
+		{"EncodedEntries", func(*gorm.Config) {}, true},
 	}
 	for _, dialect := range testdb.Dialects {
 		for _, v := range variants {
@@ -39,7 +41,11 @@ func TestDifferential(t *testing.T) {
 					if !cached {
 						return db, nil
 					}
-					p := plugin.New(plugin.Config{})
+					pc := plugin.Config{}
+					if v.bytes {
+						pc.Store = newBytesStore()
+					}
+					p := plugin.New(pc)
 					if err := db.Use(p); err != nil {
 						t.Fatalf("Use: %v", err)
 					}

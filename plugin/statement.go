@@ -106,7 +106,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	p := s.p
 	pl := p.planFor(query)
 	if pl.write {
-		p.stats.bypassed(reasonWrite)
+		p.stats.bypassed(pl.reason)
 		finish := s.startWrite(ctx, pl)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		if err != nil {

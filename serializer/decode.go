@@ -298,6 +298,22 @@ func (s *decodeState) value() (driver.Value, error) {
 			return nil, corrupt("float: %v", err)
 		}
 		return f, nil
+	case tagUint:
+		n, err := d.DecodeUint64()
+		if err != nil {
+			return nil, corrupt("uint: %v", err)
+		}
+		return n, nil
+	case tagFloat32:
+		c, err := d.PeekCode()
+		if err != nil || c != msgpcode.Float {
+			return nil, corrupt("float32: code %#x, %v", c, err)
+		}
+		f, err := d.DecodeFloat32()
+		if err != nil {
+			return nil, corrupt("float32: %v", err)
+		}
+		return f, nil
 	case tagString:
 		return s.str()
 	case tagBytes:

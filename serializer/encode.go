@@ -23,6 +23,10 @@ const (
 	// tagNilBytes is []byte(nil): database/sql scans it unlike nil (into a
 	// *string it gives "", where nil is an error), so it is kept apart.
 	tagNilBytes = 8
+	// tagUint is uint64 and tagFloat32 is float32: go-sql-driver/mysql
+	// returns them for unsigned BIGINT and FLOAT columns.
+	tagUint    = 9  // msgpack uint
+	tagFloat32 = 10 // msgpack float32
 )
 
 // Zone kinds of a time value.
@@ -187,6 +191,12 @@ func (s *encodeState) value(v any) error {
 	case float64:
 		s.w.b = append(s.w.b, tagFloat)
 		_ = enc.EncodeFloat64(x)
+	case uint64:
+		s.w.b = append(s.w.b, tagUint)
+		_ = enc.EncodeUint(x)
+	case float32:
+		s.w.b = append(s.w.b, tagFloat32)
+		_ = enc.EncodeFloat32(x)
 	case bool:
 		if x {
 			s.w.b = append(s.w.b, tagTrue)

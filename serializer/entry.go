@@ -82,7 +82,7 @@ func (e *Entry) Size() int {
 	}
 	for _, v := range e.Values {
 		switch x := v.(type) {
-		case int64, float64:
+		case int64, float64, uint64, float32:
 			n += 8
 		case string:
 			n += len(x)

@@ -55,6 +55,10 @@ func equalValues(a, b driver.Value) error {
 		if math.Float64bits(x) != math.Float64bits(b.(float64)) {
 			return fmt.Errorf("%v != %v", x, b)
 		}
+	case float32:
+		if math.Float32bits(x) != math.Float32bits(b.(float32)) {
+			return fmt.Errorf("%v != %v", x, b)
+		}
 	case time.Time:
 		y := b.(time.Time)
 		xn, xo := x.Zone()

@@ -1,0 +1,78 @@
+package plugin_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/memstore"
+)
+
+// bytesStore hides memstore's ValueStore side, so the plugin encodes entries
+// as a shared store would, and records the keys it sets.
+type bytesStore struct {
+	s    *memstore.Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func newBytesStore() *bytesStore {
+	s, err := memstore.New(memstore.Config{})
+	if err != nil {
+		panic(err)
+	}
+	return &bytesStore{s: s}
+}
+
+func (b *bytesStore) Get(ctx context.Context, key string, tags []string, v []uint64) ([]byte, error) {
+	return b.s.Get(ctx, key, tags, v)
+}
+
+func (b *bytesStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	b.mu.Lock()
+	b.keys = append(b.keys, key)
+	b.mu.Unlock()
+	return b.s.Set(ctx, key, value, ttl)
+}
+
+func (b *bytesStore) Delete(ctx context.Context, keys ...string) error { return b.s.Delete(ctx, keys...) }
+func (b *bytesStore) Versions(ctx context.Context, tags []string, v []uint64) error {
+	return b.s.Versions(ctx, tags, v)
+}
+func (b *bytesStore) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
+	return b.s.Bump(ctx, tags, hold)
+}
+func (b *bytesStore) Release(ctx context.Context, tags []string, id uint64) error {
+	return b.s.Release(ctx, tags, id)
+}
+func (b *bytesStore) Close() error { return b.s.Close() }
+
+func (b *bytesStore) setKeys() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.keys...)
+}
+
+// failingStore fails every call, as an unreachable store does.
+type failingStore struct{ calls sync.Map }
+
+var errDown = errors.Join(store.ErrUnavailable, errors.New("connection refused"))
+
+func (f *failingStore) Get(context.Context, string, []string, []uint64) ([]byte, error) {
+	return nil, errDown
+}
+func (f *failingStore) Set(context.Context, string, []byte, time.Duration) error { return errDown }
+func (f *failingStore) Delete(context.Context, ...string) error                  { return errDown }
+func (f *failingStore) Versions(context.Context, []string, []uint64) error       { return errDown }
+func (f *failingStore) Bump(context.Context, []string, time.Duration) (uint64, error) {
+	return 0, errDown
+}
+func (f *failingStore) Release(context.Context, []string, uint64) error { return errDown }
+func (f *failingStore) Close() error                                    { return nil }
+
+var (
+	_ store.Store = (*bytesStore)(nil)
+	_ store.Store = (*failingStore)(nil)
+)
