@@ -37,7 +37,9 @@ func (b *bytesStore) Set(ctx context.Context, key string, value []byte, ttl time
 	return b.s.Set(ctx, key, value, ttl)
 }
 
-func (b *bytesStore) Delete(ctx context.Context, keys ...string) error { return b.s.Delete(ctx, keys...) }
+func (b *bytesStore) Delete(ctx context.Context, keys ...string) error {
+	return b.s.Delete(ctx, keys...)
+}
 func (b *bytesStore) Versions(ctx context.Context, tags []string, v []uint64) error {
 	return b.s.Versions(ctx, tags, v)
 }
