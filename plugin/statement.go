@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -187,7 +188,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []
 		switch {
 		case !bytes.Equal(entry.Check, canonical):
 			p.stats.collisions.Add(1)
-		case equalVersions(entry.Versions, pr.versions) && entryKnowsScanTypes(entry):
+		case slices.Equal(entry.Versions, pr.versions) && entryKnowsScanTypes(entry):
 			pr.entry = entry
 		}
 	}
@@ -276,18 +277,6 @@ func (p *Plugin) unstorable(tags []string, versions []uint64) string {
 		return reasonBumpFailed
 	}
 	return ""
-}
-
-func equalVersions(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // put stores a captured entry.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -221,12 +222,12 @@ func TestDecodeHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(check, e.Check) || !equalUint64s(versions, e.Versions) {
+	if !bytes.Equal(check, e.Check) || !slices.Equal(versions, e.Versions) {
 		t.Errorf("DecodeHeader = %q %v, want %q %v", check, versions, e.Check, e.Versions)
 	}
 	buf := make([]uint64, 0, 8)
 	check, versions, err = ParseHeader(b, buf[:0])
-	if err != nil || !bytes.Equal(check, e.Check) || !equalUint64s(versions, e.Versions) {
+	if err != nil || !bytes.Equal(check, e.Check) || !slices.Equal(versions, e.Versions) {
 		t.Errorf("ParseHeader = %q %v %v", check, versions, err)
 	}
 	// The header alone decodes from a prefix of the entry.
@@ -467,16 +468,4 @@ func typical(rows int) *Entry {
 			nil, i%2 == 0, 98.25+float64(i), int64(36))
 	}
 	return e
-}
-
-func equalUint64s(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

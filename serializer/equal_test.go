@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -16,7 +17,7 @@ func equalEntries(a, b *Entry) error {
 	if !bytes.Equal(a.Check, b.Check) {
 		return fmt.Errorf("Check %q != %q", a.Check, b.Check)
 	}
-	if !equalUint64s(a.Versions, b.Versions) {
+	if !slices.Equal(a.Versions, b.Versions) {
 		return fmt.Errorf("Versions %v != %v", a.Versions, b.Versions)
 	}
 	if a.Rows != b.Rows || a.Created != b.Created {

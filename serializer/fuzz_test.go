@@ -3,6 +3,7 @@ package serializer
 import (
 	"database/sql/driver"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -30,7 +31,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if herr != nil || string(check) != string(e.Check) || !equalUint64s(versions, e.Versions) {
+		if herr != nil || string(check) != string(e.Check) || !slices.Equal(versions, e.Versions) {
 			t.Fatalf("DecodeHeader disagrees with Decode: %q %v %v", check, versions, herr)
 		}
 		if len(e.Values) != len(e.Columns)*e.Rows {
