@@ -1,9 +1,11 @@
 package plugin
 
 import (
+	"bytes"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -27,6 +29,7 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 	slow := p.wrapCallback(orig)
 	return func(db *gorm.DB) {
 		if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closed.Load() || !fastDest(db.Statement.Dest) {
+			// (closed: the ordinary way, which still bumps a shared store on writes)
 			slow(db)
 			return
 		}
@@ -40,8 +43,13 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 			return
 		}
 		if pr.entry != nil {
-			p.stats.hits.Add(1)
 			pr.release()
+			if err := db.Statement.Context.Err(); err != nil {
+				// as database/sql would: a done context fails the query
+				db.AddError(err)
+				return
+			}
+			p.stats.hits.Add(1)
 			gorm.Scan(&cachedRows{e: pr.entry, row: -1}, db, 0)
 			if db.Statement.Result != nil {
 				db.Statement.Result.RowsAffected = db.RowsAffected
@@ -124,7 +132,7 @@ func (r *cachedRows) Scan(dest ...any) error {
 	vals := r.e.Values[r.row*n : (r.row+1)*n]
 	for i, d := range dest {
 		if err := assign(d, vals[i]); err != nil {
-			return errors.New("sql: Scan error on column index " + strconv.Itoa(i) + ", name " + strconv.Quote(r.e.Columns[i].Name) + ": " + err.Error())
+			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, r.e.Columns[i].Name, err)
 		}
 	}
 	return nil
@@ -132,8 +140,8 @@ func (r *cachedRows) Scan(dest ...any) error {
 
 // assign stores src in dest as database/sql's convertAssign would.
 func assign(dest any, src driver.Value) error {
-	if b, ok := src.([]byte); ok && b != nil {
-		src = append([]byte(nil), b...) // entries are shared; destinations may keep what they get
+	if b, ok := src.([]byte); ok {
+		src = bytes.Clone(b) // entries are shared; destinations may keep what they get
 	}
 	if assignExact(dest, src) {
 		return nil
@@ -174,14 +182,31 @@ func assignExact(dest any, src driver.Value) bool {
 			return true
 		}
 	case *float64:
-		if s, ok := src.(float64); ok {
+		switch s := src.(type) {
+		case float64:
 			*d = s
 			return true
+		case string: // PostgreSQL numeric arrives as text: database/sql parses it so
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				*d = f
+				return true
+			}
+		case []byte:
+			if f, err := strconv.ParseFloat(string(s), 64); err == nil {
+				*d = f
+				return true
+			}
 		}
 	case *bool:
-		if s, ok := src.(bool); ok {
+		switch s := src.(type) {
+		case bool:
 			*d = s
 			return true
+		case int64: // SQLite and MySQL booleans: driver.Bool takes exactly 0 and 1
+			if s == 0 || s == 1 {
+				*d = s == 1
+				return true
+			}
 		}
 	case *time.Time:
 		if s, ok := src.(time.Time); ok {

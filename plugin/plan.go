@@ -66,6 +66,8 @@ func (p *Plugin) makePlan(st invalidation.Statement) *plan {
 	}
 	switch {
 	case pl.reason != "":
+	case st.Statements > 1:
+		pl.reason = reasonMultiStatement
 	case st.Into:
 		pl.reason = reasonInto
 	case st.Returning:

@@ -246,11 +246,15 @@ func (p *Plugin) Close() error {
 	if p.ownStore && p.store != nil {
 		err = p.store.Close()
 	}
-	if p.replay != nil {
-		_ = p.replay.Close()
-	}
+	// p.replay is left open: it is in-process and holds nothing, and
+	// statements still in flight may be replaying through it.
 	return err
 }
+
+// closedOwn reports whether the plugin is closed and its store with it: then
+// statements run untouched. A closed plugin on a store it does not own keeps
+// bumping on writes, since other processes may still read that store.
+func (p *Plugin) closedOwn() bool { return p.closed.Load() && p.ownStore }
 
 // storeCtx bounds a store call; bumps also outlive the caller's context.
 func (p *Plugin) storeCtx(ctx context.Context, detached bool) (context.Context, context.CancelFunc) {

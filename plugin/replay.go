@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -192,6 +193,7 @@ var (
 	_ driver.RowsColumnTypeLength           = (*entryRows)(nil)
 	_ driver.RowsColumnTypeNullable         = (*entryRows)(nil)
 	_ driver.RowsColumnTypePrecisionScale   = (*entryRows)(nil)
+	_ driver.RowsNextResultSet              = (*liveRows)(nil)
 )
 
 func (r *entryRows) Close() error { return nil }
@@ -211,8 +213,8 @@ func (r *entryRows) Next(dest []driver.Value) error {
 // the entry is shared.
 func copyOut(dest []driver.Value, src []driver.Value) {
 	for i, v := range src {
-		if b, ok := v.([]byte); ok && b != nil {
-			v = append([]byte(nil), b...)
+		if b, ok := v.([]byte); ok {
+			v = bytes.Clone(b) // nil stays nil, empty stays empty
 		}
 		dest[i] = v
 	}
@@ -225,8 +227,18 @@ type liveSource struct {
 	rows *sql.Rows
 	// capture: nil when the result is not to be stored.
 	capture *capture
-	// done is called once, when the rows are closed.
-	done func(c *capture, complete bool, err error)
+	// done is called once, when the rows are closed (see finish).
+	done     func(c *capture, complete bool, err error)
+	finished bool
+}
+
+// finish calls done once.
+func (s *liveSource) finish(c *capture, complete bool, err error) {
+	if s.finished || s.done == nil {
+		return
+	}
+	s.finished = true
+	s.done(c, complete, err)
 }
 
 type capture struct {
@@ -248,9 +260,7 @@ func (s *liveSource) open() (driver.Rows, error) {
 	cts, err := s.rows.ColumnTypes()
 	if err != nil {
 		s.rows.Close()
-		if s.done != nil {
-			s.done(nil, false, err)
-		}
+		s.finish(nil, false, err)
 		return nil, err
 	}
 	cols := columnsOf(cts)
@@ -317,7 +327,7 @@ func (r *liveRows) keep(c *capture) {
 			c.size += len(x) + 16
 		case []byte:
 			c.size += len(x) + 24
-			v = append([]byte(nil), x...)
+			v = bytes.Clone(x)
 		case time.Time:
 			c.size += 24
 		default:
@@ -349,12 +359,38 @@ func (r *liveRows) Close() error {
 		}
 	}
 	closeErr := rows.Close()
-	if r.src.done != nil {
-		err := r.err
-		if err == nil {
-			err = closeErr
-		}
-		r.src.done(r.src.capture, complete && err == nil, err)
+	err := r.err
+	if err == nil {
+		err = closeErr
 	}
+	r.src.finish(r.src.capture, complete && err == nil, err)
 	return closeErr
+}
+
+// HasNextResultSet and NextResultSet pass further result sets through (a
+// multi-statement query on MySQL); a result with several sets is not stored.
+func (r *liveRows) HasNextResultSet() bool { return true }
+
+func (r *liveRows) NextResultSet() error {
+	if c := r.src.capture; c != nil {
+		c.abandon(reasonMultiStatement)
+	}
+	if !r.src.rows.NextResultSet() {
+		if err := r.src.rows.Err(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	cts, err := r.src.rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
+	r.colTypes = colTypes{columnsOf(cts)}
+	r.vals = make([]any, len(cts))
+	r.ptrs = make([]any, len(cts))
+	for i := range r.vals {
+		r.ptrs[i] = &r.vals[i]
+	}
+	r.ended, r.err = false, nil
+	return nil
 }

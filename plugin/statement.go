@@ -20,7 +20,7 @@ import (
 // (gorm:preload, after hooks) run.
 func (p *Plugin) wrapCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
-		if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closed.Load() {
+		if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closedOwn() {
 			orig(db)
 			return
 		}
@@ -89,15 +89,17 @@ func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...an
 			src = &liveSource{rows: rows}
 		}
 	}
-	return s.p.replay.QueryRowContext(ctx, "", src)
+	row := s.p.replay.QueryRowContext(ctx, "", src)
+	if row.Err() != nil {
+		closeSource(src) // the replay never opened it: free the real rows
+	}
+	return row
 }
 
 func closeSource(src rowSource) {
 	if ls, ok := src.(*liveSource); ok {
 		_ = ls.rows.Close()
-		if ls.done != nil {
-			ls.done(nil, false, nil)
-		}
+		ls.finish(nil, false, nil)
 	}
 }
 
@@ -119,6 +121,11 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if !pl.cacheable {
 		p.stats.bypassed(pl.reason)
+		rows, err := s.inner.QueryContext(ctx, query, args...)
+		return nil, rows, err
+	}
+	if p.closed.Load() {
+		p.stats.bypassed(reasonClosed)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		return nil, rows, err
 	}

@@ -24,6 +24,8 @@ const (
 	reasonHeld             = "write_in_flight"   // a write to one of its tables has not committed yet
 	reasonStoreError       = "store_error"       // the store failed: served from the database
 	reasonBumpFailed       = "bump_failed"       // a table whose invalidation did not reach the store
+	reasonMultiStatement   = "multi_statement"   // several statements in one query
+	reasonClosed           = "closed"            // the plugin was closed
 )
 
 // Stats counts what the plugin did since it was created.
