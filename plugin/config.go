@@ -62,7 +62,12 @@ type Config struct {
 
 	// WriteLease bounds how long a write may hold its tables (while a
 	// transaction that wrote them is open, their queries go to the
-	// database). It only matters when a process dies mid-transaction. 0 means
+	// database), so that a process dying mid-transaction cannot block them
+	// for ever. It is also the grace window of writes made in a transaction
+	// the plugin did not begin (one begun on db.Connection's *sql.Conn, or
+	// before db.Use): their tables are bumped and held for WriteLease after
+	// each write, and such a transaction that commits later than that after
+	// its last write can leave stale entries until the TTL. 0 means
 	// DefaultWriteLease.
 	WriteLease time.Duration
 
