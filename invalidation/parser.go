@@ -100,7 +100,11 @@ func (p *parser) isName(t token) bool {
 
 // startsQuery reports whether the current token starts a query expression.
 func (p *parser) startsQuery() bool {
-	t := p.peek()
+	return opensQuery(p.peek())
+}
+
+// opensQuery reports whether t is a keyword that starts a query expression.
+func opensQuery(t token) bool {
 	if t.kind != tWord {
 		return false
 	}
@@ -119,14 +123,7 @@ func (p *parser) parenStartsQuery() bool {
 		if t.kind == tLParen {
 			continue
 		}
-		if t.kind != tWord {
-			return false
-		}
-		switch t.kw {
-		case kwSelect, kwWith, kwValues, kwTable:
-			return true
-		}
-		return false
+		return opensQuery(t)
 	}
 	return false
 }

@@ -183,8 +183,9 @@ func (z *normalizer) scan(hi int) {
 			prev = tokOther
 			continue
 
-		case c == '\'' || c == '"':
-			end, ok := quoted(src, i, hi, c, true)
+		case c == '\'' || c == '"' || c == '`':
+			// a backslash is ambiguous in '…' and "…", never in `…`
+			end, ok := quoted(src, i, hi, c, c != '`')
 			if !ok {
 				z.giveUp(i, hi)
 				return
@@ -195,17 +196,6 @@ func (z *normalizer) scan(hi int) {
 			if c == '\'' {
 				prev = tokQuote
 			}
-			continue
-
-		case c == '`':
-			end, ok := quoted(src, i, hi, c, false)
-			if !ok {
-				z.giveUp(i, hi)
-				return
-			}
-			z.verbatim(i, end)
-			i = end
-			prev = tokOther
 			continue
 
 		case c == '[':

@@ -119,23 +119,8 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		// The write is over when its rows are closed.
 		return &liveSource{rows: rows, done: func(*capture, bool, error) { finish() }}, nil, nil
 	}
-	if !pl.cacheable {
-		p.stats.bypassed(pl.reason)
-		rows, err := s.inner.QueryContext(ctx, query, args...)
-		return nil, rows, err
-	}
-	if p.closed.Load() {
-		p.stats.bypassed(reasonClosed)
-		rows, err := s.inner.QueryContext(ctx, query, args...)
-		return nil, rows, err
-	}
-	switch s.inner.(type) {
-	case gorm.TxCommitter:
-		p.stats.bypassed(reasonTransaction)
-		rows, err := s.inner.QueryContext(ctx, query, args...)
-		return nil, rows, err
-	case *sql.Conn:
-		p.stats.bypassed(reasonConnection)
+	if reason := s.bypassReason(pl); reason != "" {
+		p.stats.bypassed(reason)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		return nil, rows, err
 	}
@@ -145,6 +130,24 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	s.pre = nil
 	return p.cachedQuery(ctx, s.inner, pr)
+}
+
+// bypassReason says why a read of plan pl must go straight to the
+// database, or "" when the cache may serve it.
+func (s *stmtPool) bypassReason(pl *plan) string {
+	switch {
+	case !pl.cacheable:
+		return pl.reason
+	case s.p.closed.Load():
+		return reasonClosed
+	}
+	switch s.inner.(type) {
+	case gorm.TxCommitter:
+		return reasonTransaction
+	case *sql.Conn:
+		return reasonConnection
+	}
+	return ""
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
