@@ -50,15 +50,167 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 				return
 			}
 			p.stats.hits.Add(1)
-			gorm.Scan(&cachedRows{e: pr.entry, row: -1}, db, 0)
+			cr := &cachedRows{e: pr.entry, row: -1}
+			if !directScan(db, cr, pr.entry.Rows) {
+				gorm.Scan(cr, db, 0)
+			}
 			if db.Statement.Result != nil {
 				db.Statement.Result.RowsAffected = db.RowsAffected
 			}
 			return
 		}
-		// A miss or a bypass: the ordinary way, with this lookup.
+		if pr.bypass == "" {
+			p.fastMiss(db, pr)
+			return
+		}
+		// A bypass: the ordinary way, with this lookup.
 		p.runWrapped(db, orig, pr)
 	}
+}
+
+// fastMiss runs a missed query as gorm:query does, scanning the real rows
+// itself (directScan, or gorm.Scan over a liveScan) so that each value is
+// converted once, and stores the result when it was read to the end.
+func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
+	defer pr.release()
+	p.stats.misses.Add(1)
+	st := db.Statement
+	rows, err := st.ConnPool.QueryContext(st.Context, pr.query, st.Vars...)
+	if err != nil {
+		db.AddError(err)
+		return
+	}
+	ls := &liveScan{rows: rows}
+	if cts, err := rows.ColumnTypes(); err == nil {
+		c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
+		c.entry.Check = append([]byte(nil), pr.canonical...)
+		c.entry.Versions = pr.versions
+		c.entry.Columns = columnsOf(cts)
+		ls.capture = c
+	}
+	if !directScan(db, ls, 0) {
+		gorm.Scan(ls, db, 0)
+	}
+	if st.Result != nil {
+		st.Result.RowsAffected = db.RowsAffected
+	}
+	complete, closeErr := ls.finish()
+	db.AddError(closeErr)
+	switch c := ls.capture; {
+	case c == nil:
+	case c.reason != "":
+		p.stats.bypassed(c.reason)
+	case complete && db.Error == nil:
+		p.put(pr.key, &c.entry)
+	}
+}
+
+// liveScan is a gorm.Rows (and valueRows) over real rows that keeps a copy
+// of what is read.
+type liveScan struct {
+	rows    *sql.Rows
+	capture *capture // nil: not to be stored
+	cols    []string
+	vals    []any
+	ptrs    []any
+	dvals   []driver.Value
+	ended   bool
+	scanned bool // the current row's values are in vals
+	err     error
+}
+
+var _ gorm.Rows = (*liveScan)(nil)
+
+func (r *liveScan) Columns() ([]string, error) { return r.rows.Columns() } // a fresh slice each call
+
+func (r *liveScan) ColumnTypes() ([]*sql.ColumnType, error) { return r.rows.ColumnTypes() }
+
+func (r *liveScan) Next() bool {
+	if r.ended {
+		return false
+	}
+	r.scanned = false
+	if !r.rows.Next() {
+		r.ended = true
+		r.err = r.rows.Err()
+		return false
+	}
+	return true
+}
+
+func (r *liveScan) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.rows.Err()
+}
+
+func (r *liveScan) Close() error { return nil } // finish closes
+
+// values reads the current row (once) and keeps it.
+func (r *liveScan) values() ([]driver.Value, error) {
+	if r.scanned {
+		return r.dvals, nil
+	}
+	if r.vals == nil {
+		cols, err := r.rows.Columns()
+		if err != nil {
+			return nil, err
+		}
+		r.cols = cols
+		r.vals = make([]any, len(cols))
+		r.ptrs = make([]any, len(cols))
+		r.dvals = make([]driver.Value, len(cols))
+		for i := range r.vals {
+			r.ptrs[i] = &r.vals[i]
+		}
+	}
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		if r.capture != nil {
+			r.capture.abandon(reasonPartialRead)
+		}
+		return nil, err
+	}
+	for i, v := range r.vals {
+		r.dvals[i] = v
+	}
+	r.scanned = true
+	if c := r.capture; c != nil && c.reason == "" {
+		c.keep(r.vals)
+	}
+	return r.dvals, nil
+}
+
+func (r *liveScan) Scan(dest ...any) error {
+	vals, err := r.values()
+	if err != nil {
+		return err
+	}
+	if len(dest) != len(vals) {
+		return errors.New("sql: expected " + strconv.Itoa(len(vals)) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
+	}
+	for i, d := range dest {
+		if err := assign(d, vals[i]); err != nil {
+			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, r.cols[i], err)
+		}
+	}
+	return nil
+}
+
+// finish closes the rows. complete reports whether the whole result was
+// read without error (First and Take read one row: one more Next tells
+// whether that was all).
+func (r *liveScan) finish() (complete bool, closeErr error) {
+	complete = r.ended && r.err == nil
+	if !r.ended && r.capture != nil && r.capture.reason == "" {
+		if r.rows.Next() {
+			r.capture.abandon(reasonPartialRead)
+		} else {
+			complete = r.rows.Err() == nil
+		}
+	}
+	closeErr = r.rows.Close()
+	return complete && closeErr == nil, closeErr
 }
 
 // fastDest reports whether GORM scans dest without ColumnTypes (everything
@@ -118,7 +270,12 @@ func (r *cachedRows) Next() bool {
 	return true
 }
 
-func (r *cachedRows) Err() error   { return r.err }
+func (r *cachedRows) Err() error { return r.err }
+
+func (r *cachedRows) values() ([]driver.Value, error) {
+	n := len(r.e.Columns)
+	return r.e.Values[r.row*n : (r.row+1)*n], nil
+}
 func (r *cachedRows) Close() error { return nil }
 
 func (r *cachedRows) Scan(dest ...any) error {

@@ -88,3 +88,17 @@ type Account struct {
 	Owner   string `gorm:"size:64"`
 	Balance int64
 }
+
+// Label is a named string type.
+type Label string
+
+// Narrow reads users into narrow types: an int8 that ages times ten
+// overflow, a uint8 key, a named string type.
+type Narrow struct {
+	ID     uint8
+	Name   Label
+	Age    int8
+	Active bool
+}
+
+func (Narrow) TableName() string { return "users" }

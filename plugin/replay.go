@@ -307,18 +307,18 @@ func (r *liveRows) Next(dest []driver.Value) error {
 		dest[i] = v
 	}
 	if c := r.src.capture; c != nil && c.reason == "" {
-		r.keep(c)
+		c.keep(r.vals)
 	}
 	return nil
 }
 
-// keep appends the current row to the capture, or abandons the capture.
-func (r *liveRows) keep(c *capture) {
+// keep appends a row to the capture, or abandons the capture.
+func (c *capture) keep(vals []any) {
 	if c.entry.Rows >= c.maxRows {
 		c.abandon(reasonTooManyRows)
 		return
 	}
-	for _, v := range r.vals {
+	for _, v := range vals {
 		switch x := v.(type) {
 		case nil, int64, float64, bool, uint64, float32:
 			// (go-sql-driver/mysql returns uint64 and float32 over the binary protocol)

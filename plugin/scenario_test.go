@@ -114,6 +114,32 @@ var reads = []step{
 		var us []*User
 		return result(db.Where("age < ?", 24).Order("id desc").Find(&us), us)
 	}},
+	{name: "FindReusesSlice", run: func(db *gorm.DB) outcome {
+		us := []User{{Name: "stale", Age: 1, Nick: ptr("stale")}, {Name: "stale2"}, {Name: "stale3"}}
+		return result(db.Select("id", "name", "created_at").Order("id").Limit(2).Find(&us), us)
+	}},
+	{name: "FirstOverExisting", run: func(db *gorm.DB) outcome {
+		u := User{Name: "prev", Age: 77, Nick: ptr("prev-nick"), Active: true}
+		return result(db.Select("id", "name", "nick", "birthday").First(&u, 5), u)
+	}},
+	{name: "NarrowTypes", run: func(db *gorm.DB) outcome {
+		var ns []Narrow
+		return result(db.Order("id").Find(&ns), ns)
+	}},
+	{name: "NarrowPtrs", run: func(db *gorm.DB) outcome {
+		var ns []*Narrow
+		return result(db.Order("id").Limit(4).Find(&ns), ns)
+	}},
+	// (the failing column last: after a Scan error, GORM sets the later
+	// fields from whatever its shared value pools hold)
+	{name: "NarrowOverflow", run: func(db *gorm.DB) outcome {
+		var ns []Narrow
+		return result(db.Select("id, name, active, age * 10 AS age").Order("id").Find(&ns), ns)
+	}},
+	{name: "NarrowOverflowFirst", run: func(db *gorm.DB) outcome {
+		var n Narrow
+		return result(db.Select("id, name, active, age * 10 AS age").First(&n, 2), n)
+	}},
 	{name: "FindPage", run: func(db *gorm.DB) outcome {
 		var us []User
 		return result(db.Order("name").Limit(3).Offset(2).Find(&us), us)
