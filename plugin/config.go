@@ -3,6 +3,7 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"github.com/gormcache/gormcache/invalidation"
 	"log/slog"
 	"time"
 
@@ -82,6 +83,18 @@ type Config struct {
 	// calling it invalidates everything, since it may write.
 	StableFunctions []string
 
+	// Dependencies names, for a view or a table written by triggers, the
+	// tables its content comes from: a read of the key depends on those
+	// tables too, so a write to any of them invalidates it. Foreign-key
+	// cascades, views and partitions are read from the database's catalog
+	// already; declare what the catalog cannot tell: a view that calls a
+	// function reading other tables, or a trigger that writes elsewhere
+	// (for a trigger on orders that inserts into audit_log:
+	// "audit_log": {"orders"}). A table whose trigger writes tables the
+	// plugin cannot determine makes each write to it invalidate everything,
+	// unless it is named here as a source.
+	Dependencies map[string][]string
+
 	// Logger receives the plugin's logs. nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -100,6 +113,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: WriteLease must not be negative, got %v", ErrInvalidConfig, c.WriteLease)
 	case c.StoreTimeout < 0:
 		return fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, c.StoreTimeout)
+	}
+	for name, srcs := range c.Dependencies {
+		if invalidation.TableName(name) == "" {
+			return fmt.Errorf("%w: Dependencies has an empty table name", ErrInvalidConfig)
+		}
+		for _, s := range srcs {
+			if invalidation.TableName(s) == "" {
+				return fmt.Errorf("%w: Dependencies[%q] has an empty table name", ErrInvalidConfig, name)
+			}
+		}
 	}
 	return nil
 }

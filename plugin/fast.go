@@ -232,6 +232,7 @@ func (p *Plugin) fastProbe(db *gorm.DB) *probe {
 		return nil
 	}
 	query := db.Statement.SQL.String()
+	p.depsGraph()
 	pl := p.planFor(query)
 	if !pl.cacheable {
 		return nil

@@ -14,21 +14,24 @@ type plan struct {
 	tags      []string // a cacheable read's tags: its tables, then the global tag
 	write     bool     // the statement may change data: bump writeTags around it
 	writeTags []string // tables written, or just the global tag
+	ddl       bool     // the statement may change the schema: read the catalog again
+	deps      *depGraph
 }
 
 var globalOnly = []string{store.GlobalTag}
 
 func (p *Plugin) planFor(sql string) *plan {
-	if pl, ok := p.plans.GetIfPresent(sql); ok {
+	g := p.currentDeps()
+	if pl, ok := p.plans.GetIfPresent(sql); ok && pl.deps == g {
 		return pl
 	}
-	pl := p.makePlan(invalidation.Classify(p.dialect, sql))
+	pl := p.makePlan(invalidation.Classify(p.dialect, sql), g)
 	p.plans.Set(sql, pl)
 	return pl
 }
 
-func (p *Plugin) makePlan(st invalidation.Statement) *plan {
-	pl := &plan{}
+func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
+	pl := &plan{deps: g}
 	switch st.Kind {
 	case invalidation.Neutral:
 		pl.reason = reasonNotSelect
@@ -45,7 +48,7 @@ func (p *Plugin) makePlan(st invalidation.Statement) *plan {
 		return pl
 	case invalidation.Read:
 	default: // Schema, Unknown: may change anything
-		pl.reason, pl.write, pl.writeTags = reasonWrite, true, globalOnly
+		pl.reason, pl.write, pl.writeTags, pl.ddl = reasonWrite, true, globalOnly, true
 		return pl
 	}
 	// A read. Functions first: one that may write makes it a write to everything.
@@ -79,8 +82,11 @@ func (p *Plugin) makePlan(st invalidation.Statement) *plan {
 	case !st.Complete:
 		pl.reason = reasonUnknownTables
 	default:
-		pl.cacheable = true
-		pl.tags = append(append(make([]string, 0, len(st.Tables)+1), st.Tables...), store.GlobalTag)
+		if tags, reason := g.readTags(st.Tables); reason != "" {
+			pl.reason = reason
+		} else {
+			pl.cacheable, pl.tags = true, tags
+		}
 	}
 	return pl
 }

@@ -43,6 +43,7 @@ type Plugin struct {
 	stable   map[string]bool
 
 	plans *otter.Cache[string, *plan]
+	deps  depState
 
 	stats counters
 
@@ -120,6 +121,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		}
 	}
 	p.wrapPools(db)
+	// Read foreign keys, views and triggers now, while no statement runs.
+	p.schemaChanged()
+	p.depsGraph()
 
 	cb := db.Callback()
 	if cb.Query().Get(pluginName+":installed") != nil {
@@ -163,9 +167,11 @@ func (p *Plugin) wrapPools(db *gorm.DB) {
 	case nil, *rootPool:
 	case *gorm.PreparedStmtDB:
 		if _, ok := cp.ConnPool.(*rootPool); !ok {
+			p.catalogPool(cp.ConnPool)
 			cp.ConnPool = &rootPool{p: p, inner: cp.ConnPool}
 		}
 	default:
+		p.catalogPool(cp)
 		db.ConnPool = &rootPool{p: p, inner: cp}
 	}
 	if db.Statement != nil {
@@ -224,7 +230,7 @@ func (p *Plugin) Invalidate(ctx context.Context, tables ...string) error {
 	for _, t := range tables {
 		tags = append(tags, invalidation.TableName(t))
 	}
-	return p.bump(ctx, tags)
+	return p.bump(ctx, p.depsGraph().writeTags(tags))
 }
 
 // Flush makes every cached result stale at once.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 )
@@ -98,6 +99,7 @@ type txPool struct {
 	mu     sync.Mutex
 	held   map[string]bool
 	leases []lease
+	ddl    atomic.Bool // the transaction may have changed the schema
 }
 
 type lease struct {
@@ -185,6 +187,9 @@ func (t *txPool) end() {
 	t.mu.Unlock()
 	for _, l := range leases {
 		t.p.endWrite(context.Background(), l.tags, l.id)
+	}
+	if t.ddl.Load() {
+		t.p.schemaChanged() // read the catalog again now that it is committed
 	}
 }
 

@@ -58,7 +58,21 @@ func (s *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt,
 	return s.inner.PrepareContext(ctx, query)
 }
 
+// outsideTx reports whether the statement runs on the shared pool (not in a
+// transaction nor on a dedicated connection); only there may the catalog be
+// read again (it may need a connection of its own).
+func (s *stmtPool) outsideTx() bool {
+	switch s.inner.(type) {
+	case gorm.TxCommitter, *sql.Conn:
+		return false
+	}
+	return true
+}
+
 func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.outsideTx() {
+		s.p.depsGraph()
+	}
 	pl := s.p.planFor(query)
 	if !pl.write {
 		return s.inner.ExecContext(ctx, query, args...)
@@ -107,6 +121,9 @@ func closeSource(src rowSource) {
 // replay, or (nil, rows, err) to hand back as they are.
 func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSource, *sql.Rows, error) {
 	p := s.p
+	if s.outsideTx() {
+		p.depsGraph()
+	}
 	pl := p.planFor(query)
 	if pl.write {
 		p.stats.bypassed(pl.reason)

@@ -44,11 +44,14 @@ type Stats struct {
 	// Collisions counts entries found under a query's key that belonged to
 	// another query (a hash collision, or a foreign entry): treated as misses.
 	Collisions uint64
+	// CatalogErrors counts failed reads of the database's foreign keys,
+	// views and triggers (retried; until then writes follow only their own tables).
+	CatalogErrors uint64
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, storeErrors, corrupt, collisions atomic.Uint64
-	bypass                                                                sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, invalidations, storeErrors, corrupt, collisions, catalogErrors atomic.Uint64
+	bypass                                                                               sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -68,6 +71,7 @@ func (c *counters) snapshot() Stats {
 		StoreErrors:    c.storeErrors.Load(),
 		CorruptEntries: c.corrupt.Load(),
 		Collisions:     c.collisions.Load(),
+		CatalogErrors:  c.catalogErrors.Load(),
 		Bypasses:       map[string]uint64{},
 	}
 	c.bypass.Range(func(k, v any) bool {

@@ -26,16 +26,31 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func() {
 			tags = withTables(tags, sch.Table)
 		}
 	}
+	tags = p.currentDeps().writeTags(tags) // cascades, partitions, triggers
 	if tx := ourTx(s.inner); tx != nil {
 		tx.hold(ctx, tags)
+		if pl.ddl {
+			tx.ddl.Store(true)
+			return p.schemaChanged
+		}
 		return func() {}
 	}
 	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
 		p.beginWrite(ctx, tags, p.cfg.WriteLease)
-		return func() { p.beginWrite(ctx, tags, p.cfg.WriteLease) }
+		return func() {
+			p.beginWrite(ctx, tags, p.cfg.WriteLease)
+			if pl.ddl {
+				p.schemaChanged()
+			}
+		}
 	}
 	id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
-	return func() { p.endWrite(ctx, tags, id) }
+	return func() {
+		p.endWrite(ctx, tags, id)
+		if pl.ddl {
+			p.schemaChanged()
+		}
+	}
 }
 
 const bumpAttempts = 3
