@@ -276,6 +276,14 @@ var reads = []step{
 		m := map[string]any{}
 		return result(db.Model(&User{}).Select("id", "name", "age", "score", "birthday").Where("id = ?", 4).Take(&m), m)
 	}},
+	{name: "MapTableFirst", run: func(db *gorm.DB) outcome {
+		m := map[string]any{}
+		return result(db.Table("users").Select("id", "name", "active", "score", "birthday", "created_at").Where("id = ?", 4).Take(&m), m)
+	}},
+	{name: "MapTableFind", run: func(db *gorm.DB) outcome {
+		var ms []map[string]any
+		return result(db.Table("users").Select("id", "name", "active", "score", "birthday").Order("id").Limit(3).Find(&ms), ms)
+	}},
 	{name: "MapFind", run: func(db *gorm.DB) outcome {
 		var ms []map[string]any
 		return result(db.Table("accounts").Order("id").Find(&ms), ms)
