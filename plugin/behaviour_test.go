@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -360,4 +361,37 @@ func TestDBAndIdempotentInitialize(t *testing.T) {
 		t.Fatalf("tx.DB(): %v", err)
 	}
 	tx.Rollback()
+}
+
+// Entries over CompressAbove reach a byte store compressed (the format
+// byte's flag), are served from it, and MaxBytes applies to what is stored.
+func TestCompressedEntries(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		above      int
+		compressed bool
+	}{{0, true}, {-1, false}} {
+		bs := newBytesStore()
+		db, p := cachedDB(t, "sqlite", plugin.Config{Store: bs, CompressAbove: c.above})
+		for i := 0; i < 40; i++ {
+			db.Create(&Account{Owner: strings.Repeat("owner-", 10), Balance: int64(i)})
+		}
+		var first, second []Account
+		db.Order("id").Find(&first)
+		db.Order("id").Find(&second)
+		if p.Stats().Hits != 1 || len(second) != 45 || !reflect.DeepEqual(first, second) {
+			t.Fatalf("CompressAbove=%d: hits %d, rows %d", c.above, p.Stats().Hits, len(second))
+		}
+		bs.mu.Lock()
+		key := bs.keys[len(bs.keys)-1]
+		bs.mu.Unlock()
+		v := make([]uint64, 0)
+		b, err := bs.s.Get(context.Background(), key, nil, v)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("stored entry: %v", err)
+		}
+		if got := b[0]&0x80 != 0; got != c.compressed {
+			t.Errorf("CompressAbove=%d: compressed flag %v, want %v (%d bytes)", c.above, got, c.compressed, len(b))
+		}
+	}
 }

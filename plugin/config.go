@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/serializer"
 	"log/slog"
 	"time"
 
@@ -83,6 +84,13 @@ type Config struct {
 	// calling it invalidates everything, since it may write.
 	StableFunctions []string
 
+	// CompressAbove is the encoded size above which entries for a byte
+	// store (Redis, Memcached; not the in-process store, which keeps decoded
+	// entries) are compressed with S2. 0 means
+	// serializer.DefaultCompressAbove (1 KiB); negative means never.
+	// MaxBytes applies to the stored, compressed size.
+	CompressAbove int
+
 	// Dependencies names, for a view or a table written by triggers, the
 	// tables its content comes from: a read of the key depends on those
 	// tables too, so a write to any of them invalidates it. Foreign-key
@@ -139,6 +147,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Prefix == "" {
 		c.Prefix = "gc"
+	}
+	switch {
+	case c.CompressAbove == 0:
+		c.CompressAbove = serializer.DefaultCompressAbove
+	case c.CompressAbove < 0:
+		c.CompressAbove = 0 // serializer.Options: 0 = never
 	}
 	if c.WriteLease == 0 {
 		c.WriteLease = DefaultWriteLease

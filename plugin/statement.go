@@ -316,7 +316,7 @@ func (p *Plugin) put(key string, e *serializer.Entry) {
 		err = p.values.SetValue(sctx, key, e, e.Size(), p.ttl())
 	} else {
 		var b []byte
-		b, err = serializer.AppendEncode(nil, e)
+		b, err = serializer.AppendEncodeOptions(nil, e, serializer.Options{CompressAbove: p.cfg.CompressAbove})
 		if errors.Is(err, serializer.ErrValueType) {
 			p.stats.bypassed(reasonUnsupportedValue)
 			return

@@ -2,30 +2,63 @@ package serializer
 
 import "testing"
 
-func benchEncode(b *testing.B, e *Entry) {
+func benchEncode(b *testing.B, e *Entry) { benchEncodeOptions(b, e, Options{}) }
+
+func benchDecode(b *testing.B, e *Entry) { benchDecodeOptions(b, e, Options{}) }
+
+// benchEncodeOptions reports the encoded size as "bytes" and, through
+// SetBytes, MB/s of uncompressed encoding.
+func benchEncodeOptions(b *testing.B, e *Entry, o Options) {
+	plain, err := AppendEncode(nil, e)
+	if err != nil {
+		b.Fatal(err)
+	}
 	buf := make([]byte, 0, 64<<10)
 	b.ReportAllocs()
 	for b.Loop() {
-		var err error
-		buf, err = AppendEncode(buf[:0], e)
+		buf, err = AppendEncodeOptions(buf[:0], e, o)
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.SetBytes(int64(len(buf)))
+	b.SetBytes(int64(len(plain)))
+	b.ReportMetric(float64(len(buf)), "bytes")
 }
 
-func benchDecode(b *testing.B, e *Entry) {
-	data, err := AppendEncode(nil, e)
+func benchDecodeOptions(b *testing.B, e *Entry, o Options) {
+	plain, err := AppendEncode(nil, e)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(len(data)))
+	data, err := AppendEncodeOptions(nil, e, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if o.CompressAbove > 0 && data[0]&FlagCompressed == 0 {
+		b.Fatal("not compressed")
+	}
+	b.SetBytes(int64(len(plain)))
+	b.ReportMetric(float64(len(data)), "bytes")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Decode(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCompression compares encoding and decoding 100-row entries with
+// and without S2.
+func BenchmarkCompression(b *testing.B) {
+	s2 := Options{CompressAbove: DefaultCompressAbove}
+	for _, c := range []struct {
+		name string
+		e    *Entry
+	}{{"typical100x8", typical(100)}, {"realistic100x12", realistic(100)}} {
+		b.Run("Encode/"+c.name+"/plain", func(b *testing.B) { benchEncodeOptions(b, c.e, Options{}) })
+		b.Run("Encode/"+c.name+"/s2", func(b *testing.B) { benchEncodeOptions(b, c.e, s2) })
+		b.Run("Decode/"+c.name+"/plain", func(b *testing.B) { benchDecodeOptions(b, c.e, Options{}) })
+		b.Run("Decode/"+c.name+"/s2", func(b *testing.B) { benchDecodeOptions(b, c.e, s2) })
 	}
 }
 

@@ -49,10 +49,12 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }
 
-// Decode parses data as produced by [AppendEncode]. Errors wrap [ErrCorrupt]
-// or [ErrUnsupported]. It never panics, whatever the input, and bounds every
-// count by the bytes that remain, so a lying length cannot make it allocate
-// much. The returned Entry does not alias data.
+// Decode parses data as produced by [AppendEncode] or [AppendEncodeOptions],
+// compressed or not. Errors wrap [ErrCorrupt] or [ErrUnsupported]. It never
+// panics, whatever the input, and bounds every count by the bytes that
+// remain, so a lying length cannot make it allocate much: a compressed body
+// may declare at most 64 KiB plus 64 times its compressed size, and at most
+// [MaxDecodedSize]. The returned Entry does not alias data.
 func Decode(data []byte) (*Entry, error) {
 	s := getDecoder(data)
 	defer putDecoder(s)
@@ -65,6 +67,11 @@ func Decode(data []byte) (*Entry, error) {
 		e.Check = bytes.Clone(check)
 	}
 	e.Versions = versions
+	if s.data[0]&FlagCompressed != 0 {
+		if err := s.inflate(); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.body(e); err != nil {
 		return nil, err
 	}
@@ -72,7 +79,8 @@ func Decode(data []byte) (*Entry, error) {
 }
 
 // DecodeHeader parses only the check bytes and the versions of an entry,
-// without decoding its rows. The results do not alias data. Errors are as
+// without decoding its rows (nor decompressing them: the header of a
+// compressed entry is not compressed). The results do not alias data. Errors are as
 // [Decode]'s, for the part it reads.
 func DecodeHeader(data []byte) (check []byte, versions []uint64, err error) {
 	check, versions, err = ParseHeader(data, nil)
@@ -100,11 +108,8 @@ func (s *decodeState) header(versions []uint64) (check []byte, _ []uint64, err e
 		return nil, nil, corrupt("empty")
 	}
 	b, _ := s.r.ReadByte()
-	if b&FlagCompressed != 0 {
-		return nil, nil, fmt.Errorf("%w: compressed entry (format byte %#x)", ErrUnsupported, b)
-	}
-	if b != Version {
-		return nil, nil, fmt.Errorf("%w: format version %d, want %d", ErrUnsupported, b, Version)
+	if b&^FlagCompressed != Version {
+		return nil, nil, formatError(b)
 	}
 	if check, err = s.rawBin(); err != nil {
 		return nil, nil, err

@@ -13,7 +13,11 @@
 // verification before the rows are decoded.
 //
 // The first byte of an entry is the format: its low seven bits are [Version],
-// its high bit is reserved for compression. An entry of another version, or
-// with a flag this package does not know, is [ErrUnsupported]; a damaged one is
-// [ErrCorrupt]. Callers treat both as a miss.
+// its high bit is [FlagCompressed]. [AppendEncodeOptions] with
+// [Options.CompressAbove] compresses the body of a large entry (everything
+// after the check bytes and versions, which stay readable without
+// decompression) into one S2 block (github.com/klauspost/compress/s2); Decode
+// reads both forms. An entry of another version is [ErrUnsupported]; a
+// damaged one, compressed or not, is [ErrCorrupt]. Callers treat both as a
+// miss.
 package serializer

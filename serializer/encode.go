@@ -83,7 +83,17 @@ var encodePool = sync.Pool{New: func() any {
 // time.Local and other locations (by name and offset at that instant) are
 // encoded distinctly. Monotonic clock readings are dropped. []byte(nil) and
 // []byte{} stay distinct from each other and from nil.
+//
+// AppendEncode never compresses; see [AppendEncodeOptions].
 func AppendEncode(dst []byte, e *Entry) ([]byte, error) {
+	return AppendEncodeOptions(dst, e, Options{})
+}
+
+// AppendEncodeOptions is [AppendEncode] with options: with
+// [Options.CompressAbove] set, the body of a large entry is compressed and
+// the first byte has [FlagCompressed]. The check bytes and versions stay
+// uncompressed, so [ParseHeader] reads them without decompressing.
+func AppendEncodeOptions(dst []byte, e *Entry, o Options) ([]byte, error) {
 	if e.Rows < 0 || len(e.Values) != len(e.Columns)*e.Rows {
 		return dst, fmt.Errorf("%w: %d values for %d columns and %d rows", ErrInvalidEntry, len(e.Values), len(e.Columns), e.Rows)
 	}
@@ -91,23 +101,33 @@ func AppendEncode(dst []byte, e *Entry) ([]byte, error) {
 	start := len(dst)
 	s.w.b = append(dst, Version)
 	s.enc.Reset(&s.w)
-	err := s.encode(e)
+	s.header(e)
+	body := len(s.w.b)
+	err := s.body(e)
 	dst = s.w.b
 	s.w.b = nil
 	encodePool.Put(s)
 	if err != nil {
 		return dst[:start], err
 	}
+	if o.CompressAbove > 0 && len(dst)-body > o.CompressAbove {
+		dst = compressBody(dst, start, body)
+	}
 	return dst, nil
 }
 
-func (s *encodeState) encode(e *Entry) error {
-	enc := s.enc
+// header encodes the check bytes and the versions.
+func (s *encodeState) header(e *Entry) {
 	s.bytes(e.Check)
-	_ = enc.EncodeArrayLen(len(e.Versions))
+	_ = s.enc.EncodeArrayLen(len(e.Versions))
 	for _, v := range e.Versions {
-		_ = enc.EncodeUint(v)
+		_ = s.enc.EncodeUint(v)
 	}
+}
+
+// body encodes everything after the versions.
+func (s *encodeState) body(e *Entry) error {
+	enc := s.enc
 	_ = enc.EncodeInt(e.Created)
 	_ = enc.EncodeArrayLen(len(e.Columns))
 	for i := range e.Columns {

@@ -8,11 +8,11 @@ import (
 )
 
 // Version is the format version: the low seven bits of the first byte of every
-// encoded entry. The high bit of that byte is reserved for "compressed";
-// [Decode] reports [ErrUnsupported] for an entry that sets it.
+// encoded entry. The high bit of that byte is [FlagCompressed].
 const Version = 1
 
-// FlagCompressed is the reserved "compressed" bit of the first byte.
+// FlagCompressed is the "compressed" bit of the first byte: the check bytes
+// and versions are followed by an S2 block holding the rest of the entry.
 const FlagCompressed = 0x80
 
 var (
@@ -20,7 +20,7 @@ var (
 	// inconsistent counts.
 	ErrCorrupt = errors.New("serializer: corrupt entry")
 	// ErrUnsupported reports an entry of another format version, or with a
-	// flag this package does not know.
+	// field value this package does not know.
 	ErrUnsupported = errors.New("serializer: unsupported entry")
 	// ErrValueType reports a value that is not one of the driver.Value types
 	// AppendEncode accepts.

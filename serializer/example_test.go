@@ -47,3 +47,27 @@ func ExampleDecodeHeader() {
 	// Output:
 	// q [3 9] <nil>
 }
+
+func ExampleAppendEncodeOptions() {
+	e := &serializer.Entry{
+		Check:    []byte("SELECT * FROM users"),
+		Versions: []uint64{7},
+		Columns:  []serializer.Column{{Name: "id", ScanType: "int64"}, {Name: "name", ScanType: "string"}},
+	}
+	for i := range 100 {
+		e.Values = append(e.Values, int64(i), "Ada Lovelace")
+		e.Rows++
+	}
+	plain, _ := serializer.AppendEncode(nil, e)
+	small, err := serializer.AppendEncodeOptions(nil, e, serializer.Options{CompressAbove: serializer.DefaultCompressAbove})
+	if err != nil {
+		panic(err)
+	}
+	got, err := serializer.Decode(small) // compressed or not
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(small[0]&serializer.FlagCompressed != 0, len(small) < len(plain)/2, got.Rows, got.Values[199])
+	// Output:
+	// true true 100 Ada Lovelace
+}

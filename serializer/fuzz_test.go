@@ -4,21 +4,38 @@ import (
 	"database/sql/driver"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
 func FuzzDecode(f *testing.F) {
-	for _, e := range []*Entry{{}, typical(1), typical(3), goldenEntry(), oneColumn(time.Now()), oneColumn([]byte{}), oneColumn([]byte(nil))} {
-		b, err := AppendEncode(nil, e)
-		if err != nil {
-			f.Fatal(err)
-		}
+	seed := func(b []byte) {
 		f.Add(b)
 		for _, n := range []int{0, 1, len(b) / 3, len(b) / 2, len(b) - 1} {
 			f.Add(b[:n])
 		}
 	}
+	for _, e := range []*Entry{{}, typical(1), typical(3), goldenEntry(), oneColumn(time.Now()), oneColumn([]byte{}), oneColumn([]byte(nil))} {
+		b, err := AppendEncode(nil, e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seed(b)
+	}
+	// Compressed entries, and a few hand-made compressed bodies.
+	for _, e := range []*Entry{typical(10), typical(30), realistic(5), oneColumn(strings.Repeat("ab", 100))} {
+		b, err := AppendEncodeOptions(nil, e, Options{CompressAbove: 1})
+		if err != nil {
+			f.Fatal(err)
+		}
+		if b[0]&FlagCompressed == 0 {
+			f.Fatalf("seed %d rows not compressed", e.Rows)
+		}
+		seed(b)
+	}
+	f.Add(compressedWith(uvarint(200 << 20)))
+	f.Add(compressedWith(append(uvarint(10), 0x00, 'x')))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)
 		check, versions, herr := DecodeHeader(data)
@@ -38,6 +55,18 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%d values for %d columns × %d rows", len(e.Values), len(e.Columns), e.Rows)
 		}
 		reencoded(t, e)
+		// And through compression.
+		b, err := AppendEncodeOptions(nil, e, Options{CompressAbove: 1})
+		if err != nil {
+			t.Fatalf("re-encode compressed: %v", err)
+		}
+		again, err := Decode(b)
+		if err != nil {
+			t.Fatalf("decode of re-encoded compressed (%#x): %v", b[0], err)
+		}
+		if err := equalEntries(e, again); err != nil {
+			t.Fatalf("re-encoded compressed entry differs: %v", err)
+		}
 	})
 }
 
