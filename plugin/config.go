@@ -91,6 +91,45 @@ type Config struct {
 	// MaxBytes applies to the stored, compressed size.
 	CompressAbove int
 
+	// TableTTL sets the TTL of results that read a table (as GORM or SQL
+	// names it); a result reading several such tables keeps the shortest.
+	// Forever is allowed. A per-query TTL option overrides it.
+	TableTTL map[string]time.Duration
+
+	// Deny lists tables whose data is never cached: a query reading any of
+	// them always goes to the database (the place for secrets: sessions,
+	// tokens, password hashes). Writes to them still invalidate.
+	Deny []string
+
+	// Allow, when not empty, lists the only tables that may be cached: a
+	// query reading any other table goes to the database. A table may not
+	// be in both Allow and Deny.
+	Allow []string
+
+	// OptIn caches only statements that ask for it with a TTL or Cache
+	// option (for teams that want to start small).
+	OptIn bool
+
+	// TTLJitter shortens each entry's TTL by a random fraction up to this
+	// (0.1: up to 10%), so that entries stored together do not all expire
+	// together. 0 means none; it must be below 1.
+	TTLJitter float64
+
+	// SkipEmpty does not store results with no rows (by default they are
+	// cached like any other: "no such user" is an answer too).
+	SkipEmpty bool
+
+	// Version is part of every key, like Django's VERSION: changing it
+	// (say, with a deployment that changes models) leaves every entry of
+	// the other versions unused. At run time, Flush drops everything.
+	Version int
+
+	// NoHitMarker leaves a hit's SQL as it is. By default a statement
+	// served from the cache has "/* gormcache hit */ " put before its SQL
+	// once it has run, so that GORM's logger (and tracing plugins that
+	// record the SQL) show which statements the cache answered.
+	NoHitMarker bool
+
 	// Dependencies names, for a view or a table written by triggers, the
 	// tables its content comes from: a read of the key depends on those
 	// tables too, so a write to any of them invalidates it. Foreign-key
@@ -121,6 +160,37 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: WriteLease must not be negative, got %v", ErrInvalidConfig, c.WriteLease)
 	case c.StoreTimeout < 0:
 		return fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, c.StoreTimeout)
+	}
+	if c.TTLJitter < 0 || c.TTLJitter >= 1 {
+		return fmt.Errorf("%w: TTLJitter must be in [0, 1), got %v", ErrInvalidConfig, c.TTLJitter)
+	}
+	for name, d := range c.TableTTL {
+		if invalidation.TableName(name) == "" {
+			return fmt.Errorf("%w: TableTTL has an empty table name", ErrInvalidConfig)
+		}
+		if d <= 0 && d != Forever {
+			return fmt.Errorf("%w: TableTTL[%q] must be positive or Forever, got %v", ErrInvalidConfig, name, d)
+		}
+	}
+	deny := map[string]bool{}
+	for _, t := range c.Deny {
+		n := invalidation.TableName(t)
+		if n == "" {
+			return fmt.Errorf("%w: Deny has an empty table name", ErrInvalidConfig)
+		}
+		deny[n] = true
+	}
+	for _, t := range c.Allow {
+		n := invalidation.TableName(t)
+		if n == "" {
+			return fmt.Errorf("%w: Allow has an empty table name", ErrInvalidConfig)
+		}
+		if deny[n] {
+			return fmt.Errorf("%w: table %q is in both Allow and Deny", ErrInvalidConfig, t)
+		}
+	}
+	if c.Version < 0 {
+		return fmt.Errorf("%w: Version must not be negative, got %d", ErrInvalidConfig, c.Version)
 	}
 	for name, srcs := range c.Dependencies {
 		if invalidation.TableName(name) == "" {

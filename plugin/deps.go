@@ -57,12 +57,14 @@ type catalogFacts struct {
 	badViews   map[string]bool     // views whose tables are unknown
 	triggers   map[string][]string // table → tables its triggers write
 	badTrigger map[string]bool     // tables with triggers whose writes are unknown
+	tables     map[string]bool     // every table and view (for the policy's names)
 }
 
 func newFacts() *catalogFacts {
 	return &catalogFacts{
 		views: map[string][]string{}, badViews: map[string]bool{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
+		tables: map[string]bool{},
 	}
 }
 
@@ -124,6 +126,16 @@ func (p *Plugin) reloadDeps() {
 	}
 	g := p.buildDeps(facts)
 	d.graph.Store(g)
+	if len(facts.tables) > 0 {
+		for _, t := range p.policy.tables() {
+			if facts.tables[t] {
+				continue
+			}
+			if _, warned := d.warned.LoadOrStore("policy:"+t, true); !warned {
+				p.log.Warn("gormcache: a table named in Config (Deny, Allow or TableTTL) does not exist in the database (yet?)", "table", t)
+			}
+		}
+	}
 	d.loads.Add(1)
 	p.plans.InvalidateAll() // plans carry read tags computed from the graph
 }
@@ -321,7 +333,15 @@ func cascades(onDelete, onUpdate string) bool {
 }
 
 func readPostgres(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
-	err := query(ctx, pool, `SELECT confrelid::regclass::text, conrelid::regclass::text, confdeltype::text, confupdtype::text
+	err := query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 1, func(c []string) {
+		f.tables[invalidation.TableName(c[0])] = true
+	})
+	if err != nil {
+		return fmt.Errorf("tables: %w", err)
+	}
+	err = query(ctx, pool, `SELECT confrelid::regclass::text, conrelid::regclass::text, confdeltype::text, confupdtype::text
 FROM pg_catalog.pg_constraint WHERE contype = 'f'`, 4, func(c []string) {
 		if cascades(c[2], c[3]) {
 			f.cascades = append(f.cascades, [2]string{invalidation.TableName(c[0]), invalidation.TableName(c[1])})
@@ -362,7 +382,13 @@ WHERE NOT t.tgisinternal`, 2, func(c []string) {
 }
 
 func readMySQL(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
-	err := query(ctx, pool, `SELECT REFERENCED_TABLE_NAME, TABLE_NAME, DELETE_RULE, UPDATE_RULE
+	err := query(ctx, pool, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`, 1, func(c []string) {
+		f.tables[invalidation.TableName(c[0])] = true
+	})
+	if err != nil {
+		return fmt.Errorf("tables: %w", err)
+	}
+	err = query(ctx, pool, `SELECT REFERENCED_TABLE_NAME, TABLE_NAME, DELETE_RULE, UPDATE_RULE
 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()`, 4, func(c []string) {
 		if cascades(c[2], c[3]) {
 			f.cascades = append(f.cascades, [2]string{invalidation.TableName(c[0]), invalidation.TableName(c[1])})
@@ -397,7 +423,10 @@ FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'tabl
 	if err != nil {
 		return fmt.Errorf("foreign keys: %w", err)
 	}
-	return query(ctx, pool, `SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('view', 'trigger')`, 4, func(c []string) {
+	return query(ctx, pool, `SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('table', 'view', 'trigger')`, 4, func(c []string) {
+		if c[0] != "trigger" {
+			f.tables[invalidation.TableName(c[1])] = true
+		}
 		switch c[0] {
 		case "view":
 			body := ""

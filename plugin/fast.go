@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,26 +38,20 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 		if db.Error != nil || db.DryRun {
 			return
 		}
-		pr := p.fastProbe(db)
+		opts, err := optionsOf(db)
+		if err != nil {
+			p.stats.bypassed(reasonBadOption)
+			db.AddError(err)
+			return
+		}
+		pr := p.fastProbe(db, opts)
 		if pr == nil {
 			slow(db)
 			return
 		}
 		if pr.entry != nil {
 			pr.release()
-			if err := db.Statement.Context.Err(); err != nil {
-				// as database/sql would: a done context fails the query
-				db.AddError(err)
-				return
-			}
-			p.stats.hits.Add(1)
-			cr := &cachedRows{e: pr.entry, row: -1}
-			if !directScan(db, cr, pr.entry.Rows) {
-				gorm.Scan(cr, db, 0)
-			}
-			if db.Statement.Result != nil {
-				db.Statement.Result.RowsAffected = db.RowsAffected
-			}
+			p.serveHit(db, pr.entry, pr.pl, false)
 			return
 		}
 		if pr.bypass == "" {
@@ -68,12 +63,74 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 	}
 }
 
+// serveHit scans a fresh entry into the statement's destination, as
+// gorm:query would scan the rows.
+// coalesced: the entry is an identical query's, just run (counted apart).
+func (p *Plugin) serveHit(db *gorm.DB, e *serializer.Entry, pl *plan, coalesced bool) {
+	if err := db.Statement.Context.Err(); err != nil {
+		// as database/sql would: a done context fails the query
+		db.AddError(err)
+		return
+	}
+	if coalesced {
+		p.stats.coalesced.Add(1)
+	} else {
+		p.stats.hits.Add(1)
+		for _, c := range pl.counts {
+			c.hits.Add(1)
+		}
+	}
+	cr := &cachedRows{e: e, row: -1}
+	if !directScan(db, cr, e.Rows) {
+		gorm.Scan(cr, db, 0)
+	}
+	if db.Statement.Result != nil {
+		db.Statement.Result.RowsAffected = db.RowsAffected
+	}
+	p.markHit(db)
+}
+
+const hitMarker = "/* gormcache hit */ "
+
+// markHit puts hitMarker before the statement's SQL, for loggers and tracers.
+func (p *Plugin) markHit(db *gorm.DB) {
+	if p.cfg.NoHitMarker || db == nil {
+		return
+	}
+	sql := db.Statement.SQL.String()
+	db.Statement.SQL.Reset()
+	db.Statement.SQL.Grow(len(hitMarker) + len(sql))
+	db.Statement.SQL.WriteString(hitMarker)
+	db.Statement.SQL.WriteString(sql)
+}
+
 // fastMiss runs a missed query as gorm:query does, scanning the real rows
 // itself (directScan, or gorm.Scan over a liveScan) so that each value is
 // converted once, and stores the result when it was read to the end.
 func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	defer pr.release()
+	// Stampede protection: identical misses wait for the first one.
+	f, leader := p.flight.join(pr.key)
+	if !leader {
+		if e := f.wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && slices.Equal(e.Versions, pr.versions) {
+			// (the same versions: no write committed between the leader's
+			// reading of them and ours, so its rows are fresh for us too)
+			p.serveHit(db, e, pr.pl, true)
+			return
+		}
+	} else {
+		var stored *serializer.Entry
+		defer func() { p.flight.finish(pr.key, f, stored) }()
+		defer func() {
+			if pr.stored != nil {
+				stored = pr.stored
+			}
+		}()
+	}
 	p.stats.misses.Add(1)
+	for _, c := range pr.pl.counts {
+		c.misses.Add(1)
+	}
 	st := db.Statement
 	rows, err := st.ConnPool.QueryContext(st.Context, pr.query, st.Vars...)
 	if err != nil {
@@ -101,7 +158,9 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	case c.reason != "":
 		p.stats.bypassed(c.reason)
 	case complete && db.Error == nil:
-		p.put(pr.key, &c.entry)
+		if p.put(pr.key, &c.entry, pr.ttl) {
+			pr.stored = &c.entry
+		}
 	}
 }
 
@@ -225,7 +284,7 @@ func fastDest(dest any) bool {
 
 // fastProbe looks the statement up, or returns nil when it is not a
 // cacheable read outside a transaction.
-func (p *Plugin) fastProbe(db *gorm.DB) *probe {
+func (p *Plugin) fastProbe(db *gorm.DB, opts *queryOptions) *probe {
 	pool := db.Statement.ConnPool
 	switch pool.(type) {
 	case gorm.TxCommitter, *sql.Conn:
@@ -234,10 +293,10 @@ func (p *Plugin) fastProbe(db *gorm.DB) *probe {
 	query := db.Statement.SQL.String()
 	p.depsGraph()
 	pl := p.planFor(query)
-	if !pl.cacheable {
-		return nil
+	if !pl.cacheable || p.optionsReason(opts) != "" {
+		return nil // (the ordinary way counts the reason)
 	}
-	return p.probeQuery(db.Statement.Context, pl, query, db.Statement.Vars)
+	return p.probeQuery(db.Statement.Context, pl, query, db.Statement.Vars, opts)
 }
 
 // cachedRows is a gorm.Rows over an entry.

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"sort"
+	"time"
 
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
@@ -16,6 +17,8 @@ type plan struct {
 	writeTags []string // tables written, or just the global tag
 	ddl       bool     // the statement may change the schema: read the catalog again
 	deps      *depGraph
+	ttl       time.Duration // from Config.TableTTL (0: none)
+	counts    []*tableCount // per-table counters of a cacheable read's tables
 }
 
 var globalOnly = []string{store.GlobalTag}
@@ -82,11 +85,17 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 	case !st.Complete:
 		pl.reason = reasonUnknownTables
 	default:
-		if tags, reason := g.readTags(st.Tables); reason != "" {
-			pl.reason = reason
-		} else {
-			pl.cacheable, pl.tags = true, tags
+		tags, reason := g.readTags(st.Tables)
+		if reason == "" {
+			reason = p.policy.check(tags)
 		}
+		if reason != "" {
+			pl.reason = reason
+			break
+		}
+		pl.cacheable, pl.tags = true, tags
+		pl.ttl = p.policy.planTTL(tags)
+		pl.counts = p.stats.tables.forTags(tags)
 	}
 	return pl
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,9 @@ type Plugin struct {
 
 	plans *otter.Cache[string, *plan]
 	deps  depState
+	// policy: Config's per-table rules, normalised
+	policy policy
+	flight flights
 
 	stats counters
 
@@ -86,7 +90,12 @@ func (p *Plugin) setup() error {
 			p.store, p.ownStore = ms, true
 		}
 		p.values, _ = p.store.(store.ValueStore)
-		p.keys = keys.Builder{Prefix: cfg.Prefix}
+		prefix := cfg.Prefix
+		if cfg.Version != 0 {
+			prefix += "v" + strconv.Itoa(cfg.Version)
+		}
+		p.keys = keys.Builder{Prefix: prefix}
+		p.policy = newPolicy(cfg)
 		p.stable = map[string]bool{}
 		for _, f := range cfg.StableFunctions {
 			p.stable[strings.ToLower(f)] = true

@@ -136,15 +136,25 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		// The write is over when its rows are closed.
 		return &liveSource{rows: rows, done: func(*capture, bool, error) { finish() }}, nil, nil
 	}
-	if reason := s.bypassReason(pl); reason != "" {
+	opts, err := optionsOf(s.db)
+	if err != nil {
+		p.stats.bypassed(reasonBadOption)
+		return nil, nil, err
+	}
+	reason := s.bypassReason(pl)
+	if reason == "" {
+		reason = p.optionsReason(opts)
+	}
+	if reason != "" {
 		p.stats.bypassed(reason)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		return nil, rows, err
 	}
 	pr := s.pre
 	if pr == nil || pr.query != query {
-		pr = p.probeQuery(ctx, pl, query, args)
+		pr = p.probeQuery(ctx, pl, query, args, opts)
 	}
+	pr.db = s.db
 	s.pre = nil
 	return p.cachedQuery(ctx, s.inner, pr)
 }
@@ -181,6 +191,10 @@ type probe struct {
 	versions  []uint64
 	entry     *serializer.Entry // a verified, fresh entry: a hit
 	bypass    string            // why the result may be neither served nor stored
+	tags      []string          // the plan's tags, and the query's Tags option
+	ttl       time.Duration     // the TTL to store the result with
+	stored    *serializer.Entry // the result, once stored (for coalesced misses)
+	db        *gorm.DB          // the statement (for the hit marker), or nil
 }
 
 func (pr *probe) release() {
@@ -192,8 +206,17 @@ func (pr *probe) release() {
 }
 
 // probeQuery builds the query's key and looks it up. It counts nothing.
-func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []any) *probe {
-	pr := &probe{query: query, args: args, pl: pl, buf: bufPool.Get().(*[]byte)}
+func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []any, opts *queryOptions) *probe {
+	pr := &probe{query: query, args: args, pl: pl, buf: bufPool.Get().(*[]byte), tags: pl.tags}
+	var optTTL time.Duration
+	refresh := false
+	if opts != nil {
+		optTTL, refresh = opts.ttl, opts.refresh
+		if len(opts.tags) > 0 {
+			pr.tags = withTags(pl.tags, opts.tags)
+		}
+	}
+	pr.ttl = p.policy.entryTTL(optTTL, pl.ttl)
 	canonical, err := keys.AppendQuery((*pr.buf)[:0], p.dialName, p.identity, query, args)
 	pr.canonical = canonical
 	if err != nil {
@@ -201,17 +224,17 @@ func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []
 		return pr
 	}
 	pr.key = p.keys.Key(canonical)
-	pr.versions = make([]uint64, len(pl.tags))
-	entry, ok := p.lookup(ctx, pr.key, pl.tags, pr.versions)
+	pr.versions = make([]uint64, len(pr.tags))
+	entry, ok := p.lookup(ctx, pr.key, pr.tags, pr.versions)
 	if !ok {
 		pr.bypass = reasonStoreError
 		return pr
 	}
-	if reason := p.unstorable(pl.tags, pr.versions); reason != "" {
+	if reason := p.unstorable(pr.tags, pr.versions); reason != "" {
 		pr.bypass = reason
 		return pr
 	}
-	if entry != nil {
+	if entry != nil && !refresh {
 		switch {
 		case !bytes.Equal(entry.Check, canonical):
 			p.stats.collisions.Add(1)
@@ -233,9 +256,16 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	}
 	if pr.entry != nil {
 		p.stats.hits.Add(1)
+		for _, c := range pr.pl.counts {
+			c.hits.Add(1)
+		}
+		p.markHit(pr.db)
 		return entrySource{pr.entry}, nil, nil
 	}
 	p.stats.misses.Add(1)
+	for _, c := range pr.pl.counts {
+		c.misses.Add(1)
+	}
 	rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
 	if err != nil {
 		return nil, nil, err
@@ -243,14 +273,14 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
 	c.entry.Check = append([]byte(nil), pr.canonical...)
 	c.entry.Versions = pr.versions
-	key := pr.key
+	key, ttl := pr.key, pr.ttl
 	return &liveSource{rows: rows, capture: c, done: func(c *capture, complete bool, _ error) {
 		switch {
 		case c == nil:
 		case c.reason != "":
 			p.stats.bypassed(c.reason)
 		case complete:
-			p.put(key, &c.entry)
+			p.put(key, &c.entry, ttl)
 		}
 	}}, nil, nil
 }
@@ -306,32 +336,37 @@ func (p *Plugin) unstorable(tags []string, versions []uint64) string {
 	return ""
 }
 
-// put stores a captured entry.
-func (p *Plugin) put(key string, e *serializer.Entry) {
+// put stores a captured entry for ttl, and reports whether it did.
+func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
+	if e.Rows == 0 && p.cfg.SkipEmpty {
+		p.stats.bypassed(reasonEmpty)
+		return false
+	}
 	e.Created = time.Now().UnixNano()
 	sctx, cancel := p.storeCtx(context.Background(), true)
 	defer cancel()
 	var err error
 	if p.values != nil {
-		err = p.values.SetValue(sctx, key, e, e.Size(), p.ttl())
+		err = p.values.SetValue(sctx, key, e, e.Size(), ttl)
 	} else {
 		var b []byte
 		b, err = serializer.AppendEncodeOptions(nil, e, serializer.Options{CompressAbove: p.cfg.CompressAbove})
 		if errors.Is(err, serializer.ErrValueType) {
 			p.stats.bypassed(reasonUnsupportedValue)
-			return
+			return false
 		}
 		if err == nil && len(b) > p.cfg.MaxBytes {
 			p.stats.bypassed(reasonTooLarge)
-			return
+			return false
 		}
 		if err == nil {
-			err = p.store.Set(sctx, key, b, p.ttl())
+			err = p.store.Set(sctx, key, b, ttl)
 		}
 	}
 	if err != nil {
 		p.storeFailed("set", err)
-		return
+		return false
 	}
 	p.stats.stores.Add(1)
+	return true
 }

@@ -26,6 +26,12 @@ const (
 	reasonBumpFailed       = "bump_failed"       // a table whose invalidation did not reach the store
 	reasonMultiStatement   = "multi_statement"   // several statements in one query
 	reasonClosed           = "closed"            // the plugin was closed
+	reasonSkip             = "skip"              // the Skip option
+	reasonDenied           = "denied"            // reads a table in Config.Deny
+	reasonNotAllowed       = "not_allowed"       // reads a table not in Config.Allow
+	reasonOptIn            = "opt_in"            // Config.OptIn and the statement did not ask
+	reasonEmpty            = "empty"             // no rows, and Config.SkipEmpty
+	reasonBadOption        = "bad_option"        // a per-query option was invalid (the statement failed)
 )
 
 // Stats counts what the plugin did since it was created.
@@ -47,11 +53,23 @@ type Stats struct {
 	// CatalogErrors counts failed reads of the database's foreign keys,
 	// views and triggers (retried; until then writes follow only their own tables).
 	CatalogErrors uint64
+	// Coalesced counts misses answered by an identical query already
+	// running (stampede protection): they did not query the database.
+	Coalesced uint64
+	// Tables counts hits and misses by table read (a query reading two
+	// tables counts for both).
+	Tables map[string]TableStats
+}
+
+// TableStats are the hits and misses of the queries that read one table.
+type TableStats struct {
+	Hits, Misses uint64
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, storeErrors, corrupt, collisions, catalogErrors atomic.Uint64
-	bypass                                                                               sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, invalidations, storeErrors, corrupt, collisions, catalogErrors, coalesced atomic.Uint64
+	tables                                                                                          tableCounts
+	bypass                                                                                          sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -72,10 +90,17 @@ func (c *counters) snapshot() Stats {
 		CorruptEntries: c.corrupt.Load(),
 		Collisions:     c.collisions.Load(),
 		CatalogErrors:  c.catalogErrors.Load(),
+		Coalesced:      c.coalesced.Load(),
+		Tables:         map[string]TableStats{},
 		Bypasses:       map[string]uint64{},
 	}
 	c.bypass.Range(func(k, v any) bool {
 		s.Bypasses[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	c.tables.m.Range(func(k, v any) bool {
+		tc := v.(*tableCount)
+		s.Tables[k.(string)] = TableStats{Hits: tc.hits.Load(), Misses: tc.misses.Load()}
 		return true
 	})
 	return s

@@ -1,0 +1,211 @@
+package plugin
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/serializer"
+	"github.com/gormcache/gormcache/store"
+)
+
+// policy is Config's per-table rules, with table names normalised.
+type policy struct {
+	deny     map[string]bool
+	allow    map[string]bool // nil: every table allowed
+	tableTTL map[string]time.Duration
+	jitter   float64
+	ttl      time.Duration // Config.TTL (Forever kept as is)
+}
+
+func newPolicy(cfg Config) policy {
+	pol := policy{deny: map[string]bool{}, tableTTL: map[string]time.Duration{}, jitter: cfg.TTLJitter, ttl: cfg.TTL}
+	for _, t := range cfg.Deny {
+		pol.deny[invalidation.TableName(t)] = true
+	}
+	if len(cfg.Allow) > 0 {
+		pol.allow = map[string]bool{}
+		for _, t := range cfg.Allow {
+			pol.allow[invalidation.TableName(t)] = true
+		}
+	}
+	for t, d := range cfg.TableTTL {
+		pol.tableTTL[invalidation.TableName(t)] = d
+	}
+	return pol
+}
+
+// tables names every table the policy mentions (for the existence check).
+func (pol *policy) tables() []string {
+	var out []string
+	for t := range pol.deny {
+		out = append(out, t)
+	}
+	for t := range pol.allow {
+		out = append(out, t)
+	}
+	for t := range pol.tableTTL {
+		out = append(out, t)
+	}
+	return out
+}
+
+// check says why a read of tags may not be cached ("" when it may).
+func (pol *policy) check(tags []string) string {
+	for _, t := range tags {
+		if t == store.GlobalTag {
+			continue
+		}
+		if pol.deny[t] {
+			return reasonDenied
+		}
+		if pol.allow != nil && !pol.allow[t] {
+			return reasonNotAllowed
+		}
+	}
+	return ""
+}
+
+// planTTL is the TTL of a read of tags under TableTTL: the shortest of
+// theirs, 0 when none has one.
+func (pol *policy) planTTL(tags []string) time.Duration {
+	var ttl time.Duration
+	for _, t := range tags {
+		d, ok := pol.tableTTL[t]
+		switch {
+		case !ok:
+		case ttl == 0, ttl == Forever:
+			ttl = d
+		case d != Forever && d < ttl:
+			ttl = d
+		}
+	}
+	return ttl
+}
+
+// entryTTL is the store TTL of an entry: the query's option, else the
+// plan's, else Config.TTL; Forever becomes 0 (no expiry); jitter applies.
+func (pol *policy) entryTTL(opt, planTTL time.Duration) time.Duration {
+	ttl := pol.ttl
+	switch {
+	case opt != 0:
+		ttl = opt
+	case planTTL != 0:
+		ttl = planTTL
+	}
+	if ttl == Forever {
+		return 0
+	}
+	if pol.jitter > 0 {
+		ttl -= time.Duration(rand.Float64() * pol.jitter * float64(ttl))
+	}
+	return ttl
+}
+
+// ---- per-table counts ----
+
+// tableCount counts hits and misses of queries reading one table.
+type tableCount struct {
+	hits, misses atomic.Uint64
+}
+
+type tableCounts struct{ m sync.Map } // table → *tableCount
+
+func (c *tableCounts) get(t string) *tableCount {
+	if v, ok := c.m.Load(t); ok {
+		return v.(*tableCount)
+	}
+	v, _ := c.m.LoadOrStore(t, new(tableCount))
+	return v.(*tableCount)
+}
+
+func (c *tableCounts) forTags(tags []string) []*tableCount {
+	out := make([]*tableCount, 0, len(tags))
+	for _, t := range tags {
+		if t != store.GlobalTag {
+			out = append(out, c.get(t))
+		}
+	}
+	return out
+}
+
+// optionsReason says why a statement's options keep it out of the cache.
+func (p *Plugin) optionsReason(opts *queryOptions) string {
+	switch {
+	case opts != nil && opts.skip:
+		return reasonSkip
+	case p.cfg.OptIn && (opts == nil || !opts.cache):
+		return reasonOptIn
+	}
+	return ""
+}
+
+// withTags returns tags (ending with the global tag) with extra added
+// before the global tag.
+func withTags(tags, extra []string) []string {
+	out := make([]string, 0, len(tags)+len(extra))
+	for _, t := range tags {
+		if t != store.GlobalTag {
+			out = append(out, t)
+		}
+	}
+	for _, t := range extra {
+		if !contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return append(out, store.GlobalTag)
+}
+
+// ---- stampede protection ----
+
+// flights lets identical misses wait for the first one instead of all
+// querying the database.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+type flight struct {
+	done  chan struct{}
+	entry *serializer.Entry // the leader's stored result, or nil
+}
+
+// join returns the flight for key, and whether the caller leads it.
+func (fs *flights) join(key string) (*flight, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f, ok := fs.m[key]; ok {
+		return f, false
+	}
+	if fs.m == nil {
+		fs.m = map[string]*flight{}
+	}
+	f := &flight{done: make(chan struct{})}
+	fs.m[key] = f
+	return f, true
+}
+
+// finish ends the leader's flight with what it stored (nil: nothing).
+func (fs *flights) finish(key string, f *flight, e *serializer.Entry) {
+	fs.mu.Lock()
+	if fs.m[key] == f {
+		delete(fs.m, key)
+	}
+	fs.mu.Unlock()
+	f.entry = e
+	close(f.done)
+}
+
+// wait waits for the leader (or for ctx) and returns its stored result.
+func (f *flight) wait(ctx context.Context) *serializer.Entry {
+	select {
+	case <-f.done:
+		return f.entry
+	case <-ctx.Done():
+		return nil
+	}
+}
