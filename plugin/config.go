@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/gormcache/gormcache/invalidation"
@@ -129,6 +130,12 @@ type Config struct {
 	// once it has run, so that GORM's logger (and tracing plugins that
 	// record the SQL) show which statements the cache answered.
 	NoHitMarker bool
+
+	// OnHit, if set, is called with the statement's context each time a
+	// statement is served from the cache (or by an identical query running
+	// at the same time), after the rows were scanned: the place to mark a
+	// tracing span (see the tracing/gcotel package) or count by request.
+	OnHit func(ctx context.Context)
 
 	// Dependencies names, for a view or a table written by triggers, the
 	// tables its content comes from: a read of the key depends on those

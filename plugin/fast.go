@@ -92,9 +92,16 @@ func (p *Plugin) serveHit(db *gorm.DB, e *serializer.Entry, pl *plan, coalesced 
 
 const hitMarker = "/* gormcache hit */ "
 
-// markHit puts hitMarker before the statement's SQL, for loggers and tracers.
+// markHit puts hitMarker before the statement's SQL, for loggers and
+// tracers, and calls Config.OnHit.
 func (p *Plugin) markHit(db *gorm.DB) {
-	if p.cfg.NoHitMarker || db == nil {
+	if db == nil {
+		return
+	}
+	if p.cfg.OnHit != nil {
+		p.cfg.OnHit(db.Statement.Context)
+	}
+	if p.cfg.NoHitMarker {
 		return
 	}
 	sql := db.Statement.SQL.String()
