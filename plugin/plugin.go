@@ -90,6 +90,9 @@ func (p *Plugin) setup() error {
 			p.store, p.ownStore = ms, true
 		}
 		p.values, _ = p.store.(store.ValueStore)
+		if cu, ok := p.store.(store.CodecUser); ok {
+			cu.UseCodec(p.encodeEntry, decodeEntry)
+		}
 		prefix := cfg.Prefix
 		if cfg.Version != 0 {
 			prefix += "v" + strconv.Itoa(cfg.Version)

@@ -5,12 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/gormcache/gormcache/keys"
 	"github.com/gormcache/gormcache/serializer"
+	"github.com/gormcache/gormcache/store"
 	"gorm.io/gorm"
 )
 
@@ -363,10 +365,32 @@ func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
 			err = p.store.Set(sctx, key, b, ttl)
 		}
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, serializer.ErrValueType):
+		p.stats.bypassed(reasonUnsupportedValue)
+		return false
+	case errors.Is(err, store.ErrTooLarge):
+		p.stats.bypassed(reasonTooLarge)
+		return false
+	case err != nil:
 		p.storeFailed("set", err)
 		return false
 	}
 	p.stats.stores.Add(1)
 	return true
 }
+
+// encodeEntry is the entry codec given to two-level stores.
+func (p *Plugin) encodeEntry(v any) ([]byte, error) {
+	e, ok := v.(*serializer.Entry)
+	if !ok {
+		return nil, fmt.Errorf("gormcache: cannot encode a %T", v)
+	}
+	b, err := serializer.AppendEncodeOptions(nil, e, serializer.Options{CompressAbove: p.cfg.CompressAbove})
+	if err == nil && len(b) > p.cfg.MaxBytes {
+		return nil, fmt.Errorf("gormcache: %d bytes: %w", len(b), store.ErrTooLarge)
+	}
+	return b, err
+}
+
+func decodeEntry(b []byte) (any, error) { return serializer.Decode(b) }

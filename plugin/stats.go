@@ -41,7 +41,9 @@ type Stats struct {
 	Stores uint64 // results stored
 	// Bypasses counts statements that neither read nor filled the cache, by reason.
 	Bypasses map[string]uint64
-	// Invalidations counts table bumps (one per table per committed write).
+	// Invalidations counts table version bumps sent to the store: a write
+	// bumps each of its tables twice (when it starts, holding them, and when
+	// it commits, releasing them).
 	Invalidations uint64
 	// StoreErrors counts failed store calls (each one served from the database).
 	StoreErrors uint64

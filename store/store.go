@@ -58,6 +58,14 @@ type Store interface {
 	Close() error
 }
 
+// CodecUser is implemented by a ValueStore that also keeps bytes (a
+// two-level store: Go values in process, bytes in a shared store). The
+// plugin gives it the entry codec before first use, unless the store was
+// configured with a codec of its own.
+type CodecUser interface {
+	UseCodec(encode func(v any) ([]byte, error), decode func(b []byte) (any, error))
+}
+
 // ValueStore is implemented by in-process stores that can keep Go values
 // as they are, so that a hit costs no decoding at all. The plugin stores
 // decoded entries through it when the store has it.
