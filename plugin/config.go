@@ -23,6 +23,8 @@ const (
 	DefaultMaxBytes     = 1 << 20 // 1 MiB per entry, memcached's item limit
 	DefaultWriteLease   = time.Minute
 	DefaultStoreTimeout = 100 * time.Millisecond
+	// DefaultReplicaWindow is the default Config.ReplicaWindow.
+	DefaultReplicaWindow = 2 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by every error Initialize returns for a bad Config.
@@ -131,6 +133,14 @@ type Config struct {
 	// record the SQL) show which statements the cache answered.
 	NoHitMarker bool
 
+	// ReplicaWindow bounds how far behind its source a read replica may be
+	// (gorm.io/plugin/dbresolver): a result read through any pool other
+	// than the one the plugin was installed on is stored only once every
+	// table it read has kept its version this long, so that rows a lagging
+	// replica returns right after a write are never cached as fresh. Set it
+	// above the worst replica lag you accept. 0 means DefaultReplicaWindow.
+	ReplicaWindow time.Duration
+
 	// OnHit, if set, is called with the statement's context each time a
 	// statement is served from the cache (or by an identical query running
 	// at the same time), after the rows were scanned: the place to mark a
@@ -167,6 +177,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: WriteLease must not be negative, got %v", ErrInvalidConfig, c.WriteLease)
 	case c.StoreTimeout < 0:
 		return fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, c.StoreTimeout)
+	}
+	if c.ReplicaWindow < 0 {
+		return fmt.Errorf("%w: ReplicaWindow must not be negative, got %v", ErrInvalidConfig, c.ReplicaWindow)
 	}
 	if c.TTLJitter < 0 || c.TTLJitter >= 1 {
 		return fmt.Errorf("%w: TTLJitter must be in [0, 1), got %v", ErrInvalidConfig, c.TTLJitter)
@@ -230,6 +243,9 @@ func (c *Config) setDefaults() {
 		c.CompressAbove = serializer.DefaultCompressAbove
 	case c.CompressAbove < 0:
 		c.CompressAbove = 0 // serializer.Options: 0 = never
+	}
+	if c.ReplicaWindow == 0 {
+		c.ReplicaWindow = DefaultReplicaWindow
 	}
 	if c.WriteLease == 0 {
 		c.WriteLease = DefaultWriteLease

@@ -54,7 +54,7 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 			p.serveHit(db, pr.entry, pr.pl, false)
 			return
 		}
-		if pr.bypass == "" {
+		if pr.bypass == "" && pr.noStore == "" {
 			p.fastMiss(db, pr)
 			return
 		}
@@ -303,7 +303,7 @@ func (p *Plugin) fastProbe(db *gorm.DB, opts *queryOptions) *probe {
 	if !pl.cacheable || p.optionsReason(opts) != "" {
 		return nil // (the ordinary way counts the reason)
 	}
-	return p.probeQuery(db.Statement.Context, pl, query, db.Statement.Vars, opts)
+	return p.probeQuery(db.Statement.Context, pool, pl, query, db.Statement.Vars, opts)
 }
 
 // cachedRows is a gorm.Rows over an entry.

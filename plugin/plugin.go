@@ -45,6 +45,10 @@ type Plugin struct {
 
 	plans *otter.Cache[string, *plan]
 	deps  depState
+	// replicas: when tables' versions were first seen, for reads through
+	// pools other than the one the plugin was installed on
+	replicas replicaState
+	adopted  sync.Map // pool → *rootPool made by adoptPool
 	// policy: Config's per-table rules, normalised
 	policy policy
 	flight flights
@@ -167,6 +171,20 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 			return err
 		}
 	}
+	// A pool put on the statement by another plugin (dbresolver hands the
+	// pools it captured when it was registered, maybe before this plugin
+	// wrapped them) gets a root pool before GORM's default transaction
+	// begins on it, so that the transaction's commit is seen.
+	adopt := pluginName + ":adopt_pool"
+	for _, err := range []error{
+		cb.Create().Before("gorm:begin_transaction").Register(adopt, p.adoptPool),
+		cb.Update().Before("gorm:begin_transaction").Register(adopt, p.adoptPool),
+		cb.Delete().Before("gorm:begin_transaction").Register(adopt, p.adoptPool),
+	} {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -180,11 +198,15 @@ func (p *Plugin) wrapPools(db *gorm.DB) {
 	case *gorm.PreparedStmtDB:
 		if _, ok := cp.ConnPool.(*rootPool); !ok {
 			p.catalogPool(cp.ConnPool)
-			cp.ConnPool = &rootPool{p: p, inner: cp.ConnPool}
+			rp := &rootPool{p: p, inner: cp.ConnPool}
+			p.setPrimary(rp)
+			cp.ConnPool = rp
 		}
 	default:
 		p.catalogPool(cp)
-		db.ConnPool = &rootPool{p: p, inner: cp}
+		rp := &rootPool{p: p, inner: cp}
+		p.setPrimary(rp)
+		db.ConnPool = rp
 	}
 	if db.Statement != nil {
 		if _, isTx := db.Statement.ConnPool.(gorm.TxCommitter); !isTx {

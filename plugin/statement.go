@@ -154,7 +154,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	pr := s.pre
 	if pr == nil || pr.query != query {
-		pr = p.probeQuery(ctx, pl, query, args, opts)
+		pr = p.probeQuery(ctx, s.inner, pl, query, args, opts)
 	}
 	pr.db = s.db
 	s.pre = nil
@@ -196,6 +196,7 @@ type probe struct {
 	tags      []string          // the plan's tags, and the query's Tags option
 	ttl       time.Duration     // the TTL to store the result with
 	stored    *serializer.Entry // the result, once stored (for coalesced misses)
+	noStore   string            // why a miss may be served but not stored (a replica read)
 	db        *gorm.DB          // the statement (for the hit marker), or nil
 }
 
@@ -208,7 +209,7 @@ func (pr *probe) release() {
 }
 
 // probeQuery builds the query's key and looks it up. It counts nothing.
-func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []any, opts *queryOptions) *probe {
+func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, query string, args []any, opts *queryOptions) *probe {
 	pr := &probe{query: query, args: args, pl: pl, buf: bufPool.Get().(*[]byte), tags: pl.tags}
 	var optTTL time.Duration
 	refresh := false
@@ -236,6 +237,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pl *plan, query string, args []
 		pr.bypass = reason
 		return pr
 	}
+	pr.noStore = p.replicaReason(pool, pr.tags, pr.versions)
 	if entry != nil && !refresh {
 		switch {
 		case !bytes.Equal(entry.Check, canonical):
@@ -263,6 +265,11 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		}
 		p.markHit(pr.db)
 		return entrySource{pr.entry}, nil, nil
+	}
+	if pr.noStore != "" {
+		p.stats.bypassed(pr.noStore)
+		rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
+		return nil, rows, err
 	}
 	p.stats.misses.Add(1)
 	for _, c := range pr.pl.counts {

@@ -32,6 +32,7 @@ const (
 	reasonOptIn            = "opt_in"            // Config.OptIn and the statement did not ask
 	reasonEmpty            = "empty"             // no rows, and Config.SkipEmpty
 	reasonBadOption        = "bad_option"        // a per-query option was invalid (the statement failed)
+	reasonReplicaLag       = "replica_lag"       // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
 )
 
 // Stats counts what the plugin did since it was created.
