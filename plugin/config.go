@@ -141,6 +141,14 @@ type Config struct {
 	// above the worst replica lag you accept. 0 means DefaultReplicaWindow.
 	ReplicaWindow time.Duration
 
+	// ReplicaHeartbeat names a table (created on the source if missing,
+	// replicated like any other) in which the plugin writes the time every
+	// quarter of ReplicaWindow and reads it back through each replica: a
+	// replica further behind than ReplicaWindow, or that cannot say, is not
+	// used to fill the cache until it catches up. "" means no heartbeat:
+	// the window alone is then a bet on the replicas' lag.
+	ReplicaHeartbeat string
+
 	// OnHit, if set, is called with the statement's context each time a
 	// statement is served from the cache (or by an identical query running
 	// at the same time), after the rows were scanned: the place to mark a
@@ -180,6 +188,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReplicaWindow < 0 {
 		return fmt.Errorf("%w: ReplicaWindow must not be negative, got %v", ErrInvalidConfig, c.ReplicaWindow)
+	}
+	if c.ReplicaHeartbeat != "" && !validIdent(c.ReplicaHeartbeat) {
+		return fmt.Errorf("%w: ReplicaHeartbeat must be a plain table name (letters, digits, _), got %q", ErrInvalidConfig, c.ReplicaHeartbeat)
 	}
 	if c.TTLJitter < 0 || c.TTLJitter >= 1 {
 		return fmt.Errorf("%w: TTLJitter must be in [0, 1), got %v", ErrInvalidConfig, c.TTLJitter)
@@ -256,4 +267,18 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// validIdent reports whether s is a plain SQL identifier, safe to write
+// into a statement as it is.
+func validIdent(s string) bool {
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != "" && len(s) <= 63
 }

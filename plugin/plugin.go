@@ -47,8 +47,9 @@ type Plugin struct {
 	deps  depState
 	// replicas: when tables' versions were first seen, for reads through
 	// pools other than the one the plugin was installed on
-	replicas replicaState
-	adopted  sync.Map // pool → *rootPool made by adoptPool
+	replicas  replicaState
+	adopted   sync.Map // pool → *rootPool made by adoptPool
+	heartbeat heartbeat
 	// policy: Config's per-table rules, normalised
 	policy policy
 	flight flights
@@ -282,6 +283,7 @@ func (p *Plugin) Close() error {
 		return nil
 	}
 	p.pending.Wait()
+	p.stopHeartbeat()
 	var err error
 	if p.ownStore && p.store != nil {
 		err = p.store.Close()

@@ -1,8 +1,11 @@
 package plugin
 
 import (
+	"context"
 	"database/sql"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -107,6 +110,9 @@ func (p *Plugin) replicaReason(pool gorm.ConnPool, tags []string, versions []uin
 	if p.fromPrimary(pool) {
 		return ""
 	}
+	if p.replicaBehind(pool) {
+		return reasonReplicaBehind
+	}
 	if !p.settled(tags, versions) {
 		return reasonReplicaLag
 	}
@@ -141,4 +147,129 @@ func (p *Plugin) rootFor(pool gorm.ConnPool) *rootPool {
 	}
 	v, _ := p.adopted.LoadOrStore(pool, &rootPool{p: p, inner: pool})
 	return v.(*rootPool)
+}
+
+// ---- heartbeat: how far behind each replica is ----
+//
+// With Config.ReplicaHeartbeat set, the plugin writes the time into a
+// one-row table on the source every quarter of ReplicaWindow, and reads it
+// back through every other pool that served reads: a pool whose copy is
+// further behind than ReplicaWindow (or that cannot answer) is not used to
+// fill the cache until it catches up. The table must be replicated like
+// any other (it is created on the source if missing).
+
+type poolLag struct {
+	pool   gorm.ConnPool // the pool to read the heartbeat through (below the plugin)
+	behind atomic.Bool   // further behind than the window, or unknown
+	lag    atomic.Int64  // last measured lag, ns (-1: could not read)
+}
+
+type heartbeat struct {
+	once  sync.Once
+	pools sync.Map // statement pool → *poolLag
+	stop  chan struct{}
+	done  sync.WaitGroup
+}
+
+// replicaBehind reports whether reads through pool may not fill the cache
+// because the heartbeat says its copy is too old.
+func (p *Plugin) replicaBehind(pool gorm.ConnPool) bool {
+	if p.cfg.ReplicaHeartbeat == "" {
+		return false
+	}
+	hb := &p.heartbeat
+	hb.once.Do(p.startHeartbeat)
+	if v, ok := hb.pools.Load(pool); ok {
+		return v.(*poolLag).behind.Load()
+	}
+	inner := pool
+	if rp, ok := pool.(*rootPool); ok {
+		inner = rp.inner
+	}
+	pl := &poolLag{pool: inner}
+	pl.behind.Store(true) // unknown until measured
+	pl.lag.Store(-1)
+	v, _ := hb.pools.LoadOrStore(pool, pl)
+	return v.(*poolLag).behind.Load()
+}
+
+func (p *Plugin) startHeartbeat() {
+	hb := &p.heartbeat
+	hb.stop = make(chan struct{})
+	interval := max(p.cfg.ReplicaWindow/4, 20*time.Millisecond)
+	table := p.cfg.ReplicaHeartbeat
+	p.deps.mu.Lock()
+	src := p.deps.pool
+	p.deps.mu.Unlock()
+	if src == nil {
+		return
+	}
+	ctx := context.Background()
+	if _, err := src.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (id integer PRIMARY KEY, at bigint NOT NULL)"); err != nil {
+		p.log.Warn("gormcache: cannot create the replica heartbeat table; replicas are not used to fill the cache", "table", table, "error", err)
+	}
+	hb.done.Add(1)
+	go func() {
+		defer hb.done.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			p.beat(ctx, src, table)
+			select {
+			case <-hb.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// beat writes the time on the source and measures each replica's lag.
+func (p *Plugin) beat(ctx context.Context, src gorm.ConnPool, table string) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ReplicaWindow)
+	defer cancel()
+	now := time.Now().UnixNano()
+	res, err := src.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET at = %d WHERE id = 1", table, now))
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			_, err = src.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (id, at) VALUES (1, %d)", table, now))
+		}
+	}
+	if err != nil {
+		p.log.Warn("gormcache: replica heartbeat write failed", "error", err)
+	}
+	p.heartbeat.pools.Range(func(_, v any) bool {
+		pl := v.(*poolLag)
+		var at int64
+		err := pl.pool.QueryRowContext(ctx, "SELECT at FROM "+table+" WHERE id = 1").Scan(&at)
+		if err != nil {
+			pl.lag.Store(-1)
+			pl.behind.Store(true)
+			return true
+		}
+		lag := time.Duration(time.Now().UnixNano() - at)
+		pl.lag.Store(int64(lag))
+		pl.behind.Store(lag > p.cfg.ReplicaWindow)
+		return true
+	})
+}
+
+func (p *Plugin) stopHeartbeat() {
+	hb := &p.heartbeat
+	hb.once.Do(func() {}) // no start after Close
+	if hb.stop != nil {
+		close(hb.stop)
+		hb.done.Wait()
+	}
+}
+
+// ReplicaLags returns the last lag measured through each replica pool by
+// the heartbeat (-1: could not be read); empty without ReplicaHeartbeat.
+func (p *Plugin) ReplicaLags() []time.Duration {
+	var out []time.Duration
+	p.heartbeat.pools.Range(func(_, v any) bool {
+		out = append(out, time.Duration(v.(*poolLag).lag.Load()))
+		return true
+	})
+	return out
 }

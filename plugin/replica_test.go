@@ -23,11 +23,7 @@ import (
 // a background job brings up to the source's state, replicaLag after the
 // state was read. It is registered as the replica through dbresolver, so
 // reads go to it and writes to the source.
-const (
-	replicaLag = 150 * time.Millisecond
-	maxLag     = 350 * time.Millisecond // the worst lag the copier allows, with margin
-	replRows   = 3
-)
+const replRows = 3
 
 type lateReplica struct {
 	src, dst *sql.DB
@@ -35,7 +31,7 @@ type lateReplica struct {
 	done     sync.WaitGroup
 }
 
-func startLateReplica(t *testing.T, srcDSN, dstDSN string) {
+func startLateReplica(t *testing.T, srcDSN, dstDSN string, lag time.Duration) {
 	t.Helper()
 	src, err := sql.Open("pgx", srcDSN)
 	if err != nil {
@@ -49,6 +45,7 @@ func startLateReplica(t *testing.T, srcDSN, dstDSN string) {
 	type snapshot struct {
 		at   time.Time
 		vals map[int]int64
+		beat int64
 	}
 	snaps := make(chan snapshot, 1024)
 	r.done.Add(2)
@@ -74,15 +71,19 @@ func startLateReplica(t *testing.T, srcDSN, dstDSN string) {
 				}
 			}
 			rows.Close()
+			src.QueryRow("SELECT at FROM gc_heartbeat WHERE id = 1").Scan(&s.beat)
 			snaps <- s
 		}
 	}()
 	go func() { // apply each state replicaLag after it was read
 		defer r.done.Done()
 		for s := range snaps {
-			time.Sleep(time.Until(s.at.Add(replicaLag)))
+			time.Sleep(time.Until(s.at.Add(lag)))
 			for id, v := range s.vals {
 				dst.Exec("UPDATE counters SET v = $1 WHERE id = $2", v, id)
+			}
+			if s.beat != 0 {
+				dst.Exec("INSERT INTO gc_heartbeat (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = $1", s.beat)
 			}
 		}
 	}()
@@ -127,7 +128,7 @@ func (h *history) floor(i int, t time.Time) int64 {
 // runReplicaChecker writes through the source and reads through the
 // replica (via the cache) for d, and counts reads older than the value
 // committed maxLag before the read began.
-func runReplicaChecker(t *testing.T, db *gorm.DB, d time.Duration) (reads, stale int64, first string) {
+func runReplicaChecker(t *testing.T, db *gorm.DB, d, maxLag, pause time.Duration) (reads, stale int64, first string) {
 	var (
 		h    history
 		next atomic.Int64
@@ -152,7 +153,7 @@ func runReplicaChecker(t *testing.T, db *gorm.DB, d time.Duration) (reads, stale
 				return
 			}
 			h.add(i, v)
-			time.Sleep(time.Second)
+			time.Sleep(pause)
 		}
 	}()
 	for rd := 0; rd < 4; rd++ {
@@ -192,15 +193,21 @@ func runReplicaChecker(t *testing.T, db *gorm.DB, d time.Duration) (reads, stale
 // does (the test shows the stale reads it then allows).
 func TestReplicaLag(t *testing.T) {
 	t.Parallel()
+	const ms = time.Millisecond
 	cases := []struct {
 		name        string
 		cacheFirst  bool
-		window      time.Duration
+		lag, window time.Duration
+		heartbeat   bool
 		expectStale bool
 	}{
-		{"cache-then-resolver", true, 600 * time.Millisecond, false},
-		{"resolver-then-cache", false, 600 * time.Millisecond, false},
-		{"window-too-short", true, 5 * time.Millisecond, true},
+		{"cache-then-resolver", true, 150 * ms, 600 * ms, true, false},
+		{"resolver-then-cache", false, 150 * ms, 600 * ms, false, false},
+		{"window-too-short", true, 150 * ms, 5 * ms, false, true},
+		// a replica further behind than the window: the window alone lets
+		// stale rows in; the heartbeat keeps that replica from filling the cache
+		{"behind-without-heartbeat", true, 800 * ms, 300 * ms, false, true},
+		{"behind-with-heartbeat", false, 800 * ms, 300 * ms, true, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,12 +221,15 @@ func TestReplicaLag(t *testing.T) {
 				if _, err := sdb.Exec("CREATE TABLE counters (id int PRIMARY KEY, v bigint NOT NULL)"); err != nil {
 					t.Fatal(err)
 				}
+				if _, err := sdb.Exec("CREATE TABLE gc_heartbeat (id integer PRIMARY KEY, at bigint NOT NULL)"); err != nil {
+					t.Fatal(err)
+				}
 				for i := 1; i <= replRows; i++ {
 					sdb.Exec("INSERT INTO counters VALUES ($1, 0)", i)
 				}
 				sdb.Close()
 			}
-			startLateReplica(t, srcDSN, dstDSN)
+			startLateReplica(t, srcDSN, dstDSN, c.lag)
 			db, err := gorm.Open(postgres.Open(srcDSN), &gorm.Config{Logger: logger.Discard})
 			if err != nil {
 				t.Fatal(err)
@@ -229,7 +239,11 @@ func TestReplicaLag(t *testing.T) {
 					s.Close()
 				}
 			})
-			p := plugin.New(plugin.Config{ReplicaWindow: c.window, Logger: quiet})
+			cfg := plugin.Config{ReplicaWindow: c.window, Logger: quiet}
+			if c.heartbeat {
+				cfg.ReplicaHeartbeat = "gc_heartbeat"
+			}
+			p := plugin.New(cfg)
 			resolver := dbresolver.Register(dbresolver.Config{Replicas: []gorm.Dialector{postgres.Open(dstDSN)}})
 			uses := []gorm.Plugin{p, resolver}
 			if !c.cacheFirst {
@@ -241,15 +255,22 @@ func TestReplicaLag(t *testing.T) {
 				}
 			}
 			defer p.Close()
-			reads, stale, first := runReplicaChecker(t, db, 3500*time.Millisecond)
+			maxLag := c.lag + 150*ms // the copier's own delays, with margin
+			pause := max(1000*ms, c.lag+700*ms)
+			reads, stale, first := runReplicaChecker(t, db, 3*pause+500*ms, maxLag, pause)
 			st := p.Stats()
 			keys := make([]string, 0, len(st.Bypasses))
 			for k := range st.Bypasses {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			t.Logf("%s: %d reads, %d stale; hits=%d misses=%d stores=%d bypasses=%v", c.name, reads, stale, st.Hits, st.Misses, st.Stores, st.Bypasses)
-			if st.Hits == 0 {
+			t.Logf("%s: %d reads, %d stale; hits=%d misses=%d stores=%d bypasses=%v lags=%v", c.name, reads, stale, st.Hits, st.Misses, st.Stores, st.Bypasses, p.ReplicaLags())
+			switch {
+			case c.lag > c.window && c.heartbeat:
+				if st.Bypasses["replica_behind"] == 0 {
+					t.Fatal("the heartbeat did not find the replica behind")
+				}
+			case st.Hits == 0:
 				t.Fatal("no hits: the cache was not exercised")
 			}
 			// dbresolver registered first hands GORM's default transaction a

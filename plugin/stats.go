@@ -32,6 +32,7 @@ const (
 	reasonOptIn            = "opt_in"            // Config.OptIn and the statement did not ask
 	reasonEmpty            = "empty"             // no rows, and Config.SkipEmpty
 	reasonBadOption        = "bad_option"        // a per-query option was invalid (the statement failed)
+	reasonReplicaBehind    = "replica_behind"    // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
 	reasonReplicaLag       = "replica_lag"       // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
 )
 
