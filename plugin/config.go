@@ -118,6 +118,13 @@ type Config struct {
 	// together. 0 means none; it must be below 1.
 	TTLJitter float64
 
+	// StaleWhileRevalidate, when positive, keeps entries this long after
+	// their TTL: a query whose entry has outlived its TTL (but was not
+	// invalidated: no write touched its tables) is answered from it at once
+	// while one background query refreshes it. Entries made stale by a
+	// write are never served. 0 (the default) means off.
+	StaleWhileRevalidate time.Duration
+
 	// SkipEmpty does not store results with no rows (by default they are
 	// cached like any other: "no such user" is an answer too).
 	SkipEmpty bool
@@ -185,6 +192,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: WriteLease must not be negative, got %v", ErrInvalidConfig, c.WriteLease)
 	case c.StoreTimeout < 0:
 		return fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, c.StoreTimeout)
+	}
+	if c.StaleWhileRevalidate < 0 {
+		return fmt.Errorf("%w: StaleWhileRevalidate must not be negative, got %v", ErrInvalidConfig, c.StaleWhileRevalidate)
 	}
 	if c.ReplicaWindow < 0 {
 		return fmt.Errorf("%w: ReplicaWindow must not be negative, got %v", ErrInvalidConfig, c.ReplicaWindow)

@@ -50,6 +50,9 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 			return
 		}
 		if pr.entry != nil {
+			if pr.revalidate {
+				p.revalidate(db.Statement.ConnPool, pr)
+			}
 			pr.release()
 			p.serveHit(db, pr.entry, pr.pl, false)
 			return

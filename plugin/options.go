@@ -225,6 +225,6 @@ func (p *Plugin) Explain(tx *gorm.DB) (Explanation, error) {
 	ex.Cacheable, ex.Reason = true, ""
 	ex.Tables = tags[:len(tags)-1] // without the global tag
 	ex.Key = p.keys.Key(canonical)
-	ex.TTL = p.policy.entryTTL(optTTL, pl.ttl)
+	ex.TTL = p.policy.freshTTL(optTTL, pl.ttl)
 	return ex, nil
 }

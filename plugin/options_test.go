@@ -440,3 +440,43 @@ func TestLoggerShowsHits(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleWhileRevalidate: past its TTL an entry is served at once while
+// one background query refreshes it; an invalidated entry never is.
+func TestStaleWhileRevalidate(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "sqlite", plugin.Config{TTL: 150 * time.Millisecond, StaleWhileRevalidate: time.Minute})
+	readID(t, db, 1) // miss, stored
+	outside(t, db, 1, 41)
+	time.Sleep(200 * time.Millisecond)
+	if got := readID(t, db, 1); got != 10 {
+		t.Fatalf("past its TTL, not invalidated: %d, want the stale 10 served at once", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats().Stores < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := p.Stats(); st.Revalidations != 1 || st.Stores != 2 {
+		t.Fatalf("revalidations %d, stores %d", st.Revalidations, st.Stores)
+	}
+	hits := p.Stats().Hits
+	if got := readID(t, db, 1); got != 41 || p.Stats().Hits != hits+1 {
+		t.Fatalf("after the refresh: %d (hit %v), want 41 from the cache", got, p.Stats().Hits == hits+1)
+	}
+	// Invalidated by a write: never served stale.
+	time.Sleep(200 * time.Millisecond)
+	if err := db.Model(&Account{ID: 1}).Update("balance", 42).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got := readID(t, db, 1); got != 42 {
+		t.Fatalf("after a write: %d, want 42", got)
+	}
+	// Without the option, an expired entry is a miss.
+	db2, p2 := cachedDB(t, "sqlite", plugin.Config{TTL: 100 * time.Millisecond})
+	readID(t, db2, 2)
+	outside(t, db2, 2, 7)
+	time.Sleep(150 * time.Millisecond)
+	if got := readID(t, db2, 2); got != 7 || p2.Stats().Revalidations != 0 {
+		t.Fatalf("without StaleWhileRevalidate: %d", got)
+	}
+}

@@ -47,9 +47,10 @@ type Plugin struct {
 	deps  depState
 	// replicas: when tables' versions were first seen, for reads through
 	// pools other than the one the plugin was installed on
-	replicas  replicaState
-	adopted   sync.Map // pool → *rootPool made by adoptPool
-	heartbeat heartbeat
+	replicas   replicaState
+	adopted    sync.Map // pool → *rootPool made by adoptPool
+	heartbeat  heartbeat
+	refreshing sync.Map // key → true: a stale entry being refreshed
 	// policy: Config's per-table rules, normalised
 	policy policy
 	flight flights

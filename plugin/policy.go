@@ -10,6 +10,7 @@ import (
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/serializer"
 	"github.com/gormcache/gormcache/store"
+	"gorm.io/gorm"
 )
 
 // policy is Config's per-table rules, with table names normalised.
@@ -19,10 +20,11 @@ type policy struct {
 	tableTTL map[string]time.Duration
 	jitter   float64
 	ttl      time.Duration // Config.TTL (Forever kept as is)
+	swr      time.Duration // Config.StaleWhileRevalidate
 }
 
 func newPolicy(cfg Config) policy {
-	pol := policy{deny: map[string]bool{}, tableTTL: map[string]time.Duration{}, jitter: cfg.TTLJitter, ttl: cfg.TTL}
+	pol := policy{deny: map[string]bool{}, tableTTL: map[string]time.Duration{}, jitter: cfg.TTLJitter, ttl: cfg.TTL, swr: cfg.StaleWhileRevalidate}
 	for _, t := range cfg.Deny {
 		pol.deny[invalidation.TableName(t)] = true
 	}
@@ -86,9 +88,9 @@ func (pol *policy) planTTL(tags []string) time.Duration {
 	return ttl
 }
 
-// entryTTL is the store TTL of an entry: the query's option, else the
-// plan's, else Config.TTL; Forever becomes 0 (no expiry); jitter applies.
-func (pol *policy) entryTTL(opt, planTTL time.Duration) time.Duration {
+// freshTTL is how long an entry is fresh: the query's option, else the
+// plan's, else Config.TTL; Forever becomes 0 (until invalidated).
+func (pol *policy) freshTTL(opt, planTTL time.Duration) time.Duration {
 	ttl := pol.ttl
 	switch {
 	case opt != 0:
@@ -99,10 +101,20 @@ func (pol *policy) entryTTL(opt, planTTL time.Duration) time.Duration {
 	if ttl == Forever {
 		return 0
 	}
+	return ttl
+}
+
+// entryTTL is the store TTL of an entry fresh for fresh: jitter applies,
+// and with stale-while-revalidate the entry is kept that much longer.
+func (pol *policy) entryTTL(opt, planTTL time.Duration) time.Duration {
+	ttl := pol.freshTTL(opt, planTTL)
+	if ttl == 0 {
+		return 0
+	}
 	if pol.jitter > 0 {
 		ttl -= time.Duration(rand.Float64() * pol.jitter * float64(ttl))
 	}
-	return ttl
+	return ttl + pol.swr
 }
 
 // ---- per-table counts ----
@@ -208,4 +220,68 @@ func (f *flight) wait(ctx context.Context) *serializer.Entry {
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// ---- stale-while-revalidate ----
+
+// revalidate refreshes, in the background, an entry served past its TTL:
+// one query per key at a time, stamped with the versions read before it,
+// stored like any miss.
+func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
+	if p.closed.Load() {
+		return
+	}
+	key := pr.key
+	if _, busy := p.refreshing.LoadOrStore(key, true); busy {
+		return
+	}
+	p.stats.revalidations.Add(1)
+	query, args := pr.query, append([]any(nil), pr.args...)
+	check := append([]byte(nil), pr.canonical...)
+	tags, ttl := pr.tags, pr.ttl
+	p.pending.Add(1)
+	go func() {
+		defer p.pending.Done()
+		defer p.refreshing.Delete(key)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		versions := make([]uint64, len(tags))
+		sctx, scancel := p.storeCtx(ctx, false)
+		err := p.store.Versions(sctx, tags, versions)
+		scancel()
+		if err != nil {
+			p.storeFailed("versions", err)
+			return
+		}
+		if p.unstorable(tags, versions) != "" || p.replicaReason(pool, tags, versions) != "" {
+			return
+		}
+		rows, err := pool.QueryContext(ctx, query, args...)
+		if err != nil {
+			p.log.Warn("gormcache: background refresh failed", "error", err)
+			return
+		}
+		defer rows.Close()
+		cts, err := rows.ColumnTypes()
+		if err != nil {
+			return
+		}
+		c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
+		c.entry.Check, c.entry.Versions, c.entry.Columns = check, versions, columnsOf(cts)
+		vals := make([]any, len(cts))
+		ptrs := make([]any, len(cts))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() && c.reason == "" {
+			if err := rows.Scan(ptrs...); err != nil {
+				return
+			}
+			c.keep(vals)
+		}
+		if rows.Err() != nil || c.reason != "" {
+			return
+		}
+		p.put(key, &c.entry, ttl)
+	}()
 }

@@ -184,20 +184,21 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // probe is a looked-up query: its key, the versions of its tags read before
 // it runs, and what the cache can do for it.
 type probe struct {
-	query     string
-	args      []any
-	pl        *plan
-	buf       *[]byte
-	canonical []byte
-	key       string
-	versions  []uint64
-	entry     *serializer.Entry // a verified, fresh entry: a hit
-	bypass    string            // why the result may be neither served nor stored
-	tags      []string          // the plan's tags, and the query's Tags option
-	ttl       time.Duration     // the TTL to store the result with
-	stored    *serializer.Entry // the result, once stored (for coalesced misses)
-	noStore   string            // why a miss may be served but not stored (a replica read)
-	db        *gorm.DB          // the statement (for the hit marker), or nil
+	query      string
+	args       []any
+	pl         *plan
+	buf        *[]byte
+	canonical  []byte
+	key        string
+	versions   []uint64
+	entry      *serializer.Entry // a verified, fresh entry: a hit
+	bypass     string            // why the result may be neither served nor stored
+	tags       []string          // the plan's tags, and the query's Tags option
+	ttl        time.Duration     // the TTL to store the result with
+	stored     *serializer.Entry // the result, once stored (for coalesced misses)
+	noStore    string            // why a miss may be served but not stored (a replica read)
+	revalidate bool              // the entry is past its TTL: serve it and refresh it
+	db         *gorm.DB          // the statement (for the hit marker), or nil
 }
 
 func (pr *probe) release() {
@@ -244,6 +245,17 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 			p.stats.collisions.Add(1)
 		case slices.Equal(entry.Versions, pr.versions) && entryKnowsScanTypes(entry):
 			pr.entry = entry
+			if fresh := p.policy.freshTTL(optTTL, pl.ttl); fresh > 0 && p.policy.swr > 0 {
+				// stale-while-revalidate: past its TTL (not invalidated)
+				age := time.Duration(time.Now().UnixNano() - entry.Created)
+				switch {
+				case age <= fresh:
+				case age <= fresh+p.policy.swr && pr.noStore == "":
+					pr.revalidate = true
+				default:
+					pr.entry = nil
+				}
+			}
 		}
 	}
 	return pr
@@ -259,6 +271,9 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		return nil, rows, err
 	}
 	if pr.entry != nil {
+		if pr.revalidate {
+			p.revalidate(inner, pr)
+		}
 		p.stats.hits.Add(1)
 		for _, c := range pr.pl.counts {
 			c.hits.Add(1)

@@ -60,6 +60,9 @@ type Stats struct {
 	// Coalesced counts misses answered by an identical query already
 	// running (stampede protection): they did not query the database.
 	Coalesced uint64
+	// Revalidations counts entries served past their TTL while a
+	// background query refreshed them (Config.StaleWhileRevalidate).
+	Revalidations uint64
 	// Tables counts hits and misses by table read (a query reading two
 	// tables counts for both).
 	Tables map[string]TableStats
@@ -71,9 +74,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, storeErrors, corrupt, collisions, catalogErrors, coalesced atomic.Uint64
-	tables                                                                                          tableCounts
-	bypass                                                                                          sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, invalidations, storeErrors, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
+	tables                                                                                                         tableCounts
+	bypass                                                                                                         sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -95,6 +98,7 @@ func (c *counters) snapshot() Stats {
 		Collisions:     c.collisions.Load(),
 		CatalogErrors:  c.catalogErrors.Load(),
 		Coalesced:      c.coalesced.Load(),
+		Revalidations:  c.revalidations.Load(),
 		Tables:         map[string]TableStats{},
 		Bypasses:       map[string]uint64{},
 	}
