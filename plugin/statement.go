@@ -79,6 +79,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 	if !pl.write {
 		return s.inner.ExecContext(ctx, query, args...)
 	}
+	s.p.recordPlan(ctx, pl, nil)
 	finish := s.startWrite(ctx, pl)
 	defer finish()
 	return s.inner.ExecContext(ctx, query, args...)
@@ -129,6 +130,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	pl := p.planFor(query)
 	if pl.write {
 		p.stats.bypassed(pl.reason)
+		p.recordPlan(ctx, pl, nil)
 		finish := s.startWrite(ctx, pl)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		if err != nil {
@@ -149,6 +151,11 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if reason != "" {
 		p.stats.bypassed(reason)
+		var extra []string
+		if opts != nil {
+			extra = opts.tags
+		}
+		p.recordPlan(ctx, pl, extra)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		return nil, rows, err
 	}
@@ -225,11 +232,13 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	pr.canonical = canonical
 	if err != nil {
 		pr.bypass = reasonUnsupportedArg
+		p.recordPlan(ctx, pl, pr.tags[:0:0])
 		return pr
 	}
 	pr.key = p.keys.Key(canonical)
 	pr.versions = make([]uint64, len(pr.tags))
 	entry, ok := p.lookup(ctx, pr.key, pr.tags, pr.versions)
+	recordRead(ctx, pr.tags, pr.versions)
 	if !ok {
 		pr.bypass = reasonStoreError
 		return pr

@@ -1,0 +1,160 @@
+package plugin
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// A Recorder collects what the statements made with a context read: the
+// tables (with the version each had before the first statement that read
+// it), whether any statement's tables were unknown, and whether any wrote.
+// Per-view caching (the viewcache package) records each request this way,
+// so that a stored response depends on the tables its queries read,
+// whether they were served from the cache, from the database, or bypassed
+// it (Skip, inside a transaction).
+type Recorder struct {
+	mu       sync.Mutex
+	versions map[string]uint64
+	order    []string
+	unknown  string
+	wrote    bool
+	queries  int
+}
+
+type recorderKey struct{}
+
+// WithRecorder returns a context whose statements are recorded by the
+// returned Recorder. Recorders nest: a statement is recorded by every
+// Recorder of its context.
+func WithRecorder(ctx context.Context) (context.Context, *Recorder) {
+	r := &Recorder{versions: map[string]uint64{}}
+	parent, _ := ctx.Value(recorderKey{}).(*recorders)
+	rs := &recorders{list: append(append([]*Recorder(nil), parentList(parent)...), r)}
+	return context.WithValue(ctx, recorderKey{}, rs), r
+}
+
+type recorders struct{ list []*Recorder }
+
+func parentList(r *recorders) []*Recorder {
+	if r == nil {
+		return nil
+	}
+	return r.list
+}
+
+func recordersOf(ctx context.Context) []*Recorder {
+	if ctx == nil {
+		return nil
+	}
+	if rs, ok := ctx.Value(recorderKey{}).(*recorders); ok {
+		return rs.list
+	}
+	return nil
+}
+
+// Tables returns the tags read (table names, and the global tag "*") and
+// the version each had before the first statement that read it (0: held
+// by a write in flight, or unknown: such a response must not be stored).
+func (r *Recorder) Tables() (tags []string, versions []uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tags = slices.Clone(r.order)
+	sort.Strings(tags)
+	versions = make([]uint64, len(tags))
+	for i, t := range tags {
+		versions[i] = r.versions[t]
+	}
+	return tags, versions
+}
+
+// Unknown returns why some statement's tables could not be determined (or
+// its result depends on more than tables: a volatile function), or "".
+func (r *Recorder) Unknown() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unknown
+}
+
+// Wrote reports whether any recorded statement may have changed data.
+func (r *Recorder) Wrote() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wrote
+}
+
+// Queries returns the number of statements recorded.
+func (r *Recorder) Queries() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.queries
+}
+
+func (r *Recorder) read(tags []string, versions []uint64) {
+	r.mu.Lock()
+	r.queries++
+	for i, t := range tags {
+		if _, seen := r.versions[t]; !seen {
+			r.versions[t] = versions[i]
+			r.order = append(r.order, t)
+		}
+	}
+	r.mu.Unlock()
+}
+
+func (r *Recorder) mark(unknown string, wrote bool) {
+	r.mu.Lock()
+	r.queries++
+	if unknown != "" && r.unknown == "" {
+		r.unknown = unknown
+	}
+	r.wrote = r.wrote || wrote
+	r.mu.Unlock()
+}
+
+// recordRead records a read of tags whose versions were read before it.
+func recordRead(ctx context.Context, tags []string, versions []uint64) {
+	for _, r := range recordersOf(ctx) {
+		r.read(tags, versions)
+	}
+}
+
+// recordPlan records a statement the cache did not look up: a write, a
+// read of unknown tables, or a cacheable read that bypassed the cache (its
+// tables' versions are read now, before it runs).
+func (p *Plugin) recordPlan(ctx context.Context, pl *plan, extra []string) {
+	rs := recordersOf(ctx)
+	if len(rs) == 0 {
+		return
+	}
+	switch {
+	case pl.write:
+		for _, r := range rs {
+			r.mark("", true)
+		}
+	case !pl.cacheable:
+		reason := pl.reason
+		if reason == reasonNotSelect {
+			for _, r := range rs {
+				r.mark("", false)
+			}
+			return
+		}
+		for _, r := range rs {
+			r.mark(reason, false)
+		}
+	default:
+		tags := pl.tags
+		if len(extra) > 0 {
+			tags = withTags(tags, extra)
+		}
+		versions := make([]uint64, len(tags))
+		sctx, cancel := p.storeCtx(ctx, false)
+		if err := p.store.Versions(sctx, tags, versions); err != nil {
+			clear(versions) // unknown: the response will not be stored
+		}
+		cancel()
+		recordRead(ctx, tags, versions)
+	}
+}
