@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"context"
+
+	"github.com/gormcache/gormcache/invalidation"
 	"slices"
 	"sort"
 	"sync"
@@ -157,4 +159,28 @@ func (p *Plugin) recordPlan(ctx context.Context, pl *plan, extra []string) {
 		cancel()
 		recordRead(ctx, tags, versions)
 	}
+}
+
+// DependsOn returns the tables (as GORM or SQL names them, normalised) with
+// every table they depend on for reads: the tables under a view, and
+// Config.Dependencies. An entry depending on a view must depend on those
+// too, or writes to them would not reach it.
+func (p *Plugin) DependsOn(tables ...string) []string {
+	g := p.currentDeps()
+	out := make([]string, 0, len(tables))
+	for _, t := range tables {
+		n := invalidation.TableName(t)
+		if n == "" {
+			continue
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+		for _, d := range g.read[n] {
+			if !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }

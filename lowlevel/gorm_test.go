@@ -1,0 +1,110 @@
+package lowlevel_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/lowlevel"
+	"github.com/gormcache/gormcache/plugin"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Order is the model of the GORM tests and examples.
+type Order struct {
+	ID     uint
+	Amount int64
+}
+
+// TestGORMWritesInvalidate is the point of the package: a value computed
+// from orders goes stale when orders is written through a *gorm.DB with
+// the plugin installed, whatever the kind of write.
+func TestGORMWritesInvalidate(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db := testdb.Open(t, dialect, &gorm.Config{Logger: logger.Discard})
+			must(t, db.AutoMigrate(&Order{}))
+			p := plugin.New(plugin.Config{Logger: quiet})
+			c, err := lowlevel.New(p, lowlevel.Config{}) // before db.Use: allowed
+			must(t, err)
+			must(t, db.Use(p))
+			t.Cleanup(func() { p.Close() })
+
+			runs := 0
+			total := func() int64 {
+				t.Helper()
+				v, err := lowlevel.Remember(bg, c, "orders:total", time.Hour, []string{"orders"}, func(ctx context.Context) (int64, error) {
+					runs++
+					var n int64
+					err := db.WithContext(ctx).Model(&Order{}).Select("COALESCE(SUM(amount), 0)").Scan(&n).Error
+					return n, err
+				})
+				must(t, err)
+				return v
+			}
+			check := func(step string, want int64, wantRuns int) {
+				t.Helper()
+				if got := total(); got != want || runs != wantRuns {
+					t.Fatalf("%s: total %d after %d runs; want %d after %d", step, got, runs, want, wantRuns)
+				}
+			}
+			check("first", 0, 1)
+			check("cached", 0, 1)
+
+			for _, w := range []struct {
+				name  string
+				write func() error
+				want  int64
+			}{
+				{"Create", func() error { return db.Create(&Order{ID: 1, Amount: 5}).Error }, 5},
+				{"Update", func() error { return db.Model(&Order{ID: 1}).Update("amount", 7).Error }, 7},
+				{"Save", func() error { return db.Save(&Order{ID: 1, Amount: 8}).Error }, 8},
+				{"Exec", func() error { return db.Exec("UPDATE orders SET amount = amount + 1").Error }, 9},
+				{"Transaction", func() error {
+					return db.Transaction(func(tx *gorm.DB) error { return tx.Create(&Order{ID: 2, Amount: 10}).Error })
+				}, 19},
+				{"Delete", func() error { return db.Delete(&Order{ID: 2}).Error }, 9},
+				{"Raw with a schema", func() error { return db.Exec(`DELETE FROM "orders" WHERE id = 1`).Error }, 0},
+			} {
+				must(t, w.write())
+				if _, ok, err := lowlevel.Get[int64](bg, c, "orders:total", "orders"); ok || err != nil {
+					t.Fatalf("%s: Get after the write: hit %v, %v", w.name, ok, err)
+				}
+				check(w.name, w.want, runs+1)
+				check(w.name+", cached", w.want, runs)
+			}
+
+			// While a transaction that wrote orders is open, values of
+			// orders are computed (from the committed rows) but not stored;
+			// once it commits, the new total is computed and stored.
+			tx := db.Begin()
+			must(t, tx.Create(&Order{ID: 3, Amount: 100}).Error)
+			check("during the transaction", 0, runs+1)
+			check("during the transaction, again", 0, runs+1)
+			must(t, tx.Commit().Error)
+			check("after the commit", 100, runs+1)
+			check("after the commit, cached", 100, runs)
+
+			// A rolled-back write invalidates too (harmless), and the value is right.
+			tx = db.Begin()
+			must(t, tx.Create(&Order{ID: 4, Amount: 1}).Error)
+			must(t, tx.Rollback().Error)
+			check("after a rollback", 100, runs+1)
+
+			// Other tables' writes leave the value alone.
+			must(t, db.Exec("CREATE TABLE unrelated (id integer)").Error)
+			must(t, db.Exec("INSERT INTO unrelated (id) VALUES (1)").Error)
+			check("after a write elsewhere", 100, runs+1) // the CREATE TABLE (DDL) invalidates everything
+			must(t, db.Exec("INSERT INTO unrelated (id) VALUES (2)").Error)
+			check("after a second write elsewhere", 100, runs)
+
+			if s := c.Stats(); s.NotStored < 2 || s.StoreErrors != 0 {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
