@@ -1,0 +1,92 @@
+// Package redisstore is a gormcache [store.Store] on Redis, through a go-redis
+// v9 [redis.UniversalClient]: a single node, Sentinel, or Redis Cluster.
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+//	st, err := redisstore.New(rdb, redisstore.Config{Prefix: "myapp:"})
+//
+// # Round trips
+//
+// A Get reads the entry and the versions of its tags in one round trip, with
+// plain reads: on a *redis.Client (a single node, or Sentinel through
+// redis.NewFailoverClient or NewUniversalClient with MasterName) one MGET of
+// the entry and of each tag's version and held-until keys; on a
+// *redis.ClusterClient, where an entry and its tags live in different hash
+// slots, one pipeline of single-key GETs, which the client splits per node
+// and sends in parallel. Other clients (*redis.Ring, wrappers) are served as
+// a cluster is. A tag found without a version (its first read, or after
+// Redis lost it) or held takes a second round trip, a Lua script that
+// creates the version (SET NX) or judges the holds by the server's clock; a
+// held tag reads as 0, a miss anyway. Plain reads rather than a script on the
+// hot path because on Redis 7.0 running even a trivial script costs a good
+// part of a GET; a hit costs about 1.1 times a bare GET of the same bytes
+// (BenchmarkGetHit, with ContextTimeoutEnabled).
+//
+// All the bumps of one Bump (or Release) are one round trip: on a
+// *redis.Client one Lua script over every tag, sent with EVALSHA (EVAL when
+// the server does not know it yet); on a cluster one pipeline of one script
+// per tag, whose keys share a slot through a hash tag. No path ever sends a
+// cross-slot command to a cluster.
+//
+// Versions must be read from masters: New refuses a cluster client that
+// reads from replicas (ReadOnly, RouteByLatency, RouteRandomly), since a
+// replica may not have a bump yet.
+//
+// No path uses KEYS or SCAN: invalidation is one write per tag.
+//
+// # Keys
+//
+// With the prefix P (Config.Prefix, "gc:" by default):
+//
+//	P e:<key>       string  an entry, under the plugin's key; always a TTL
+//	P {t:<tag>}:v   string  the tag's version; no TTL
+//	P {t:<tag>}:u   string  while the tag is held: the latest deadline of its
+//	                        holds (ms, server clock); no TTL
+//	P {t:<tag>}:l   hash    while the tag is held: lease id → deadline; no TTL
+//
+// # Versions
+//
+// A tag that has no version (its first read, or after Redis lost it: a
+// restart without persistence, FLUSHALL, eviction) gets a fresh random one in
+// [2^62, 2^63), drawn by the client and set by a script with SET NX semantics; a
+// bump increments it (or draws a fresh one if it is missing). So a version is
+// never 0 and never comes back after a loss, except with negligible
+// probability, and entries stamped with versions from before the loss read
+// as misses.
+//
+// A hold makes a tag read as version 0 until its lease is released or its
+// deadline, measured on the clock of the Redis node that owns the tag, has
+// passed. Overlapping holds by several leases hold until the last one ends.
+//
+// # Eviction
+//
+// Version keys carry no TTL and entries always do (Config.DefaultTTL when Set
+// is given none), so configure Redis with maxmemory-policy volatile-lru or
+// volatile-lfu: only entries are evicted. With allkeys-lru or allkeys-lfu an
+// evicted version key reads as a new version, so its tag's entries read as
+// misses: safe, but wasteful (an evicted held-until key, though, ends a hold
+// early).
+//
+// Replication is asynchronous: a failover can lose the last writes a master
+// acknowledged, bumps among them. The store does not detect that; a caller
+// that must survive it bumps [store.GlobalTag] when the master changes.
+//
+// # Failures
+//
+// The store fails fast so that its caller can fail open. Every call is bounded
+// by Config.Timeout; an error from Redis, the network or the timeout wraps
+// [store.ErrUnavailable]. Give the client ContextTimeoutEnabled: true so that
+// the timeout also ends the socket read. Without it, the store calls the
+// client from a goroutine per call, which it stops waiting for at the timeout
+// (the read goes on in the background until the client's ReadTimeout): correct,
+// but the goroutine hand-off can cost as much as the round trip itself. A
+// cluster client is also asked to reload its
+// topology after a failed call: it would otherwise keep calling a dead master
+// until its periodic reload. After Config.BreakerFailures consecutive failures a
+// circuit breaker stops calling Redis for Config.BreakerCooldown (calls return
+// store.ErrUnavailable at once), then lets one call through as a probe, and
+// resumes by itself when it succeeds. [Store.Stats] counts round trips,
+// errors, timeouts and the breaker's work.
+//
+// The store does not own its client: Close marks the store closed (later
+// calls return [store.ErrClosed]) and leaves the client open.
+package redisstore

@@ -1,0 +1,356 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/redis/go-redis/v9"
+)
+
+type clusterNode struct {
+	id, addr, master string
+	flags            []string
+	slots            bool
+}
+
+func (n clusterNode) is(flag string) bool {
+	for _, f := range n.flags {
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterNodes returns CLUSTER NODES as one of the answering nodes sees it.
+func clusterNodes(ctx context.Context, except string) ([]clusterNode, error) {
+	var lastErr error
+	for _, addr := range clusterAddrs {
+		if addr == except {
+			continue
+		}
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		out, err := c.ClusterNodes(ctx).Result()
+		c.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var nodes []clusterNode
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 8 {
+				continue
+			}
+			addr, _, _ := strings.Cut(f[1], "@")
+			nodes = append(nodes, clusterNode{id: f[0], addr: addr, flags: strings.Split(f[2], ","), master: f[3], slots: len(f) > 8})
+		}
+		return nodes, nil
+	}
+	return nil, lastErr
+}
+
+// TestClusterFailover stops a master of the shared cluster under load, waits
+// for its replica to take over, checks that the store only ever failed with
+// store.ErrUnavailable, never returned a wrong value or a version that went
+// backwards or repeated, and works again after the promotion; then it
+// restarts the stopped node, which rejoins as a replica, and waits until the
+// cluster is healthy again.
+//
+// It does not run in parallel with this package's other tests.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a node of the shared cluster")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testdb.Unavailable(t, "redis-server", err)
+	}
+	rdb := clusterClient(t, nil) // skips (or fails under CI) when the cluster is not healthy
+	guard(t, rdb)
+	ctx := context.Background()
+
+	nodes, err := clusterNodes(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim, heir clusterNode
+	for _, m := range nodes {
+		if !m.is("master") || !m.slots || m.is("fail") {
+			continue
+		}
+		for _, r := range nodes {
+			if r.is("slave") && r.master == m.id && !r.is("fail") {
+				victim, heir = m, r
+			}
+		}
+	}
+	if victim.id == "" {
+		t.Fatalf("no master with a replica in %+v", nodes)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: victim.addr})
+	defer admin.Close()
+	conf := map[string]string{}
+	for _, p := range []string{"dir", "logfile", "cluster-config-file", "cluster-node-timeout", "port"} {
+		kv, err := admin.ConfigGet(ctx, p).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf[p] = kv[p]
+	}
+	if !strings.HasPrefix(conf["cluster-config-file"], "/") {
+		conf["cluster-config-file"] = conf["dir"] + "/" + conf["cluster-config-file"]
+	}
+	restarted := false
+	restart := func() {
+		if restarted {
+			return
+		}
+		restarted = true
+		args := []string{"--daemonize", "yes", "--bind", "127.0.0.1", "--port", conf["port"],
+			"--cluster-enabled", "yes", "--cluster-config-file", conf["cluster-config-file"],
+			"--cluster-node-timeout", conf["cluster-node-timeout"], "--save", "", "--appendonly", "no",
+			"--dir", conf["dir"], "--logfile", conf["logfile"]}
+		if out, err := exec.Command("redis-server", args...).CombinedOutput(); err != nil {
+			t.Errorf("restart %s: %v: %s", victim.addr, err, out)
+			return
+		}
+		// Back as a replica of its heir, in a healthy cluster.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			err := clusterOK()
+			if err == nil {
+				var info string
+				info, err = replicaInfo(ctx, victim.addr)
+				if err == nil && (!strings.Contains(info, "role:slave") || !strings.Contains(info, "master_link_status:up")) {
+					err = fmt.Errorf("%s is not a synced replica yet", victim.addr)
+				}
+			}
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("cluster not healthy 20s after restarting %s: %v", victim.addr, err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Cleanup(restart) // whatever happens, leave the cluster whole
+
+	s := newTestStore(t, rdb, Config{Timeout: 200 * time.Millisecond, BreakerFailures: 5, BreakerCooldown: 100 * time.Millisecond})
+	// Tags on every master, among them some on the victim's slots.
+	var tags, victimTags []string
+	for i := 0; len(victimTags) < 2 || len(tags) < 8; i++ {
+		tag := fmt.Sprintf("f%d", i)
+		c, err := rdb.MasterForKey(ctx, s.keys.tag(tag).version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Options().Addr == victim.addr {
+			if len(victimTags) < 2 {
+				victimTags = append(victimTags, tag)
+				tags = append(tags, tag)
+			}
+		} else if len(tags) < 8 {
+			tags = append(tags, tag)
+		}
+	}
+	cleanup(t, rdb, s.keys.entryPrefix[:len(s.keys.entryPrefix)-2], tags...)
+
+	var (
+		stop       atomic.Bool
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		problems   []string
+		unavail    atomic.Int64
+		okVictim   atomic.Int64 // successful Gets touching the victim's tags
+		maxSeen    = map[string]uint64{}
+		slowest    atomic.Int64
+		phaseAfter atomic.Bool // set once the heir is master
+		okAfter    atomic.Int64
+	)
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		if len(problems) < 20 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+		mu.Unlock()
+	}
+	check := func(op string, start time.Time, err error) bool {
+		if d := time.Since(start); int64(d) > slowest.Load() {
+			slowest.Store(int64(d))
+		}
+		if err == nil {
+			return true
+		}
+		if !isUnavailable(err) {
+			problem("%s: error not wrapping ErrUnavailable: %v", op, err)
+		}
+		unavail.Add(1)
+		return false
+	}
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			last := map[string]uint64{}
+			bumped := map[string]bool{}
+			for i := 0; !stop.Load(); i++ {
+				key := fmt.Sprintf("c%d", (g*3+i)%8) // entries the cleanup knows
+				val := fmt.Sprintf("%s:%d:%d", key, g, i)
+				rt := []string{tags[(g+i)%len(tags)], victimTags[i%len(victimTags)], tags[(g+2*i+1)%len(tags)]}
+				v := make([]uint64, len(rt))
+
+				start := time.Now()
+				check("set", start, s.Set(ctx, key, []byte(val), time.Minute))
+
+				start = time.Now()
+				b, err := s.Get(ctx, key, rt, v)
+				if check("get", start, err) {
+					okVictim.Add(1)
+					if phaseAfter.Load() {
+						okAfter.Add(1)
+					}
+					if b != nil && !strings.HasPrefix(string(b), key+":") {
+						problem("get %s: wrong value %q", key, b)
+					}
+					for j, tag := range rt {
+						switch {
+						case v[j] == 0:
+							problem("tag %s read 0 with no hold", tag)
+						case v[j] < last[tag]:
+							problem("tag %s went backwards: %d after %d", tag, v[j], last[tag])
+						case v[j] == last[tag] && bumped[tag]:
+							problem("tag %s repeated %d after a bump", tag, v[j])
+						}
+						last[tag], bumped[tag] = v[j], false
+					}
+				}
+
+				bt := []string{rt[i%len(rt)]}
+				start = time.Now()
+				if _, err := s.Bump(ctx, bt, 0); check("bump", start, err) {
+					bumped[bt[0]] = true
+				}
+				time.Sleep(time.Millisecond)
+			}
+			mu.Lock()
+			for tag, v := range last {
+				if v > maxSeen[tag] {
+					maxSeen[tag] = v
+				}
+			}
+			mu.Unlock()
+		}(g)
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+
+	time.Sleep(500 * time.Millisecond)
+	if unavail.Load() != 0 || okVictim.Load() == 0 {
+		t.Fatalf("before the failover: %d errors, %d successes; problems %v", unavail.Load(), okVictim.Load(), problems)
+	}
+
+	// Stop the master. SHUTDOWN NOSAVE: the process exits, and since Redis 7
+	// only after its replica has what it acknowledged (see the package doc on
+	// asynchronous replication).
+	start := time.Now()
+	_ = admin.ShutdownNoSave(ctx).Err()
+	t.Logf("stopped master %s; its replica is %s", victim.addr, heir.addr)
+
+	// Wait for the heir to be promoted.
+	for {
+		role, err := replicaRole(ctx, heir.addr)
+		if err == nil && role == "master" && clusterOKExcept(victim.addr) == nil {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("%s not promoted within 20s (role %q, %v)", heir.addr, role, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	phaseAfter.Store(true)
+	promoted := time.Since(start)
+
+	// The store works again by itself.
+	for okAfter.Load() < 50 {
+		if time.Since(start) > promoted+10*time.Second {
+			t.Fatalf("store did not recover within 10s of the promotion: %d successes; %+v", okAfter.Load(), s.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recovered := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("promoted after %v, store serving again after %v; %d calls failed with ErrUnavailable; slowest call %v; %+v",
+		promoted.Round(time.Millisecond), recovered.Round(time.Millisecond), unavail.Load(),
+		time.Duration(slowest.Load()).Round(time.Millisecond), s.Stats())
+
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if d := time.Duration(slowest.Load()); d > 200*time.Millisecond+250*time.Millisecond {
+		t.Errorf("a call took %v with Timeout 200ms", d)
+	}
+	// After the load: no tag reads below what any goroutine saw.
+	v := make([]uint64, len(tags))
+	if err := s.Versions(ctx, tags, v); err != nil {
+		t.Fatal(err)
+	}
+	for i, tag := range tags {
+		if v[i] < maxSeen[tag] {
+			t.Errorf("tag %s reads %d after the failover, below %d seen before", tag, v[i], maxSeen[tag])
+		}
+	}
+
+	restart()
+	t.Logf("%s rejoined as a replica; cluster healthy %v after the stop", victim.addr, time.Since(start).Round(time.Millisecond))
+}
+
+// replicaInfo returns INFO replication of addr.
+func replicaInfo(ctx context.Context, addr string) (string, error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	return c.Info(ctx, "replication").Result()
+}
+
+// replicaRole returns "master" or "slave" from INFO replication of addr.
+func replicaRole(ctx context.Context, addr string) (string, error) {
+	info, err := replicaInfo(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if role, ok := strings.CutPrefix(strings.TrimSpace(line), "role:"); ok {
+			return role, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no role in INFO", addr)
+}
+
+// clusterOKExcept is clusterOK for every node but except.
+func clusterOKExcept(except string) error {
+	for _, addr := range clusterAddrs {
+		if addr == except {
+			continue
+		}
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		info, err := c.ClusterInfo(ctx).Result()
+		cancel()
+		c.Close()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("%s: cluster state not ok", addr)
+		}
+	}
+	return nil
+}

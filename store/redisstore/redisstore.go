@@ -1,0 +1,652 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gormcache/gormcache/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults for the zero fields of a [Config].
+const (
+	DefaultPrefix          = "gc:"
+	DefaultTimeout         = 100 * time.Millisecond
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = time.Second
+	DefaultMaxValueBytes   = 4 << 20
+	DefaultTTL             = 30 * 24 * time.Hour
+)
+
+// maxValueLimit is Redis's own limit on a string value (proto-max-bulk-len).
+const maxValueLimit = 512 << 20
+
+// Config configures a [Store]. A zero Config consists entirely of defaults.
+type Config struct {
+	// Prefix starts every key the store writes, so that several applications
+	// or environments can share one Redis. "" means DefaultPrefix ("gc:").
+	// Instances that must see each other's invalidations use the same
+	// prefix. It may not contain braces (cluster hash tags).
+	Prefix string
+
+	// Timeout bounds every call, whatever the caller's context says; a call
+	// that gets no answer in time returns an error wrapping
+	// store.ErrUnavailable. 0 means DefaultTimeout (100ms). Negative is an
+	// error.
+	Timeout time.Duration
+
+	// BreakerFailures is the number of consecutive failed calls after which
+	// the store stops calling Redis for BreakerCooldown, returning
+	// store.ErrUnavailable at once. 0 means DefaultBreakerFailures (5).
+	// Negative is an error.
+	BreakerFailures int
+
+	// BreakerCooldown is how long an open breaker refuses calls before it
+	// lets one through as a probe; the probe's success closes it. 0 means
+	// DefaultBreakerCooldown (1s). Negative is an error.
+	BreakerCooldown time.Duration
+
+	// MaxValueBytes is the largest value Set accepts; a larger one returns an
+	// error wrapping store.ErrTooLarge without reaching Redis. 0 means
+	// DefaultMaxValueBytes (4 MiB). Negative, or more than Redis's 512 MiB,
+	// is an error.
+	MaxValueBytes int
+
+	// DefaultTTL is the TTL of entries Set with ttl <= 0: entries always
+	// have a TTL, so that volatile-* eviction can remove them. 0 means
+	// DefaultTTL (30 days). Negative is an error.
+	DefaultTTL time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Timeout < 0:
+		return c, fmt.Errorf("redisstore: Timeout must not be negative (got %v)", c.Timeout)
+	case c.BreakerFailures < 0:
+		return c, fmt.Errorf("redisstore: BreakerFailures must not be negative (got %d)", c.BreakerFailures)
+	case c.BreakerCooldown < 0:
+		return c, fmt.Errorf("redisstore: BreakerCooldown must not be negative (got %v)", c.BreakerCooldown)
+	case c.MaxValueBytes < 0 || c.MaxValueBytes > maxValueLimit:
+		return c, fmt.Errorf("redisstore: MaxValueBytes must be between 0 and %d (got %d)", maxValueLimit, c.MaxValueBytes)
+	case c.DefaultTTL < 0:
+		return c, fmt.Errorf("redisstore: DefaultTTL must not be negative (got %v)", c.DefaultTTL)
+	case strings.ContainsAny(c.Prefix, "{}"):
+		return c, fmt.Errorf("redisstore: Prefix must not contain braces (got %q): they would change the cluster hash tag that keeps a tag's keys in one slot", c.Prefix)
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = DefaultBreakerFailures
+	}
+	if c.BreakerCooldown == 0 {
+		c.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.DefaultTTL == 0 {
+		c.DefaultTTL = DefaultTTL
+	}
+	return c, nil
+}
+
+// Store is a [store.Store] on a go-redis client. It is safe for concurrent use.
+type Store struct {
+	rdb      redis.UniversalClient
+	keys     keyspace
+	oneNode  bool // one node owns every key: MGET, DEL and scripts over many tags
+	direct   bool // the client itself honours context deadlines
+	timeout  time.Duration
+	maxValue int
+	ttl      time.Duration
+	br       breaker
+	closed   atomic.Bool
+
+	tagCache    sync.Map // tag → tagKeys
+	tagCacheLen atomic.Int64
+	reload      func(context.Context) // asks a cluster client to reload its topology
+
+	roundTrips atomic.Uint64
+	errs       atomic.Uint64
+	timeouts   atomic.Uint64
+	rejected   atomic.Uint64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store on rdb: a *redis.Client (single node, or Sentinel
+// through redis.NewFailoverClient / NewUniversalClient with MasterName), a
+// *redis.ClusterClient, or any other redis.UniversalClient (a *redis.Ring,
+// for example, which is served as a cluster is). New does not contact Redis.
+//
+// The store does not own rdb: Close leaves it open. Give it
+// ContextTimeoutEnabled: true, so that Config.Timeout ends socket reads;
+// without it, the store calls the client from a goroutine per call, which it
+// stops waiting for at the timeout: correct, but a goroutine hand-off costs
+// about as much as a round trip on a small machine (see BenchmarkGetHit).
+func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		rdb:      rdb,
+		keys:     newKeyspace(cfg.Prefix),
+		timeout:  cfg.Timeout,
+		maxValue: cfg.MaxValueBytes,
+		ttl:      cfg.DefaultTTL,
+		br:       breaker{threshold: int64(cfg.BreakerFailures), cooldown: cfg.BreakerCooldown},
+	}
+	switch c := rdb.(type) {
+	case *redis.Client:
+		// One node owns every key: a read is one MGET, the bumps of a
+		// call are one script over every tag, a Delete one DEL.
+		s.oneNode = true
+		// Not c.WithTimeout(Timeout) when the client ignores deadlines:
+		// its clones lose the client's hooks (tracing, metrics).
+		s.direct = c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		// An entry and its tags live in different slots: one pipeline of
+		// single-key commands and single-tag scripts (whose keys share a
+		// slot), which the client splits per node and sends in parallel.
+		// Never a cross-slot script, never MGET.
+		o := c.Options()
+		if o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+			// A replica may not have a bump yet: a version read there
+			// could validate an entry the bump invalidated.
+			return nil, errors.New("redisstore: the cluster client reads from replicas (ReadOnly, RouteByLatency or RouteRandomly), which may lag behind a bump; give the store a client that reads from masters")
+		}
+		s.direct = o.ContextTimeoutEnabled
+		// The client reloads its view of the cluster on MOVED replies, which
+		// a dead master cannot send: after a failover it would keep calling
+		// the dead address until its periodic reload (60s by default). A
+		// failed call asks for a reload (lazy, coalesced by the client).
+		s.reload = c.ReloadState
+	case *redis.Ring:
+		s.direct = c.Options().ContextTimeoutEnabled
+	}
+	return s, nil
+}
+
+// Client returns the client the store was made with.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Stats are the store's counters since New.
+type Stats struct {
+	// RoundTrips counts requests sent to Redis: a command, a script or a
+	// pipeline counts once (a pipeline to a cluster reaches each node
+	// concerned once, in parallel).
+	RoundTrips uint64
+	// Errors counts calls that failed with store.ErrUnavailable after
+	// reaching for Redis, timeouts included.
+	Errors uint64
+	// Timeouts counts calls that got no answer within Config.Timeout.
+	Timeouts uint64
+	// Rejected counts calls refused at once because the breaker was open.
+	Rejected uint64
+	// BreakerOpens counts the times the breaker opened.
+	BreakerOpens uint64
+	// BreakerOpen tells whether the breaker is open now.
+	BreakerOpen bool
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		RoundTrips:   s.roundTrips.Load(),
+		Errors:       s.errs.Load(),
+		Timeouts:     s.timeouts.Load(),
+		Rejected:     s.rejected.Load(),
+		BreakerOpens: s.br.opens.Load(),
+		BreakerOpen:  s.br.isOpen(),
+	}
+}
+
+// Get implements [store.Store]: the entry and the versions of its tags are
+// read in one round trip (two when a tag is new, lost or held).
+func (s *Store) Get(ctx context.Context, key string, tags []string, versions []uint64) ([]byte, error) {
+	if len(tags) != len(versions) {
+		return nil, fmt.Errorf("redisstore: %d tags but %d versions", len(tags), len(versions))
+	}
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	return s.read(ctx, "get", s.keys.entry(key), tags, versions)
+}
+
+// Versions implements [store.Store].
+func (s *Store) Versions(ctx context.Context, tags []string, versions []uint64) error {
+	if len(tags) != len(versions) {
+		return fmt.Errorf("redisstore: %d tags but %d versions", len(tags), len(versions))
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	_, err := s.read(ctx, "versions", "", tags, versions)
+	return err
+}
+
+// read reads the entry under ek (none when ek is "") and the versions of
+// tags. The fast path is one plain read of the entry and of each tag's
+// version and held-until keys: one MGET on a single node, one pipeline of
+// GETs elsewhere. Tags found without a version (new, or lost by Redis) or
+// with a held-until key take a second round trip, through readScript; a
+// held tag is a miss anyway.
+func (s *Store) read(ctx context.Context, op, ek string, tags []string, versions []uint64) ([]byte, error) {
+	tks := make([]tagKeys, len(tags))
+	keys := make([]string, 0, 1+2*len(tags))
+	if ek != "" {
+		keys = append(keys, ek)
+	}
+	for i, t := range tags {
+		tks[i] = s.tagKeys(t)
+		keys = append(keys, tks[i].version, tks[i].heldUntil)
+	}
+	var (
+		entry any
+		vs    []uint64
+	)
+	err := s.call(ctx, op, func(ctx context.Context) error {
+		vals, err := s.getAll(ctx, keys)
+		if err != nil {
+			return err
+		}
+		var e any
+		if ek != "" {
+			e, vals = vals[0], vals[1:]
+		}
+		v := make([]uint64, len(tags))
+		var slow []tagKeys
+		var slowAt []int
+		for i := range tags {
+			ver, held := vals[2*i], vals[2*i+1]
+			if ver == nil || held != nil {
+				slow, slowAt = append(slow, tks[i]), append(slowAt, i)
+				continue
+			}
+			v[i] = parseVersion(ver)
+		}
+		if len(slow) > 0 {
+			r, err := s.runScript(ctx, readScript, slow, newBase())
+			if err != nil {
+				return err
+			}
+			if len(r) != len(slow) {
+				return fmt.Errorf("%w: %d versions for %d tags", errReply, len(r), len(slow))
+			}
+			for j, i := range slowAt {
+				v[i] = parseVersion(r[j])
+			}
+		}
+		entry, vs = e, v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	copy(versions, vs)
+	if entry == nil {
+		return nil, nil
+	}
+	str, ok := entry.(string)
+	if !ok {
+		return nil, s.fail(op, fmt.Errorf("%w: entry of type %T", errReply, entry))
+	}
+	return toBytes(str), nil
+}
+
+// getAll reads string keys in one round trip: one MGET on a single node, a
+// pipeline of single-key GETs elsewhere. A missing key reads as nil.
+func (s *Store) getAll(ctx context.Context, keys []string) ([]any, error) {
+	s.roundTrips.Add(1)
+	if s.oneNode {
+		vals, err := s.rdb.MGet(ctx, keys...).Result()
+		if err == nil && len(vals) != len(keys) {
+			err = fmt.Errorf("%w: %d values for %d keys", errReply, len(vals), len(keys))
+		}
+		return vals, err
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read command by command
+	vals := make([]any, len(keys))
+	for i, c := range cmds {
+		switch err := c.Err(); err {
+		case nil:
+			vals[i] = c.Val()
+		case redis.Nil:
+		default:
+			return nil, err
+		}
+	}
+	return vals, nil
+}
+
+// runScript runs sc over the keys of tags in one round trip: one script
+// over every tag on a single node, a pipeline of one script per tag (whose
+// keys share a slot) elsewhere. It returns sc's reply for each tag, when sc
+// answers a list with one value per tag.
+func (s *Store) runScript(ctx context.Context, sc *script, tags []tagKeys, args ...any) ([]any, error) {
+	if s.oneNode {
+		keys := make([]string, 0, 3*len(tags))
+		for _, t := range tags {
+			keys = append(keys, t.version, t.heldUntil, t.leases)
+		}
+		cmd := s.eval(ctx, sc, keys, args...)
+		if err := cmd.Err(); err != nil {
+			return nil, err
+		}
+		r, ok := cmd.Val().([]any)
+		if ok && len(r) != len(tags) {
+			return nil, fmt.Errorf("%w: %d replies for %d tags", errReply, len(r), len(tags))
+		}
+		return r, nil
+	}
+	pipe := s.rdb.Pipeline()
+	keys := make([][]string, len(tags))
+	cmds := make([]*redis.Cmd, len(tags))
+	for i, t := range tags {
+		keys[i] = []string{t.version, t.heldUntil, t.leases}
+		cmds[i] = pipe.EvalSha(ctx, sc.sha, keys[i], args...)
+	}
+	s.roundTrips.Add(1)
+	_, _ = pipe.Exec(ctx) // errors are read command by command
+	var retry redis.Pipeliner
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			if retry == nil {
+				retry = s.rdb.Pipeline()
+			}
+			cmds[i] = retry.Eval(ctx, sc.src, keys[i], args...)
+		}
+	}
+	if retry != nil {
+		s.roundTrips.Add(1)
+		_, _ = retry.Exec(ctx)
+	}
+	out := make([]any, len(cmds))
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+		if r, ok := c.Val().([]any); ok && len(r) == 1 {
+			out[i] = r[0]
+		}
+	}
+	return out, nil
+}
+
+// tagKeys returns the keys of tag t, from a cache of the tags met so far.
+func (s *Store) tagKeys(t string) tagKeys {
+	if k, ok := s.tagCache.Load(t); ok {
+		return k.(tagKeys)
+	}
+	k := s.keys.tag(t)
+	if s.tagCacheLen.Load() < maxCachedTags {
+		if _, loaded := s.tagCache.LoadOrStore(t, k); !loaded {
+			s.tagCacheLen.Add(1)
+		}
+	}
+	return k
+}
+
+// maxCachedTags bounds the cache of tag keys (tags are table names: a
+// handful, unless a caller makes them up).
+const maxCachedTags = 10000
+
+// Set implements [store.Store]. A ttl <= 0 means Config.DefaultTTL.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if len(value) > s.maxValue {
+		return fmt.Errorf("redisstore: %d bytes, more than MaxValueBytes %d: %w", len(value), s.maxValue, store.ErrTooLarge)
+	}
+	if ttl <= 0 {
+		ttl = s.ttl
+	}
+	if ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
+	ek := s.keys.entry(key)
+	return s.call(ctx, "set", func(ctx context.Context) error {
+		s.roundTrips.Add(1)
+		return s.rdb.Set(ctx, ek, value, ttl).Err()
+	})
+}
+
+// Delete implements [store.Store].
+func (s *Store) Delete(ctx context.Context, keys ...string) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	eks := make([]string, len(keys))
+	for i, k := range keys {
+		eks[i] = s.keys.entry(k)
+	}
+	return s.call(ctx, "delete", func(ctx context.Context) error {
+		s.roundTrips.Add(1)
+		if s.oneNode {
+			return s.rdb.Del(ctx, eks...).Err()
+		}
+		// Keys of a cluster live in different slots: one DEL each.
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, len(eks))
+		for i, k := range eks {
+			cmds[i] = pipe.Del(ctx, k)
+		}
+		_, _ = pipe.Exec(ctx)
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Bump implements [store.Store]: all bumps of a call are one round trip. If
+// it fails with hold > 0, the returned lease may already hold some of the
+// tags: releasing it is safe, and the hold expires anyway.
+func (s *Store) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	var lease uint64
+	var holdMS int64
+	if hold > 0 {
+		lease = newLease()
+		holdMS = int64((hold + time.Millisecond - 1) / time.Millisecond)
+	}
+	if len(tags) == 0 {
+		return lease, nil
+	}
+	return lease, s.write(ctx, "bump", tags, holdMS, lease, false)
+}
+
+// Release implements [store.Store].
+func (s *Store) Release(ctx context.Context, tags []string, lease uint64) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	return s.write(ctx, "release", tags, 0, lease, true)
+}
+
+func (s *Store) write(ctx context.Context, op string, tags []string, holdMS int64, lease uint64, release bool) error {
+	tks := make([]tagKeys, len(tags))
+	for i, t := range tags {
+		tks[i] = s.tagKeys(t)
+	}
+	drop := "0"
+	if release {
+		drop = "1"
+	}
+	l := strconv.FormatUint(lease, 10)
+	return s.call(ctx, op, func(ctx context.Context) error {
+		_, err := s.runScript(ctx, writeScript, tks, newBase(), holdMS, l, drop)
+		return err
+	})
+}
+
+// Close implements [store.Store]. Later calls return store.ErrClosed. It
+// does not close the client, which belongs to the caller.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// eval runs sc with one EVALSHA, or EVAL when the server does not know sc.
+func (s *Store) eval(ctx context.Context, sc *script, keys []string, args ...any) *redis.Cmd {
+	s.roundTrips.Add(1)
+	cmd := s.rdb.EvalSha(ctx, sc.sha, keys, args...)
+	if isNoScript(cmd.Err()) {
+		s.roundTrips.Add(1)
+		cmd = s.rdb.Eval(ctx, sc.src, keys, args...)
+	}
+	return cmd
+}
+
+var errReply = errors.New("unexpected reply")
+
+// call runs fn against Redis under the breaker and the per-call timeout.
+// fn must keep its results to itself until it returns nil: when the client
+// does not honour deadlines, fn runs in its own goroutine and is abandoned
+// at the timeout.
+func (s *Store) call(ctx context.Context, op string, fn func(context.Context) error) error {
+	probe, ok := s.br.allow()
+	if !ok {
+		s.rejected.Add(1)
+		return fmt.Errorf("redisstore: %s: circuit breaker open: %w", op, store.ErrUnavailable)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	var err error
+	if s.direct {
+		err = fn(cctx)
+	} else {
+		done := make(chan error, 1)
+		go func() { done <- fn(cctx) }()
+		select {
+		case err = <-done:
+		case <-cctx.Done():
+			err = cctx.Err()
+		}
+	}
+	timedOut := cctx.Err() != nil
+	cancel()
+	if err == nil {
+		s.br.success(probe)
+		return nil
+	}
+	if ctx.Err() != nil {
+		// The caller gave up: that tells nothing about Redis.
+		s.br.abandon(probe)
+		return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, ctx.Err())
+	}
+	if timedOut {
+		s.timeouts.Add(1)
+		err = fmt.Errorf("no answer within %v: %w", s.timeout, err)
+	}
+	if tripsBreaker(err) {
+		s.br.failure(probe)
+		if s.reload != nil {
+			s.reload(ctx)
+		}
+	} else {
+		s.br.success(probe) // Redis answered, with an error
+	}
+	return s.fail(op, err)
+}
+
+func (s *Store) fail(op string, err error) error {
+	s.errs.Add(1)
+	return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// tripsBreaker tells whether err means that Redis is unreachable or
+// unusable for now, as opposed to an error reply about one call.
+func tripsBreaker(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return true // network, timeout, pool, protocol
+	}
+	msg := rerr.Error()
+	for _, p := range []string{"CLUSTERDOWN", "LOADING", "MASTERDOWN", "TRYAGAIN", "READONLY", "BUSY", "NOREPLICAS", "MOVED", "ASK"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// newBase returns a fresh random version base in [2^62, 2^63): never 0,
+// within Redis's signed 64-bit integers, with 2^61 bumps of room on average
+// (a bump that would overflow draws a fresh base).
+func newBase() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:])>>2|1<<62, 10)
+}
+
+// newLease returns a random, non-zero lease id.
+func newLease() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}
+
+// parseVersion reads a version from a script's reply; anything that is not
+// a positive number reads as 0 (unknown).
+func parseVersion(r any) uint64 {
+	switch v := r.(type) {
+	case string:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0
+		}
+		return n
+	case int64:
+		if v > 0 {
+			return uint64(v)
+		}
+	}
+	return 0
+}
+
+// toBytes copies a reply into a non-nil slice (an empty entry is not a miss).
+func toBytes(str string) []byte {
+	if str == "" {
+		return []byte{}
+	}
+	return []byte(str)
+}

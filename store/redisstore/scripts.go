@@ -1,0 +1,132 @@
+package redisstore
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// script is a Lua script run with EVALSHA, falling back to EVAL (which also
+// loads it) when the server does not know it yet.
+type script struct {
+	src string
+	sha string
+}
+
+func newScript(src string) *script {
+	sum := sha1.Sum([]byte(src))
+	return &script{src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+func isNoScript(err error) bool {
+	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}
+
+// Versions are decimal strings in the scripts: Lua numbers are doubles and
+// would round a 63-bit version. Integer replies of INCR are never read.
+//
+// A version is created from ARGV[1], a fresh random number in [2^62, 2^63)
+// the client draws for every call, whenever a tag has no version key: on the
+// first read of the tag, or after Redis lost it (restart without persistence,
+// FLUSHALL, eviction). So versions are never 0 and never come back after a
+// loss, except with probability about bumps/2^62.
+//
+// Holds are deadlines in ms on the clock (TIME) of the node that owns the
+// tag: one per lease in the leases hash, and the latest of them all in the
+// held-until key, which writeScript keeps exact. A tag is held while
+// now < held-until.
+//
+// KEYS come in threes, one triple per tag, as keyspace.tagKeys gives them:
+// version, held-until, leases. A triple shares one cluster slot.
+
+// readScript is the slow path of a read, for tags the plain read found
+// without a version or with a held-until key: it creates missing versions
+// (SET NX) and judges holds by the server's clock, deleting them once they
+// have all expired. In Redis Cluster it runs with one tag at a time.
+//
+//	KEYS:    version, held-until, leases keys of each tag
+//	ARGV[1]: a fresh random version base (decimal)
+//	reply:   one version per tag ("0" while held)
+var readScript = newScript(`
+local base = ARGV[1]
+local out = {}
+local now
+for i = 1, #KEYS, 3 do
+  redis.call('SET', KEYS[i], base, 'NX')
+  local v = redis.call('GET', KEYS[i])
+  local u = redis.call('GET', KEYS[i + 1])
+  if u then
+    if not now then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local d = tonumber(u)
+    if d and d > now then
+      v = '0'
+    else
+      redis.call('DEL', KEYS[i + 1], KEYS[i + 2])
+    end
+  end
+  out[#out + 1] = v
+end
+return out
+`)
+
+// writeScript bumps tags, and holds them for a lease (Bump with a hold) or
+// drops a lease's hold (Release); it drops expired holds and recomputes the
+// held-until key. In Redis Cluster it runs with one tag at a time.
+//
+//	KEYS:    version, held-until, leases keys of each tag
+//	ARGV[1]: a fresh random version base (decimal), used when a tag has no
+//	         version or its version would overflow
+//	ARGV[2]: hold in ms, 0 for none
+//	ARGV[3]: lease id (decimal)
+//	ARGV[4]: "1" to drop the lease's hold
+//	reply:   the number of tags
+var writeScript = newScript(`
+local base = ARGV[1]
+local hold = tonumber(ARGV[2])
+local lease = ARGV[3]
+local release = ARGV[4] == '1'
+local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+for i = 1, #KEYS, 3 do
+  local vk, uk, lk = KEYS[i], KEYS[i + 1], KEYS[i + 2]
+  if not redis.call('SET', vk, base, 'NX') then
+    local r = redis.pcall('INCR', vk)
+    if type(r) == 'table' and r.err then
+      redis.call('SET', vk, base)
+    end
+  end
+  if release then
+    redis.call('HDEL', lk, lease)
+  end
+  if hold > 0 then
+    redis.call('HSET', lk, lease, string.format('%.0f', clock() + hold))
+  end
+  local h = redis.call('HGETALL', lk)
+  local latest = 0
+  for j = 1, #h, 2 do
+    local d = tonumber(h[j + 1])
+    if not d or d <= clock() then
+      redis.call('HDEL', lk, h[j])
+    elseif d > latest then
+      latest = d
+    end
+  end
+  if latest > 0 then
+    redis.call('SET', uk, string.format('%.0f', latest))
+  else
+    redis.call('DEL', uk)
+  end
+end
+return #KEYS / 3
+`)
