@@ -1,0 +1,460 @@
+package plugin_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store/redisstore"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Several application instances sharing one Redis: the stale-read checker
+// runs in this process and in a second process (this test binary started
+// again as a child), on one PostgreSQL database and one Redis (single node
+// or Cluster). Every write and every read is logged with its wall-clock
+// times; afterwards every read of either process is checked against the
+// writes of both that had returned before it began.
+
+const childEnv = "GORMCACHE_SHARED_CHILD"
+
+// quietRedis drops go-redis's own logs (dial failures while a test has
+// Redis down on purpose).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quietRedis{})
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(sharedChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// sharedSpec is what both processes need to know.
+type sharedSpec struct {
+	DSN      string
+	Redis    []string // one address: a single node; several: a cluster
+	Prefix   string
+	Duration time.Duration
+	Seed     uint64
+}
+
+// logRecord is one write (At: when it returned) or read (At: when it began).
+type logRecord struct {
+	Write bool
+	Row   int
+	V     int64
+	At    int64
+	What  string `json:",omitempty"`
+}
+
+func sharedDB(spec sharedSpec) (*gorm.DB, *plugin.Plugin, error) {
+	var rdb redis.UniversalClient
+	if len(spec.Redis) == 1 {
+		rdb = redis.NewClient(&redis.Options{Addr: spec.Redis[0], ContextTimeoutEnabled: true})
+	} else {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: spec.Redis, ContextTimeoutEnabled: true})
+	}
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: spec.Prefix})
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := gorm.Open(postgres.Open(spec.DSN), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return nil, nil, err
+	}
+	p := plugin.New(plugin.Config{Store: st, Logger: quiet})
+	if err := db.Use(p); err != nil {
+		return nil, nil, err
+	}
+	return db, p, nil
+}
+
+// sharedLoad runs writers and readers on db for d and returns their logs.
+func sharedLoad(db *gorm.DB, d time.Duration, seed uint64) ([]logRecord, error) {
+	var (
+		mu   sync.Mutex
+		logs []logRecord
+		wg   sync.WaitGroup
+		errs = make(chan error, 16)
+		stop = time.Now().Add(d)
+		next = int64(seed) << 40 // values of this process: distinct from the other's
+	)
+	add := func(r logRecord) {
+		mu.Lock()
+		logs = append(logs, r)
+		mu.Unlock()
+	}
+	write := func(r *rand.Rand, n int64) error {
+		i := 1 + r.IntN(staleRows)
+		v := next + n
+		var err error
+		switch n % 3 {
+		case 0:
+			err = db.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
+		case 1:
+			err = db.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr("GREATEST(v, ?)", v)).Error
+		default:
+			err = db.Transaction(func(tx *gorm.DB) error {
+				return tx.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
+			})
+		}
+		if err == nil {
+			add(logRecord{Write: true, Row: i, V: v, At: time.Now().UnixNano()})
+		}
+		return err
+	}
+	read := func(r *rand.Rand) error {
+		i := 1 + r.IntN(staleRows)
+		began := time.Now().UnixNano()
+		switch r.IntN(3) {
+		case 0:
+			var c Counter
+			if err := db.First(&c, i).Error; err != nil {
+				return err
+			}
+			add(logRecord{Row: i, V: c.V, At: began, What: "First"})
+		case 1:
+			var v int64
+			if err := db.Raw("SELECT v FROM counters WHERE id = ?", i).Scan(&v).Error; err != nil {
+				return err
+			}
+			add(logRecord{Row: i, V: v, At: began, What: "Raw"})
+		default:
+			var all []Counter
+			if err := db.Order("id").Find(&all).Error; err != nil {
+				return err
+			}
+			for _, c := range all {
+				add(logRecord{Row: c.ID, V: c.V, At: began, What: "Find"})
+			}
+		}
+		return nil
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, uint64(w)))
+			for n := int64(w); time.Now().Before(stop); n += 2 {
+				if err := write(r, n+1); err != nil {
+					errs <- err
+					return
+				}
+				time.Sleep(time.Duration(r.IntN(40)) * time.Millisecond)
+			}
+		}(w)
+	}
+	for rd := 0; rd < 4; rd++ {
+		wg.Add(1)
+		go func(rd int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, 100+uint64(rd)))
+			for time.Now().Before(stop) {
+				if err := read(r); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(rd)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return logs, err
+	}
+	return logs, nil
+}
+
+// sharedChild is the second process: it runs the load and prints its log.
+func sharedChild(specJSON string) int {
+	var spec sharedSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	db, p, err := sharedDB(spec)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	logs, err := sharedLoad(db, spec.Duration, spec.Seed)
+	p.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: query failed:", err)
+		return 1
+	}
+	out := bufio.NewWriter(os.Stdout)
+	enc := json.NewEncoder(out)
+	for _, l := range logs {
+		enc.Encode(l)
+	}
+	st := p.Stats()
+	fmt.Fprintf(os.Stderr, "child: hits=%d misses=%d stores=%d\n", st.Hits, st.Misses, st.Stores)
+	out.Flush()
+	return 0
+}
+
+// checkLogs returns the reads that returned less than a write (of either
+// process) that had returned before they began.
+func checkLogs(logs []logRecord) (reads int, stale []string) {
+	writes := map[int][]logRecord{}
+	for _, l := range logs {
+		if l.Write {
+			writes[l.Row] = append(writes[l.Row], l)
+		}
+	}
+	floors := map[int][]int64{} // prefix maxima of values by write time
+	for row, ws := range writes {
+		sort.Slice(ws, func(i, j int) bool { return ws[i].At < ws[j].At })
+		m := make([]int64, len(ws))
+		for i, w := range ws {
+			m[i] = w.V
+			if i > 0 && m[i-1] > m[i] {
+				m[i] = m[i-1]
+			}
+		}
+		writes[row], floors[row] = ws, m
+	}
+	for _, l := range logs {
+		if l.Write {
+			continue
+		}
+		reads++
+		ws := writes[l.Row]
+		n := sort.Search(len(ws), func(i int) bool { return ws[i].At >= l.At }) // writes returned before the read began
+		if n > 0 && l.V < floors[l.Row][n-1] {
+			stale = append(stale, fmt.Sprintf("%s(%d) = %d, committed before: %d", l.What, l.Row, l.V, floors[l.Row][n-1]))
+		}
+	}
+	return reads, stale
+}
+
+func sharedRedisAddrs(t *testing.T, mode string) []string {
+	t.Helper()
+	var addrs []string
+	if mode == "single" {
+		addrs = []string{"127.0.0.1:6379"}
+	} else {
+		for p := 7000; p <= 7005; p++ {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var err error
+	if mode == "single" {
+		err = redis.NewClient(&redis.Options{Addr: addrs[0]}).Ping(ctx).Err()
+	} else {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		err = c.Ping(ctx).Err()
+		if err == nil {
+			var info string
+			info, err = c.ClusterInfo(ctx).Result()
+			if err == nil && !strings.Contains(info, "cluster_state:ok") {
+				err = fmt.Errorf("cluster state: %s", info)
+			}
+		}
+		c.Close()
+	}
+	if err != nil {
+		testdb.Unavailable(t, "redis "+mode, err)
+	}
+	return addrs
+}
+
+// TestTwoProcessesShareRedis: zero stale reads across two processes sharing
+// one Redis (single node, and Cluster).
+func TestTwoProcessesShareRedis(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"single", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			spec := sharedSpec{
+				DSN:      testdb.FreshPostgres(t),
+				Redis:    sharedRedisAddrs(t, mode),
+				Prefix:   fmt.Sprintf("gct%d:", rand.Uint32()),
+				Duration: 2500 * time.Millisecond,
+			}
+			db, p, err := sharedDB(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if err := db.AutoMigrate(&Counter{}); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= staleRows; i++ {
+				db.Create(&Counter{ID: i})
+			}
+			childSpec := spec
+			childSpec.Seed = 2
+			js, _ := json.Marshal(childSpec)
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var childLogs []logRecord
+			done := make(chan error, 1)
+			go func() {
+				dec := json.NewDecoder(stdout)
+				for {
+					var l logRecord
+					if err := dec.Decode(&l); err != nil {
+						done <- nil
+						return
+					}
+					childLogs = append(childLogs, l)
+				}
+			}()
+			logs, loadErr := sharedLoad(db, spec.Duration, 1)
+			<-done
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("child: %v\n%s", err, stderr.String())
+			}
+			if loadErr != nil {
+				t.Fatalf("query failed: %v", loadErr)
+			}
+			childReads, childWrites := 0, 0
+			for _, l := range childLogs {
+				if l.Write {
+					childWrites++
+				} else {
+					childReads++
+				}
+			}
+			if childWrites == 0 || childReads == 0 {
+				t.Fatalf("the child did nothing: %d writes, %d reads\n%s", childWrites, childReads, stderr.String())
+			}
+			all := slices.Concat(logs, childLogs)
+			reads, stale := checkLogs(all)
+			st := p.Stats()
+			t.Logf("%s: %d records (child: %d writes, %d reads); %d reads checked; parent hits=%d misses=%d stores=%d; %s",
+				mode, len(all), childWrites, childReads, reads, st.Hits, st.Misses, st.Stores, strings.TrimSpace(stderr.String()))
+			if len(stale) > 0 {
+				t.Fatalf("%d stale reads across processes; first: %s", len(stale), stale[0])
+			}
+			if st.Hits == 0 {
+				t.Fatal("no hits: the shared store was not exercised")
+			}
+		})
+	}
+}
+
+// privateRedis starts a redis-server of the test's own on a free loopback
+// port (stopped at the end), so that it can be killed and restarted.
+type privateRedis struct {
+	t    *testing.T
+	port int
+	cmd  *exec.Cmd
+}
+
+func startPrivateRedis(t *testing.T) *privateRedis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testdb.Unavailable(t, "redis-server", err)
+	}
+	r := &privateRedis{t: t, port: 20000 + rand.IntN(20000)}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *privateRedis) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+
+func (r *privateRedis) start() {
+	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("private redis-server on %d did not start", r.port)
+}
+
+func (r *privateRedis) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// TestRedisDownAndBack: Redis killed under load and restarted empty: no
+// query fails, no read is stale, and caching resumes by itself.
+func TestRedisDownAndBack(t *testing.T) {
+	t.Parallel()
+	rs := startPrivateRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer rdb.Close()
+	st, err := redisstore.New(rdb, redisstore.Config{Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := testdb.Open(t, "postgres", &gorm.Config{Logger: logger.Discard})
+	p := plugin.New(plugin.Config{Store: st, Logger: quiet})
+	if err := db.Use(p); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	go func() {
+		time.Sleep(800 * time.Millisecond)
+		rs.stop()
+		time.Sleep(800 * time.Millisecond)
+		rs.start() // empty: no persistence
+	}()
+	res := RunStaleChecker(t, db, "autocommit", 3*time.Second)
+	stats := p.Stats()
+	t.Logf("%d writes, %d reads; hits=%d misses=%d store errors=%d bypasses=%v", res.Writes, res.Reads, stats.Hits, stats.Misses, stats.StoreErrors, stats.Bypasses)
+	if res.Stale != 0 {
+		t.Fatalf("%d stale reads; first: %s", res.Stale, res.FirstStale)
+	}
+	if stats.StoreErrors == 0 {
+		t.Fatal("the store never failed: Redis was not down during the load")
+	}
+	// Caching resumed by itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := p.Stats().Hits
+		var c1, c2 Counter
+		db.First(&c1, 1)
+		db.First(&c2, 1)
+		if p.Stats().Hits > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no hits 10s after Redis came back: %+v", p.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
