@@ -105,7 +105,7 @@ var dialectStable = [...]map[string]struct{}{
 		regexp_split_to_array regexp_split_to_table regexp_like regexp_count regexp_substr
 		string_to_array array_to_string array_length array_lower array_upper array_position
 		array_positions array_append array_prepend array_cat array_remove array_replace
-		cardinality unnest generate_series generate_subscripts
+		cardinality unnest generate_series generate_subscripts xpath xpath_exists xmlparse
 		json_agg jsonb_agg json_object_agg jsonb_object_agg array_agg string_agg
 		bool_and bool_or every bit_and bit_or stddev stddev_pop stddev_samp variance var_pop
 		var_samp corr covar_pop covar_samp mode percentile_cont percentile_disc
@@ -181,6 +181,9 @@ var dialectVolatile = [...]map[string]struct{}{
 		pg_export_snapshot pg_stat_reset pg_stat_get_activity dblink dblink_exec
 		lo_import lo_export lo_create lo_unlink lo_open lo_write lo_put lo_from_bytea
 		pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file
+		pg_last_xact_replay_timestamp pg_last_wal_receive_lsn pg_database_size
+		pg_total_relation_size pg_relation_size pg_table_size pg_indexes_size
+		query_to_xml query_to_xmlschema table_to_xml cursor_to_xml
 	`),
 	MySQL: set(`
 		sysdate curdate curtime current_date current_time utc_timestamp utc_date utc_time

@@ -187,6 +187,34 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 			return err
 		}
 	}
+	// dbresolver installed before this plugin: its resolver callback (which
+	// db.Clauses(dbresolver.Write) also calls, before Begin) hands out the
+	// pools it captured unwrapped; adopt them right after it. (Replace must
+	// keep Before("*"): GORM sorts "*" callbacks last in its list, and Get
+	// and the compiled chain take the last entry of a name.)
+	const resolver = "gorm:db_resolver"
+	for _, proc := range []struct {
+		get     func(string) func(*gorm.DB)
+		replace func(string, func(*gorm.DB)) error
+	}{
+		{cb.Create().Get, func(n string, f func(*gorm.DB)) error { return cb.Create().Before("*").Replace(n, f) }},
+		{cb.Query().Get, func(n string, f func(*gorm.DB)) error { return cb.Query().Before("*").Replace(n, f) }},
+		{cb.Update().Get, func(n string, f func(*gorm.DB)) error { return cb.Update().Before("*").Replace(n, f) }},
+		{cb.Delete().Get, func(n string, f func(*gorm.DB)) error { return cb.Delete().Before("*").Replace(n, f) }},
+		{cb.Row().Get, func(n string, f func(*gorm.DB)) error { return cb.Row().Before("*").Replace(n, f) }},
+		{cb.Raw().Get, func(n string, f func(*gorm.DB)) error { return cb.Raw().Before("*").Replace(n, f) }},
+	} {
+		orig := proc.get(resolver)
+		if orig == nil {
+			continue
+		}
+		if err := proc.replace(resolver, func(db *gorm.DB) {
+			orig(db)
+			p.adoptPool(db)
+		}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -65,7 +65,26 @@ func (r *rootPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnP
 	if !ok {
 		return tx, nil
 	}
-	return &txPool{p: r.p, root: r, inner: tx, committer: committer}, nil
+	tp := &txPool{p: r.p, root: r, inner: tx, committer: committer}
+	if _, ok := tx.(stmtContexter); ok {
+		return &stmtTxPool{tp}, nil // a full gorm.Tx: PrepareStmt sessions may use it
+	}
+	return tp, nil // as the transaction underneath: no StmtContext (GORM then refuses PrepareStmt in it)
+}
+
+type stmtContexter interface {
+	StmtContext(context.Context, *sql.Stmt) *sql.Stmt
+}
+
+// stmtTxPool is a txPool over a transaction that can bind prepared
+// statements (a *sql.Tx, or a user's gorm.Tx).
+type stmtTxPool struct{ *txPool }
+
+var _ gorm.Tx = (*stmtTxPool)(nil)
+
+// StmtContext lets PrepareStmt sessions use the transaction.
+func (t *stmtTxPool) StmtContext(ctx context.Context, stmt *sql.Stmt) *sql.Stmt {
+	return t.inner.(stmtContexter).StmtContext(ctx, stmt)
 }
 
 // GetDBConn lets db.DB() find the *sql.DB underneath.
@@ -107,7 +126,7 @@ type lease struct {
 	id   uint64
 }
 
-var _ gorm.Tx = (*txPool)(nil)
+var _ gorm.TxCommitter = (*txPool)(nil)
 
 func (t *txPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	return t.inner.PrepareContext(ctx, query)
@@ -123,16 +142,6 @@ func (t *txPool) QueryContext(ctx context.Context, query string, args ...any) (*
 
 func (t *txPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return t.inner.QueryRowContext(ctx, query, args...)
-}
-
-// StmtContext lets PrepareStmt sessions use the transaction.
-func (t *txPool) StmtContext(ctx context.Context, stmt *sql.Stmt) *sql.Stmt {
-	if s, ok := t.inner.(interface {
-		StmtContext(context.Context, *sql.Stmt) *sql.Stmt
-	}); ok {
-		return s.StmtContext(ctx, stmt)
-	}
-	return stmt
 }
 
 // GetDBConn lets db.DB() work inside a transaction.
@@ -199,10 +208,10 @@ func ourTx(pool gorm.ConnPool) *txPool {
 	switch t := pool.(type) {
 	case *txPool:
 		return t
+	case *stmtTxPool:
+		return t.txPool
 	case *gorm.PreparedStmtTX:
-		if tx, ok := t.Tx.(*txPool); ok {
-			return tx
-		}
+		return ourTx(t.Tx)
 	}
 	return nil
 }

@@ -71,6 +71,8 @@ func (p *Plugin) fromPrimary(pool gorm.ConnPool) bool {
 		return cp.ConnPool == primary
 	case *txPool:
 		return cp.root == primary
+	case *stmtTxPool:
+		return cp.root == primary
 	}
 	return false
 }
@@ -127,7 +129,7 @@ func (p *Plugin) adoptPool(db *gorm.DB) {
 		return
 	}
 	switch cp := db.Statement.ConnPool.(type) {
-	case nil, *rootPool, *txPool, *stmtPool, gorm.TxCommitter, *sql.Conn, *gorm.PreparedStmtDB:
+	case nil, *rootPool, *stmtPool, gorm.TxCommitter, *sql.Conn, *gorm.PreparedStmtDB:
 	default:
 		db.Statement.ConnPool = p.rootFor(cp)
 	}
