@@ -16,6 +16,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -32,7 +33,9 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
 	"github.com/gormcache/gormcache/internal/nulldb"
+	"github.com/gormcache/gormcache/store/redisstore"
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection
+	"github.com/redis/go-redis/v9"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 )
@@ -65,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	withSQLite := fs.Bool("sqlite", true, "measure SQLite too (a file in a temporary directory)")
 	benchtime := fs.String("benchtime", "2000x", `run time of each case, as go test's -benchtime ("2s", or "2000x" for a fixed count)`)
 	count := fs.Int("count", 5, "rounds; each case's figure is its median over the rounds")
+	redisAddr := fs.String("redis", "127.0.0.1:6379", `Redis address for the shared-store cases (on PostgreSQL); "off" skips them`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,6 +121,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		envs = append(envs, e)
+		if *redisAddr != "off" {
+			rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, ContextTimeoutEnabled: true})
+			defer rdb.Close()
+			if err := rdb.Ping(context.Background()).Err(); err != nil {
+				return fmt.Errorf("Redis unreachable at %s (use -redis off to skip it): %w", *redisAddr, err)
+			}
+			var b [4]byte
+			_, _ = rand.Read(b[:])
+			prefix := "gcbench:" + hex.EncodeToString(b[:]) + ":"
+			st, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+			if err != nil {
+				return err
+			}
+			re, err := suite.Open("postgres+redis", func() gorm.Dialector { return postgres.Open(dsn) }, suite.Options{
+				Store:  st,
+				RawGet: func(ctx context.Context, k string) ([]byte, error) { return rdb.Get(ctx, k).Bytes() },
+				RawKey: st.EntryKey,
+			})
+			if err != nil {
+				return err
+			}
+			envs = append(envs, re)
+		}
 	}
 	cfg := suite.NullConfig()
 	null, err := suite.Open("null", func() gorm.Dialector { return nulldb.Dialector(cfg) }, suite.Options{Identity: "nulldb"})
@@ -127,7 +154,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stderr, "measuring: %d rounds, benchtime %s\n", *count, *benchtime)
 	all := measure(envs, *count, stderr)
-	rep := report{benchtime: *benchtime, count: *count, dbs: all[:len(all)-1], null: all[len(all)-1]}
+	rep := report{benchtime: *benchtime, count: *count, null: all[len(all)-1]}
+	for _, r := range all[:len(all)-1] {
+		if r.name == "postgres+redis" {
+			rep.redis = append(rep.redis, r)
+		} else {
+			rep.dbs = append(rep.dbs, r)
+		}
+	}
 	rep.write(stdout)
 	return nil
 }
@@ -207,6 +241,12 @@ func cases(e *suite.Env) []struct {
 		name string
 		f    func(*testing.B)
 	}
+	if e.Name == "postgres+redis" {
+		return []c{
+			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/get", e.FirstGet},
+			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
+		}
+	}
 	if e.Name == "null" {
 		return []c{
 			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
@@ -274,7 +314,11 @@ type report struct {
 	count     int
 	dbs       []results
 	null      results
+	redis     []results // the shared-store cases, if measured
 }
+
+// targetRedisGet: a Redis-store hit within 1.3× of a bare GET of its bytes.
+const targetRedisGet = 1.3
 
 func fmtNS(v float64) string {
 	switch {
@@ -380,4 +424,23 @@ func (rep report) write(w io.Writer) {
 	allocRow("Find 100 rows", "Find100/plain", "Find100/hit")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on PostgreSQL if more) minus plain GORM on the null database.")
+	for _, r := range rep.redis {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Shared store: the same PostgreSQL table cached in Redis (store/redisstore, one client, loopback):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| case | plain GORM | Redis-store hit | bare GET of the entry | plain/hit | hit/GET | target | allocs plain → hit |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---:|")
+		get := r.get("First/get")
+		for _, c := range []struct{ name, plain, hit string }{{"First by key", "First/plain", "First/hit"}, {"Find 100 rows", "Find100/plain", "Find100/hit"}} {
+			plain, hit := r.get(c.plain), r.get(c.hit)
+			tgt, getCol, ratioGet := "", "—", "—"
+			if c.plain == "First/plain" && get.ok && hit.ok {
+				getCol = fmtNS(get.ns)
+				ratio := hit.ns / get.ns
+				ratioGet = fmt.Sprintf("%.2f×", ratio)
+				tgt = fmt.Sprintf("hit/GET ≤ %g×: %s", targetRedisGet, map[bool]string{true: "PASS", false: "MISS"}[ratio <= targetRedisGet])
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s | %d → %d |\n", c.name, fmtNS(plain.ns), fmtNS(hit.ns), getCol, plain.ns/hit.ns, ratioGet, tgt, plain.allocs, hit.allocs)
+		}
+	}
 }

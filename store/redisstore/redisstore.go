@@ -650,3 +650,7 @@ func toBytes(str string) []byte {
 	}
 	return []byte(str)
 }
+
+// EntryKey returns the Redis key under which the entry of the plugin's key
+// is stored (for tools and benchmarks that read it directly).
+func (s *Store) EntryKey(key string) string { return s.keys.entry(key) }

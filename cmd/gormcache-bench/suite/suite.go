@@ -19,6 +19,7 @@ import (
 
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -89,6 +90,9 @@ type Env struct {
 	Plugin *plugin.Plugin
 
 	seq int // the last age written
+
+	rawGet func(ctx context.Context, key string) ([]byte, error)
+	rawKey func(string) string
 }
 
 // Options configure Open.
@@ -98,6 +102,12 @@ type Options struct {
 	// Identity is the plugin's Config.Identity ("" means asked from the
 	// database).
 	Identity string
+	// Store is the plugin's store; nil means the in-process default.
+	Store store.Store
+	// RawGet, with Store, reads a store key's bytes directly (the bare GET
+	// a Redis hit is compared with); RawKey maps a plugin key to it.
+	RawGet func(ctx context.Context, key string) ([]byte, error)
+	RawKey func(pluginKey string) string
 }
 
 // Open opens dial() twice, as Plain and as Cached (with a new plugin of the
@@ -121,7 +131,8 @@ func Open(name string, dial func() gorm.Dialector, opt Options) (*Env, error) {
 		return nil, fmt.Errorf("%s: open: %w", name, err)
 	}
 	e.Cached = cached
-	e.Plugin = plugin.New(plugin.Config{Identity: opt.Identity})
+	e.Plugin = plugin.New(plugin.Config{Identity: opt.Identity, Store: opt.Store})
+	e.rawGet, e.rawKey = opt.RawGet, opt.RawKey
 	if err := cached.Use(e.Plugin); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("%s: use plugin: %w", name, err)
@@ -361,5 +372,37 @@ func (e *Env) WriteCached(b *testing.B) {
 	b.StopTimer()
 	if e.Plugin.Stats().Invalidations == before.Invalidations {
 		b.Fatal("the writes bumped nothing")
+	}
+}
+
+// FirstGet reads, with a bare store GET, the same bytes FirstHit's queries
+// find in the store (for a shared store: the round trip a hit cannot avoid).
+func (e *Env) FirstGet(b *testing.B) {
+	if e.rawGet == nil {
+		b.Skip("no raw store access")
+	}
+	keys := make([]string, Rows)
+	dry := e.Cached.Session(&gorm.Session{DryRun: true})
+	for i := 0; i < Rows; i++ {
+		first(b, e.Cached, i) // stored
+		var r BenchRow
+		ex, err := e.Plugin.Explain(dry.First(&r, i%Rows+1))
+		if err != nil || !ex.Cacheable {
+			b.Fatalf("Explain: %v %+v", err, ex)
+		}
+		keys[i] = e.rawKey(ex.Key)
+	}
+	ctx := context.Background()
+	for _, k := range keys {
+		if v, err := e.rawGet(ctx, k); err != nil || len(v) == 0 {
+			b.Fatalf("GET %s: %d bytes, %v", k, len(v), err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := e.rawGet(ctx, keys[i%Rows]); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
