@@ -458,3 +458,53 @@ func TestRedisDownAndBack(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOutageThenLostBump: after an outage, a shared store may come back
+// without the last bumps (a failover to a replica that had not received
+// them; replication is asynchronous). Simulated: Redis paused (calls time
+// out), and the table's version set back to what it was before a write.
+// The entry read before that write must not be served.
+func TestOutageThenLostBump(t *testing.T) {
+	t.Parallel()
+	rs := startPrivateRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	st, err := redisstore.New(rdb, redisstore.Config{Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, p := cachedDB(t, "sqlite", plugin.Config{Store: st})
+	ctx := context.Background()
+	readID(t, db, 1)
+	if got := readID(t, db, 1); got != 10 || p.Stats().Hits != 1 {
+		t.Fatalf("not cached: %d, %+v", got, p.Stats())
+	}
+	const versionKey = "gc:{t:accounts}:v"
+	before, err := rdb.Get(ctx, versionKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Model(&Account{ID: 1}).Update("balance", 99).Error; err != nil {
+		t.Fatal(err)
+	}
+	// The outage: every call times out for a while.
+	admin := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "400", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readID(t, db, 1); got != 99 {
+		t.Fatalf("during the outage: %d, want 99 from the database", got)
+	}
+	time.Sleep(450 * time.Millisecond)
+	// The failover lost the write's bumps.
+	if err := admin.Set(ctx, versionKey, before, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if got := readID(t, db, 1); got != 99 {
+			t.Fatalf("after the outage: %d, the entry from before the write (want 99)", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -352,6 +352,13 @@ func (p *Plugin) lookup(ctx context.Context, key string, tags []string, versions
 func (p *Plugin) storeFailed(op string, err error) {
 	p.stats.storeErrors.Add(1)
 	p.log.Warn("gormcache: store error; served from the database", "op", op, "error", err)
+	if errors.Is(err, store.ErrUnavailable) && !p.ownStore {
+		// An outage of a shared store may end with a failover to a replica
+		// that missed the last bumps (replication is asynchronous): nothing
+		// is served until everything has been invalidated once the store
+		// answers again (the "epoch bump", retried in the background).
+		p.markOutage()
+	}
 }
 
 // unstorable says why a result read now may not be served or stored under

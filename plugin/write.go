@@ -131,6 +131,21 @@ func (p *Plugin) bumpFailed(tags []string, err error) {
 	}
 }
 
+// markOutage stops serving anything from the store until the global tag
+// has been bumped there (see storeFailed).
+func (p *Plugin) markOutage() {
+	p.brokenMu.Lock()
+	added := !p.broken[store.GlobalTag]
+	p.broken[store.GlobalTag] = true
+	p.nBroken.Store(int32(len(p.broken)))
+	p.brokenMu.Unlock()
+	if added && !p.closed.Load() {
+		p.log.Warn("gormcache: the store failed; nothing is served from it until everything has been invalidated there once it answers again")
+		p.pending.Add(1)
+		go p.retryBroken()
+	}
+}
+
 func (p *Plugin) retryBroken() {
 	defer p.pending.Done()
 	for delay := 50 * time.Millisecond; !p.closed.Load(); delay = min(2*delay, 5*time.Second) {
