@@ -397,16 +397,32 @@ func (c *Cache) storeCtx(ctx context.Context) (context.Context, context.CancelFu
 // load reads the entry under k and the versions of tags in one store call.
 // It returns nil, an *entry or an envelope.
 func (c *Cache) load(ctx context.Context, k string, tags []string, versions []uint64) (any, error) {
-	ctx, cancel := c.storeCtx(ctx)
+	sctx, cancel := c.storeCtx(ctx)
 	defer cancel()
+	var v any
+	var err error
 	if c.mem != nil {
-		return c.mem.GetValue(ctx, k, tags, versions)
+		v, err = c.mem.GetValue(sctx, k, tags, versions)
+	} else {
+		var b []byte
+		b, err = c.st.Get(sctx, k, tags, versions)
+		if b != nil {
+			v = b
+		}
 	}
-	b, err := c.st.Get(ctx, k, tags, versions)
-	if b == nil {
-		return nil, err
+	c.record(ctx, tags, versions, err)
+	return v, err
+}
+
+// record tells a recorded request (per-view caching) that it read tags.
+func (c *Cache) record(ctx context.Context, tags []string, versions []uint64, err error) {
+	if c.p == nil {
+		return
 	}
-	return b, err
+	if err != nil {
+		versions = make([]uint64, len(tags)) // unknown: the request's response is not stored
+	}
+	c.p.RecordRead(ctx, tags, versions)
 }
 
 // loadAgain is load, done twice when a version reads 0: either a write is
@@ -421,9 +437,11 @@ func (c *Cache) loadAgain(ctx context.Context, k string, tags []string, versions
 }
 
 func (c *Cache) versions(ctx context.Context, tags []string, versions []uint64) error {
-	ctx, cancel := c.storeCtx(ctx)
+	sctx, cancel := c.storeCtx(ctx)
 	defer cancel()
-	return c.st.Versions(ctx, tags, versions)
+	err := c.st.Versions(sctx, tags, versions)
+	c.record(ctx, tags, versions, err)
+	return err
 }
 
 // write stores e under k for the store TTL ttl (0 = none).

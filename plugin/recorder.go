@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 
+	"github.com/gormcache/gormcache/store"
+
 	"github.com/gormcache/gormcache/invalidation"
 	"slices"
 	"sort"
@@ -115,11 +117,44 @@ func (r *Recorder) mark(unknown string, wrote bool) {
 	r.mu.Unlock()
 }
 
-// recordRead records a read of tags whose versions were read before it.
-func recordRead(ctx context.Context, tags []string, versions []uint64) {
-	for _, r := range recordersOf(ctx) {
+// RecordRead tells the Recorders of ctx that something read tags, whose
+// versions (as read before the read) are versions: the way a value cached
+// outside the query chain (the lowlevel package) makes a recorded request
+// depend on the tables it came from. A tag whose last invalidation did not
+// reach the store is recorded as version 0 (such a result must not be
+// stored).
+func (p *Plugin) RecordRead(ctx context.Context, tags []string, versions []uint64) {
+	rs := recordersOf(ctx)
+	if len(rs) == 0 {
+		return
+	}
+	if p.nBroken.Load() > 0 {
+		versions = slices.Clone(versions)
+		p.brokenMu.Lock()
+		for i, t := range tags {
+			if p.broken[t] || p.broken[store.GlobalTag] {
+				versions[i] = 0
+			}
+		}
+		p.brokenMu.Unlock()
+	}
+	for _, r := range rs {
 		r.read(tags, versions)
 	}
+}
+
+// Serving reports whether results depending on tables (as GORM or SQL
+// names them) may be served from the store now: false while the last
+// invalidation of one of them (or of everything) has not reached it.
+func (p *Plugin) Serving(tables ...string) bool {
+	if p.nBroken.Load() == 0 {
+		return true
+	}
+	tags := make([]string, 0, len(tables))
+	for _, t := range tables {
+		tags = append(tags, invalidation.TableName(t))
+	}
+	return !p.isBroken(tags)
 }
 
 // recordPlan records a statement the cache did not look up: a write, a
@@ -157,7 +192,7 @@ func (p *Plugin) recordPlan(ctx context.Context, pl *plan, extra []string) {
 			clear(versions) // unknown: the response will not be stored
 		}
 		cancel()
-		recordRead(ctx, tags, versions)
+		p.RecordRead(ctx, tags, versions)
 	}
 }
 

@@ -238,7 +238,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	pr.key = p.keys.Key(canonical)
 	pr.versions = make([]uint64, len(pr.tags))
 	entry, ok := p.lookup(ctx, pr.key, pr.tags, pr.versions)
-	recordRead(ctx, pr.tags, pr.versions)
+	p.RecordRead(ctx, pr.tags, pr.versions)
 	if !ok {
 		pr.bypass = reasonStoreError
 		return pr
