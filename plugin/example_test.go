@@ -158,3 +158,71 @@ func ExamplePlugin_Stats() {
 	fmt.Println(st.Hits, st.Misses, st.Tables["accounts"])
 	// Output: 1 1 {1 1}
 }
+
+func ExampleConfig_allow() {
+	db, p, done := exampleDB(plugin.Config{Allow: []string{"products"}}) // only products is cached
+	defer done()
+	var a, b Account
+	db.First(&a, 1)
+	db.First(&b, 1)
+	fmt.Println(p.Stats().Hits, p.Stats().Bypasses["not_allowed"])
+	// Output: 0 2
+}
+
+func ExampleConfig_version() {
+	// Version is part of every key: a deployment that changes its models
+	// bumps it and leaves the entries of the previous one unused.
+	db, p, done := exampleDB(plugin.Config{Version: 2})
+	defer done()
+	var accounts []Account
+	ex, _ := p.Explain(db.Session(&gorm.Session{DryRun: true}).Find(&accounts))
+	fmt.Println(ex.Key[:7])
+	// Output: gcv2:1:
+}
+
+func ExampleConfig_staleWhileRevalidate() {
+	db, p, done := exampleDB(plugin.Config{TTL: 50 * time.Millisecond, StaleWhileRevalidate: time.Minute})
+	defer done()
+	var a, b Account
+	db.First(&a, 1)
+	time.Sleep(60 * time.Millisecond) // past the TTL, not invalidated
+	db.First(&b, 1)                   // served at once; refreshed in the background
+	fmt.Println(b.Owner, p.Stats().Hits, p.Stats().Revalidations)
+	// Output: ann 1 1
+}
+
+func ExampleConfig_dependencies() {
+	// A trigger on accounts writes audit_log: reads of audit_log depend on
+	// accounts too.
+	db, p, done := exampleDB(plugin.Config{Dependencies: map[string][]string{"audit_log": {"accounts"}}})
+	defer done()
+	db.Exec("CREATE TABLE audit_log (id integer PRIMARY KEY, msg text)")
+	var n int64
+	db.Table("audit_log").Count(&n)
+	db.Model(&Account{ID: 1}).Update("balance", 5) // bumps accounts, so audit_log's entries too
+	db.Table("audit_log").Count(&n)
+	fmt.Println(p.Stats().Hits, p.Stats().Misses)
+	// Output: 0 2
+}
+
+func ExampleConfig_onHit() {
+	hits := 0
+	db, _, done := exampleDB(plugin.Config{OnHit: func(context.Context) { hits++ }}) // e.g. gcotel.OnHit
+	defer done()
+	var a, b Account
+	db.First(&a, 1)
+	db.First(&b, 1)
+	fmt.Println(hits)
+	// Output: 1
+}
+
+func ExampleWithRecorder() {
+	db, _, done := exampleDB(plugin.Config{})
+	defer done()
+	ctx, rec := plugin.WithRecorder(context.Background()) // what viewcache does for each request
+	var accounts []Account
+	db.WithContext(ctx).Find(&accounts)
+	tags, _ := rec.Tables()
+	fmt.Println(tags, rec.Wrote(), rec.Unknown() == "")
+	// Output: [* accounts] false true
+}
