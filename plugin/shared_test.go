@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/rediscluster"
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/redisstore"
@@ -253,9 +254,10 @@ func sharedRedisAddrs(t *testing.T, mode string) []string {
 	if mode == "single" {
 		addrs = []string{"127.0.0.1:6379"}
 	} else {
-		for p := 7000; p <= 7005; p++ {
-			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+		if err := rediscluster.Use(t); err != nil {
+			testdb.Unavailable(t, "redis cluster", err)
 		}
+		addrs = rediscluster.Addrs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -506,5 +508,86 @@ func TestOutageThenLostBump(t *testing.T) {
 			t.Fatalf("after the outage: %d, the entry from before the write (want 99)", got)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClusterFailoverUnderLoad: a master of the Redis Cluster is stopped
+// while the checker runs through the plugin; its replica is promoted.
+// Every query is answered (the plugin fails open), no read is stale, and
+// caching resumes after the promotion.
+func TestClusterFailoverUnderLoad(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testdb.Unavailable(t, "redis-server", err)
+	}
+	rediscluster.Lock(t)
+	if err := rediscluster.OK(""); err != nil {
+		testdb.Unavailable(t, "redis cluster", err)
+	}
+	spec := sharedSpec{DSN: testdb.FreshPostgres(t), Redis: rediscluster.Addrs, Prefix: fmt.Sprintf("gcf%d:", rand.Uint32()), Duration: 7 * time.Second}
+	db, p, err := sharedDB(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := db.AutoMigrate(&Counter{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= staleRows; i++ {
+		db.Create(&Counter{ID: i})
+	}
+	ctx := context.Background()
+	type result struct {
+		logs []logRecord
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		logs, err := sharedLoad(db, spec.Duration, 1)
+		done <- result{logs, err}
+	}()
+	time.Sleep(time.Second)
+	stopped, err := rediscluster.StopMaster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stopped.Restart(ctx, 30*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	stoppedAt := time.Now()
+	if err := stopped.WaitPromoted(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	promoted := time.Since(stoppedAt)
+	hitsAtPromotion := p.Stats().Hits
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("a query failed during the failover: %v", res.err)
+	}
+	reads, stale := checkLogs(res.logs)
+	st := p.Stats()
+	t.Logf("stopped %s, %s promoted after %v; %d reads checked; hits=%d (%d after the promotion) misses=%d store errors=%d",
+		stopped.Victim, stopped.Heir, promoted.Round(time.Millisecond), reads, st.Hits, st.Hits-hitsAtPromotion, st.Misses, st.StoreErrors)
+	if len(stale) > 0 {
+		t.Fatalf("%d stale reads; first: %s", len(stale), stale[0])
+	}
+	if st.StoreErrors == 0 {
+		t.Fatal("no store error: the failover was not seen")
+	}
+	// Caching resumes.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := p.Stats().Hits
+		var a, b Counter
+		db.First(&a, 1)
+		db.First(&b, 1)
+		if p.Stats().Hits > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no hits 10s after the failover: %+v", p.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/rediscluster"
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/redis/go-redis/v9"
 )
@@ -72,6 +73,7 @@ func TestClusterFailover(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		testdb.Unavailable(t, "redis-server", err)
 	}
+	rediscluster.Lock(t)         // no other test uses the cluster while a node is down
 	rdb := clusterClient(t, nil) // skips (or fails under CI) when the cluster is not healthy
 	guard(t, rdb)
 	ctx := context.Background()

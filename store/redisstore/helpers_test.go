@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/rediscluster"
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/store"
 	"github.com/redis/go-redis/v9"
@@ -208,7 +209,7 @@ func singleClient(t testing.TB, opt *redis.Options) *redis.Client {
 
 func clusterClient(t testing.TB, opt *redis.ClusterOptions) *redis.ClusterClient {
 	t.Helper()
-	if err := waitClusterOK(15 * time.Second); err != nil {
+	if err := rediscluster.Use(t); err != nil {
 		testdb.Unavailable(t, "Redis Cluster at "+strings.Join(clusterAddrs, ","), err)
 	}
 	if opt == nil {

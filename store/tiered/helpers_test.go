@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/gormcache/gormcache/internal/rediscluster"
 	"io"
 	"net"
 	"os"
@@ -82,6 +83,9 @@ var clusterAddrs = func() []string {
 // ends.
 func newCluster(t testing.TB) redis.UniversalClient {
 	t.Helper()
+	if err := rediscluster.Use(t); err != nil {
+		unavailable(t, "redis cluster", err)
+	}
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: clusterAddrs})
 	ctx, cancel := context.WithTimeout(bg, 2*time.Second)
 	defer cancel()
