@@ -395,3 +395,29 @@ func TestCompressedEntries(t *testing.T) {
 		}
 	}
 }
+
+// A write whose release did not reach the store (it was away) must not
+// keep its tables held until WriteLease expires: the release is retried.
+func TestFailedReleaseIsRetried(t *testing.T) {
+	t.Parallel()
+	st := &releaseFailsStore{bytesStore: newBytesStore(), n: 3}
+	db, p := cachedDB(t, "sqlite", plugin.Config{Store: st, WriteLease: time.Hour})
+	if err := db.Model(&Account{ID: 1}).Update("balance", 7).Error; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		before := p.Stats().Hits
+		if got := account(t, db, 1); got.Balance != 7 {
+			t.Fatalf("balance %d, want 7", got.Balance)
+		}
+		account(t, db, 1)
+		if p.Stats().Hits > before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("accounts still held 5s after the write (WriteLease 1h): %+v", p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

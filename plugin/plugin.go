@@ -59,7 +59,9 @@ type Plugin struct {
 
 	brokenMu sync.Mutex
 	broken   map[string]bool // tags whose last bump failed
-	nBroken  atomic.Int32
+	// unreleased: holds whose release failed, released by retryBroken
+	unreleased []lease
+	nBroken    atomic.Int32
 
 	pending sync.WaitGroup // bumps in flight, waited for by Close
 	closed  atomic.Bool

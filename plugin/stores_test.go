@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -78,3 +79,24 @@ var (
 	_ store.Store = (*bytesStore)(nil)
 	_ store.Store = (*failingStore)(nil)
 )
+
+// releaseFailsStore fails the first n Release calls (as a store that went
+// away between a write's start and its end).
+type releaseFailsStore struct {
+	*bytesStore
+	mu sync.Mutex
+	n  int
+}
+
+func (s *releaseFailsStore) Release(ctx context.Context, tags []string, lease uint64) error {
+	s.mu.Lock()
+	fail := s.n > 0
+	if fail {
+		s.n--
+	}
+	s.mu.Unlock()
+	if fail {
+		return fmt.Errorf("release: %w", store.ErrUnavailable)
+	}
+	return s.bytesStore.Release(ctx, tags, lease)
+}

@@ -94,6 +94,13 @@ func (p *Plugin) endWrite(ctx context.Context, tags []string, id uint64) {
 			return
 		}
 	}
+	if id != 0 {
+		// The hold would otherwise last until it expires (WriteLease), and
+		// the tables be read from the database all that time.
+		p.brokenMu.Lock()
+		p.unreleased = append(p.unreleased, lease{tags: tags, id: id})
+		p.brokenMu.Unlock()
+	}
 	p.bumpFailed(tags, err)
 }
 
@@ -155,16 +162,35 @@ func (p *Plugin) retryBroken() {
 		for t := range p.broken {
 			tags = append(tags, t)
 		}
+		leases := p.unreleased
+		p.unreleased = nil
 		p.brokenMu.Unlock()
-		if len(tags) == 0 {
-			return
+		// Release the holds whose release failed (it bumps them too).
+		for i, l := range leases {
+			sctx, cancel := p.storeCtx(context.Background(), true)
+			err := p.store.Release(sctx, l.tags, l.id)
+			cancel()
+			if err != nil {
+				p.brokenMu.Lock()
+				p.unreleased = append(p.unreleased, leases[i:]...)
+				p.brokenMu.Unlock()
+				break
+			}
 		}
-		sctx, cancel := p.storeCtx(context.Background(), true)
-		_, err := p.store.Bump(sctx, tags, 0)
-		cancel()
-		if err == nil {
+		if len(tags) > 0 {
+			sctx, cancel := p.storeCtx(context.Background(), true)
+			_, err := p.store.Bump(sctx, tags, 0)
+			cancel()
+			if err != nil {
+				continue
+			}
 			p.stats.invalidations.Add(uint64(len(tags)))
 			p.clearBroken(tags)
+		}
+		p.brokenMu.Lock()
+		done := len(p.broken) == 0 && len(p.unreleased) == 0
+		p.brokenMu.Unlock()
+		if done {
 			return
 		}
 	}
