@@ -374,10 +374,14 @@ WHERE v.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`
 		return fmt.Errorf("views: %w", err)
 	}
 	// User triggers and their functions' bodies.
-	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, '')
+	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), t.tgname, p.proname
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-WHERE NOT t.tgisinternal`, 2, func(c []string) {
-		f.addTrigger(invalidation.Postgres, invalidation.TableName(c[0]), c[1])
+WHERE NOT t.tgisinternal`, 4, func(c []string) {
+		body := c[1]
+		if c[2] == "gormcache_notify" && c[3] == "gormcache_notify" {
+			body = "" // pgnotify's own trigger: it only notifies
+		}
+		f.addTrigger(invalidation.Postgres, invalidation.TableName(c[0]), body)
 	})
 }
 
