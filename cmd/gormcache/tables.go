@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/store"
+)
+
+var invalidateCommand = &command{
+	name:    "invalidate",
+	args:    "TABLE…",
+	summary: "make every cached result that read TABLE stale (bump its version)",
+	help: `
+Bumps the version of each table in the store: every cached query result and
+low-level entry that depends on one of them is stale at once, in every
+application process sharing the store. One store write per table: no key is
+scanned or deleted. Run it after writes made outside the application (psql, a
+cron job, another service).
+
+Table names are normalised as the plugin does (invalidation.TableName):
+public.users, "Users" and users are one table. The CLI does not know the
+database's foreign keys and views, which the plugin's own Invalidate follows:
+name every table whose cached results should go (the children of an ON DELETE
+CASCADE, the tables under a view).
+
+Prints each table's new version.`,
+	examples: `  gormcache invalidate --store redis://127.0.0.1:6379 users
+  gormcache invalidate users orders public.order_items
+  GORMCACHE_STORE=memcache://10.0.0.5:11211 gormcache invalidate articles`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		asJSON := fs.Bool("json", false, "print the new versions as a JSON object")
+		return func(ctx context.Context, e *env, args []string) error {
+			tags, err := tableTags(args)
+			if err != nil {
+				return err
+			}
+			if len(tags) == 0 {
+				return usagef("name at least one table (to make everything stale, use gormcache flush)")
+			}
+			return bumpAndPrint(ctx, e, tags, *asJSON, "invalidated")
+		}
+	},
+}
+
+var flushCommand = &command{
+	name:    "flush",
+	args:    "",
+	summary: `make every cached result stale (bump the global tag "*")`,
+	help: `
+Bumps the global tag "*", on which every entry of the plugin and of package
+lowlevel depends: everything in the store is stale at once, as after
+plugin.Plugin.Flush. Nothing is scanned or deleted (no KEYS, no SCAN): stale
+entries stop being served at once and go when their TTL ends or the store
+evicts them.`,
+	examples: `  gormcache flush --store redis://127.0.0.1:6379
+  gormcache flush --store 'redis+cluster://10.0.0.1:7000,10.0.0.2:7000?prefix=myapp:'`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		asJSON := fs.Bool("json", false, "print the new version of \"*\" as a JSON object")
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 0 {
+				return usagef("flush takes no arguments (got %q); to invalidate tables, use gormcache invalidate TABLE…", args)
+			}
+			return bumpAndPrint(ctx, e, []string{store.GlobalTag}, *asJSON, "flushed: every cached result is stale;")
+		}
+	},
+}
+
+var versionsCommand = &command{
+	name:    "versions",
+	args:    "[TABLE…]",
+	summary: `print the current versions of tables and of "*"`,
+	help: `
+Prints the version each table has in the store, and that of the global tag
+"*". An entry is served only while the versions of its tables and of "*" are
+those it was stored with, so a version that changed means the entries stored
+before are stale. A version the store does not have yet is created (a random
+number, as the application would); 0 means the table is held by a write in
+flight (reads go to the database until it ends).`,
+	examples: `  gormcache versions users orders
+  gormcache versions --json users`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		asJSON := fs.Bool("json", false, "print a JSON object: table → version")
+		return func(ctx context.Context, e *env, args []string) error {
+			tags, err := tableTags(args)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(tags, store.GlobalTag) {
+				tags = append(tags, store.GlobalTag)
+			}
+			t, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			vs, err := readVersions(ctx, e, t, tags)
+			if err != nil {
+				return err
+			}
+			return printVersions(e.stdout, tags, vs, *asJSON, "")
+		}
+	},
+}
+
+// tableTags normalises table names into tags; "*" is kept as the global tag.
+func tableTags(args []string) ([]string, error) {
+	var tags []string
+	for _, a := range args {
+		tag := a
+		if a != store.GlobalTag {
+			tag = invalidation.TableName(a)
+		}
+		if tag == "" {
+			return nil, usagef("empty table name %q", a)
+		}
+		if !slices.Contains(tags, tag) {
+			tags = append(tags, tag)
+		}
+	}
+	return tags, nil
+}
+
+func readVersions(ctx context.Context, e *env, t *target, tags []string) ([]uint64, error) {
+	vs := make([]uint64, len(tags))
+	cctx, cancel := e.withTimeout(ctx)
+	defer cancel()
+	if err := t.Versions(cctx, tags, vs); err != nil {
+		return nil, t.fail("read versions", err)
+	}
+	return vs, nil
+}
+
+// bumpAndPrint bumps tags and prints their new versions.
+func bumpAndPrint(ctx context.Context, e *env, tags []string, asJSON bool, verb string) error {
+	t, err := e.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	cctx, cancel := e.withTimeout(ctx)
+	_, err = t.Bump(cctx, tags, 0)
+	cancel()
+	if err != nil {
+		return t.fail("bump", err)
+	}
+	vs, err := readVersions(ctx, e, t, tags)
+	if err != nil {
+		return err
+	}
+	return printVersions(e.stdout, tags, vs, asJSON, verb)
+}
+
+func printVersions(w io.Writer, tags []string, vs []uint64, asJSON bool, verb string) error {
+	if asJSON {
+		m := make(map[string]uint64, len(tags))
+		for i, t := range tags {
+			m[t] = vs[i]
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(m)
+	}
+	if verb != "" {
+		fmt.Fprintln(w, verb, "new versions:")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, t := range tags {
+		note := ""
+		if vs[i] == 0 {
+			note = "\t(held by a write in flight: read from the database until it ends)"
+		}
+		fmt.Fprintf(tw, "%s\t%d%s\n", t, vs[i], note)
+	}
+	return tw.Flush()
+}
