@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,9 +136,11 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 	envs = append(envs, null)
 
 	prog := newProgress(e.stderr, o.quiet, envs, o.count)
-	done := make(chan []benchResults, 1)
-	go func() { done <- measure(envs, o.count, prog) }()
-	var all []benchResults
+	done := make(chan []suite.Results, 1)
+	go func() {
+		done <- suite.Measure(envs, o.count, suite.Hooks{Starting: prog.starting, Finished: prog.finished})
+	}()
+	var all []suite.Results
 	select {
 	case all = <-done:
 	case <-ctx.Done():
@@ -149,18 +149,18 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 	}
 	prog.finish()
 
-	rep := benchReport{benchtime: o.benchtime, count: o.count, null: all[len(all)-1], where: name}
+	rep := suite.Report{Title: "gormcache bench: " + name, Benchtime: o.benchtime, Count: o.count, Null: all[len(all)-1]}
 	if name == dialectPostgres {
-		rep.where = describePG(o.dsn)
+		rep.Title = "gormcache bench: " + describePG(o.dsn)
 	}
 	for _, r := range all[:len(all)-1] {
-		if strings.HasSuffix(r.name, "+redis") {
-			rep.redis = append(rep.redis, r)
+		if strings.HasSuffix(r.Name, "+redis") {
+			rep.Redis = append(rep.Redis, r)
 		} else {
-			rep.dbs = append(rep.dbs, r)
+			rep.DBs = append(rep.DBs, r)
 		}
 	}
-	rep.write(e.stdout)
+	rep.Write(e.stdout)
 	return nil
 }
 
@@ -236,7 +236,7 @@ type progress struct {
 func newProgress(w io.Writer, quiet bool, envs []*suite.Env, count int) *progress {
 	p := &progress{w: w, quiet: quiet, start: time.Now()}
 	for _, e := range envs {
-		p.total += len(benchCases(e)) * count
+		p.total += len(suite.Cases(e)) * count
 	}
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -281,7 +281,7 @@ func (p *progress) finished(round int, env, name string, res testing.BenchmarkRe
 	}
 	fig := "FAILED"
 	if res.N > 0 {
-		fig = fmt.Sprintf("%s/op, %d allocs/op", fmtNS(float64(res.T.Nanoseconds())/float64(res.N)), res.AllocsPerOp())
+		fig = fmt.Sprintf("%s/op, %d allocs/op", suite.FmtNS(float64(res.T.Nanoseconds())/float64(res.N)), res.AllocsPerOp())
 	}
 	fmt.Fprintf(p.w, "[%d/%d] round %d: %s %s: %s (eta %s)\n", p.done, p.total, round, env, name, fig, p.eta())
 }
@@ -295,252 +295,5 @@ func (p *progress) finish() {
 	p.stopped = true
 	if !p.quiet && p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%d/%d cases in %s\n", p.done, p.total, time.Since(p.start).Round(time.Second))
-	}
-}
-
-// figure is one case's result over the rounds: the median ns/op, the
-// allocations of the last round, and whether every round ran.
-type figure struct {
-	ns     float64
-	allocs int64
-	rounds []float64
-	ok     bool
-}
-
-// benchResults are the figures of one environment, by case name.
-type benchResults struct {
-	name string
-	figs map[string]*figure
-}
-
-func (r benchResults) get(name string) figure {
-	if f := r.figs[name]; f != nil {
-		return *f
-	}
-	return figure{}
-}
-
-type benchCase struct {
-	name string
-	f    func(*testing.B)
-}
-
-// benchCases lists the cases of an environment, plain before cached, as
-// gormcache-bench runs them.
-func benchCases(e *suite.Env) []benchCase {
-	switch {
-	case strings.HasSuffix(e.Name, "+redis"):
-		return []benchCase{
-			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/get", e.FirstGet},
-			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
-		}
-	case e.Name == "null":
-		return []benchCase{
-			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
-			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
-		}
-	}
-	return []benchCase{
-		{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
-		{"First/plain_inv", e.FirstPlainInv}, {"First/miss", e.FirstMiss},
-		{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
-		{"Find100/plain_inv", e.Find100PlainInv}, {"Find100/miss", e.Find100Miss},
-		{"Write/plain", e.WritePlain}, {"Write/cached", e.WriteCached},
-		{"Invalidate", e.Invalidate},
-	}
-}
-
-// measure runs every case of every environment count times, round-robin, so
-// that a slow spell of the machine hits plain and cached alike, and keeps
-// the median of each.
-func measure(envs []*suite.Env, count int, p *progress) []benchResults {
-	out := make([]benchResults, len(envs))
-	for i, e := range envs {
-		out[i] = benchResults{name: e.Name, figs: map[string]*figure{}}
-	}
-	for round := 1; round <= count; round++ {
-		for i, e := range envs {
-			for _, c := range benchCases(e) {
-				p.starting(round, e.Name, c.name)
-				res := testing.Benchmark(c.f)
-				p.finished(round, e.Name, c.name, res)
-				f := out[i].figs[c.name]
-				if f == nil {
-					f = &figure{ok: true}
-					out[i].figs[c.name] = f
-				}
-				if res.N == 0 { // testing.Benchmark reports a failed benchmark as a zero result
-					f.ok = false
-					continue
-				}
-				f.rounds = append(f.rounds, float64(res.T.Nanoseconds())/float64(res.N))
-				f.allocs = res.AllocsPerOp()
-			}
-		}
-	}
-	for _, r := range out {
-		for _, f := range r.figs {
-			if len(f.rounds) == 0 {
-				f.ok = false
-				continue
-			}
-			v := slices.Clone(f.rounds)
-			slices.Sort(v)
-			f.ns = v[len(v)/2]
-			if len(v)%2 == 0 {
-				f.ns = (v[len(v)/2-1] + v[len(v)/2]) / 2
-			}
-		}
-	}
-	return out
-}
-
-// The targets of README (PostgreSQL over loopback, in-process store).
-const (
-	targetFirstHit  = 10.0 // plain/hit
-	targetFindHit   = 5.0  // plain/hit
-	targetMiss      = 1.10 // miss/plain
-	targetWrite     = 1.05 // cached/plain
-	targetHitAllocs = 10   // hit allocs − null-database allocs
-	targetRedisGet  = 1.3  // Redis-store hit / bare GET
-)
-
-type benchReport struct {
-	where     string // the database
-	benchtime string
-	count     int
-	dbs       []benchResults
-	null      benchResults
-	redis     []benchResults
-}
-
-func fmtNS(v float64) string {
-	switch {
-	case v == 0:
-		return "—"
-	case v >= 1e6:
-		return fmt.Sprintf("%.2f ms", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1f µs", v/1e3)
-	}
-	return fmt.Sprintf("%.0f ns", v)
-}
-
-// verdict says PASS or MISS for a PostgreSQL figure; the targets are
-// PostgreSQL's.
-func verdict(db string, ok bool) string {
-	switch {
-	case db != dialectPostgres:
-		return "(no target)"
-	case ok:
-		return "PASS"
-	}
-	return "MISS"
-}
-
-func (rep benchReport) write(w io.Writer) {
-	fmt.Fprintf(w, "gormcache bench: %s; %s/%s, %d CPUs, %s; in-process store; medians of %d rounds of %s per case.\n\n",
-		rep.where, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), rep.count, rep.benchtime)
-	fmt.Fprintln(w, "| database | case | plain | cached | ratio | target | allocs/op plain → cached | result |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---|---:|---|")
-	for _, r := range rep.dbs {
-		row := func(name, plainCase, cachedCase string, hit bool, target float64) {
-			plain, cached := r.get(plainCase), r.get(cachedCase)
-			var ratio float64
-			var ok bool
-			tgt := fmt.Sprintf("cached/plain ≤ %.2f", target)
-			if hit {
-				tgt = fmt.Sprintf("plain/cached ≥ %g×", target)
-			}
-			res := "FAILED"
-			if plain.ok && cached.ok {
-				if hit {
-					ratio = plain.ns / cached.ns
-					ok = ratio >= target
-				} else {
-					ratio = cached.ns / plain.ns
-					ok = ratio <= target
-				}
-				res = verdict(r.name, ok)
-			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %d → %d | %s |\n",
-				r.name, name, fmtNS(plain.ns), fmtNS(cached.ns), ratio, tgt, plain.allocs, cached.allocs, res)
-		}
-		row("First by key, hit", "First/plain", "First/hit", true, targetFirstHit)
-		row("Find 100 rows, hit", "Find100/plain", "Find100/hit", true, targetFindHit)
-		row("First by key, miss †", "First/plain_inv", "First/miss", false, targetMiss)
-		row("Find 100 rows, miss †", "Find100/plain_inv", "Find100/miss", false, targetMiss)
-		row("Update by key ‡", "Write/plain", "Write/cached", false, targetWrite)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "† every iteration a miss: Plugin.Invalidate of the table before each query; the plain figure makes the same call")
-	fmt.Fprint(w, "  each iteration (it cannot affect the plain handle), so both carry its cost:")
-	for _, r := range rep.dbs {
-		fmt.Fprintf(w, " %s %s/op (%d allocs);", r.name, fmtNS(r.get("Invalidate").ns), r.get("Invalidate").allocs)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "‡ db.Model(&BenchRow{ID: id}).Update(\"age\", n), in GORM's default transaction.")
-	fmt.Fprintln(w)
-
-	fmt.Fprintln(w, "Allocations of a hit against GORM's own work (GORM + database/sql over a null database that answers instantly")
-	fmt.Fprintln(w, "with the driver values pgx returns for the same rows):")
-	fmt.Fprintln(w)
-	fmt.Fprint(w, "| case | null db, plain GORM | null db, hit |")
-	for _, r := range rep.dbs {
-		fmt.Fprintf(w, " %s hit |", r.name)
-	}
-	fmt.Fprintln(w, " extra allocs of a hit | target | result |")
-	fmt.Fprintln(w, "|---|---:|---:|"+strings.Repeat("---:|", len(rep.dbs))+"---:|---|---|")
-	allocRow := func(name, plainCase, hitCase string) {
-		plain, hit := rep.null.get(plainCase), rep.null.get(hitCase)
-		extra := hit.allocs - plain.allocs
-		cols := ""
-		for _, r := range rep.dbs {
-			f := r.get(hitCase)
-			cols += fmt.Sprintf(" %d |", f.allocs)
-			if f.allocs-plain.allocs > extra {
-				extra = f.allocs - plain.allocs
-			}
-		}
-		res := "PASS"
-		if extra > targetHitAllocs {
-			res = "MISS"
-		}
-		if !plain.ok || !hit.ok {
-			res = "FAILED"
-		}
-		fmt.Fprintf(w, "| %s | %d (%s) | %d (%s) |%s %+d | ≤ +%d | %s |\n", name,
-			plain.allocs, fmtNS(plain.ns), hit.allocs, fmtNS(hit.ns), cols, extra, targetHitAllocs, res)
-	}
-	allocRow("First by key", "First/plain", "First/hit")
-	allocRow("Find 100 rows", "Find100/plain", "Find100/hit")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on yours if more) minus plain GORM on the null database.")
-	for _, r := range rep.redis {
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.name, "+redis"))
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| case | plain GORM | Redis-store hit | bare GET of the entry | plain/hit | hit/GET | target | allocs plain → hit |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---:|")
-		get := r.get("First/get")
-		for _, c := range []struct{ name, plain, hit string }{{"First by key", "First/plain", "First/hit"}, {"Find 100 rows", "Find100/plain", "Find100/hit"}} {
-			plain, hit := r.get(c.plain), r.get(c.hit)
-			tgt, getCol, ratioGet := "", "—", "—"
-			if c.plain == "First/plain" && get.ok && hit.ok {
-				getCol = fmtNS(get.ns)
-				ratio := hit.ns / get.ns
-				ratioGet = fmt.Sprintf("%.2f×", ratio)
-				res := "MISS"
-				if ratio <= targetRedisGet {
-					res = "PASS"
-				}
-				tgt = fmt.Sprintf("hit/GET ≤ %g×: %s", targetRedisGet, res)
-			}
-			ratio := 0.0
-			if hit.ns > 0 {
-				ratio = plain.ns / hit.ns
-			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s | %d → %d |\n", c.name, fmtNS(plain.ns), fmtNS(hit.ns), getCol, ratio, ratioGet, tgt, plain.allocs, hit.allocs)
-		}
 	}
 }

@@ -1,0 +1,278 @@
+package suite
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The measurement and the report shared by gormcache-bench and the
+// gormcache CLI's bench command.
+
+// Hooks follow a measurement's progress; nil functions are skipped.
+type Hooks struct {
+	Starting func(round int, env, name string)
+	Finished func(round int, env, name string, res testing.BenchmarkResult)
+}
+
+func (h Hooks) starting(round int, env, name string) {
+	if h.Starting != nil {
+		h.Starting(round, env, name)
+	}
+}
+
+func (h Hooks) finished(round int, env, name string, res testing.BenchmarkResult) {
+	if h.Finished != nil {
+		h.Finished(round, env, name, res)
+	}
+}
+
+// figure is one case's result over the rounds: the median ns/op, the
+// allocations of the last round, and whether every round ran.
+type Figure struct {
+	ns     float64
+	allocs int64
+	rounds []float64
+	ok     bool
+}
+
+// Results are the figures of one environment, by case name.
+type Results struct {
+	Name string
+	Figs map[string]*Figure
+}
+
+func (r Results) Get(name string) Figure {
+	if f := r.Figs[name]; f != nil {
+		return *f
+	}
+	return Figure{}
+}
+
+type Case struct {
+	Name string
+	F    func(*testing.B)
+}
+
+// Cases lists the cases of an environment, plain before cached, as
+// gormcache-bench runs them.
+func Cases(e *Env) []Case {
+	switch {
+	case strings.HasSuffix(e.Name, "+redis"):
+		return []Case{
+			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/get", e.FirstGet},
+			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
+		}
+	case e.Name == "null":
+		return []Case{
+			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
+			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
+		}
+	}
+	return []Case{
+		{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
+		{"First/plain_inv", e.FirstPlainInv}, {"First/miss", e.FirstMiss},
+		{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
+		{"Find100/plain_inv", e.Find100PlainInv}, {"Find100/miss", e.Find100Miss},
+		{"Write/plain", e.WritePlain}, {"Write/cached", e.WriteCached},
+		{"Invalidate", e.Invalidate},
+	}
+}
+
+// measure runs every case of every environment count times, round-robin, so
+// that a slow spell of the machine hits plain and cached alike, and keeps
+// the median of each.
+func Measure(envs []*Env, count int, h Hooks) []Results {
+	out := make([]Results, len(envs))
+	for i, e := range envs {
+		out[i] = Results{Name: e.Name, Figs: map[string]*Figure{}}
+	}
+	for round := 1; round <= count; round++ {
+		for i, e := range envs {
+			for _, c := range Cases(e) {
+				h.starting(round, e.Name, c.Name)
+				res := testing.Benchmark(c.F)
+				h.finished(round, e.Name, c.Name, res)
+				f := out[i].Figs[c.Name]
+				if f == nil {
+					f = &Figure{ok: true}
+					out[i].Figs[c.Name] = f
+				}
+				if res.N == 0 { // testing.Benchmark reports a failed benchmark as a zero result
+					f.ok = false
+					continue
+				}
+				f.rounds = append(f.rounds, float64(res.T.Nanoseconds())/float64(res.N))
+				f.allocs = res.AllocsPerOp()
+			}
+		}
+	}
+	for _, r := range out {
+		for _, f := range r.Figs {
+			if len(f.rounds) == 0 {
+				f.ok = false
+				continue
+			}
+			v := slices.Clone(f.rounds)
+			slices.Sort(v)
+			f.ns = v[len(v)/2]
+			if len(v)%2 == 0 {
+				f.ns = (v[len(v)/2-1] + v[len(v)/2]) / 2
+			}
+		}
+	}
+	return out
+}
+
+// The targets of README (PostgreSQL over loopback, in-process store).
+const (
+	targetFirstHit  = 10.0 // plain/hit
+	targetFindHit   = 5.0  // plain/hit
+	targetMiss      = 1.10 // miss/plain
+	targetWrite     = 1.05 // cached/plain
+	targetHitAllocs = 10   // hit allocs − null-database allocs
+	targetRedisGet  = 1.3  // Redis-store hit / bare GET
+)
+
+type Report struct {
+	Title     string // the program, and the database
+	Benchtime string
+	Count     int
+	DBs       []Results
+	Null      Results
+	Redis     []Results
+}
+
+func FmtNS(v float64) string {
+	switch {
+	case v == 0:
+		return "—"
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f ms", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1f µs", v/1e3)
+	}
+	return fmt.Sprintf("%.0f ns", v)
+}
+
+// verdict says PASS or MISS for a PostgreSQL figure; the targets are
+// PostgreSQL's.
+func verdict(db string, ok bool) string {
+	switch {
+	case db != "postgres":
+		return "(no target)"
+	case ok:
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func (rep Report) Write(w io.Writer) {
+	fmt.Fprintf(w, "%s; %s/%s, %d CPUs, %s; in-process store; medians of %d rounds of %s per case.\n\n",
+		rep.Title, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), rep.Count, rep.Benchtime)
+	fmt.Fprintln(w, "| database | case | plain | cached | ratio | target | allocs/op plain → cached | result |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---|---:|---|")
+	for _, r := range rep.DBs {
+		row := func(name, plainCase, cachedCase string, hit bool, target float64) {
+			plain, cached := r.Get(plainCase), r.Get(cachedCase)
+			var ratio float64
+			var ok bool
+			tgt := fmt.Sprintf("cached/plain ≤ %.2f", target)
+			if hit {
+				tgt = fmt.Sprintf("plain/cached ≥ %g×", target)
+			}
+			res := "FAILED"
+			if plain.ok && cached.ok {
+				if hit {
+					ratio = plain.ns / cached.ns
+					ok = ratio >= target
+				} else {
+					ratio = cached.ns / plain.ns
+					ok = ratio <= target
+				}
+				res = verdict(r.Name, ok)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %d → %d | %s |\n",
+				r.Name, name, FmtNS(plain.ns), FmtNS(cached.ns), ratio, tgt, plain.allocs, cached.allocs, res)
+		}
+		row("First by key, hit", "First/plain", "First/hit", true, targetFirstHit)
+		row("Find 100 rows, hit", "Find100/plain", "Find100/hit", true, targetFindHit)
+		row("First by key, miss †", "First/plain_inv", "First/miss", false, targetMiss)
+		row("Find 100 rows, miss †", "Find100/plain_inv", "Find100/miss", false, targetMiss)
+		row("Update by key ‡", "Write/plain", "Write/cached", false, targetWrite)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "† every iteration a miss: Plugin.Invalidate of the table before each query; the plain figure makes the same call")
+	fmt.Fprint(w, "  each iteration (it cannot affect the plain handle), so both carry its cost:")
+	for _, r := range rep.DBs {
+		fmt.Fprintf(w, " %s %s/op (%d allocs);", r.Name, FmtNS(r.Get("Invalidate").ns), r.Get("Invalidate").allocs)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "‡ db.Model(&BenchRow{ID: id}).Update(\"age\", n), in GORM's default transaction.")
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "Allocations of a hit against GORM's own work (GORM + database/sql over a null database that answers instantly")
+	fmt.Fprintln(w, "with the driver values pgx returns for the same rows):")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| case | null db, plain GORM | null db, hit |")
+	for _, r := range rep.DBs {
+		fmt.Fprintf(w, " %s hit |", r.Name)
+	}
+	fmt.Fprintln(w, " extra allocs of a hit | target | result |")
+	fmt.Fprintln(w, "|---|---:|---:|"+strings.Repeat("---:|", len(rep.DBs))+"---:|---|---|")
+	allocRow := func(name, plainCase, hitCase string) {
+		plain, hit := rep.Null.Get(plainCase), rep.Null.Get(hitCase)
+		extra := hit.allocs - plain.allocs
+		cols := ""
+		for _, r := range rep.DBs {
+			f := r.Get(hitCase)
+			cols += fmt.Sprintf(" %d |", f.allocs)
+			if f.allocs-plain.allocs > extra {
+				extra = f.allocs - plain.allocs
+			}
+		}
+		res := "PASS"
+		if extra > targetHitAllocs {
+			res = "MISS"
+		}
+		if !plain.ok || !hit.ok {
+			res = "FAILED"
+		}
+		fmt.Fprintf(w, "| %s | %d (%s) | %d (%s) |%s %+d | ≤ +%d | %s |\n", name,
+			plain.allocs, FmtNS(plain.ns), hit.allocs, FmtNS(hit.ns), cols, extra, targetHitAllocs, res)
+	}
+	allocRow("First by key", "First/plain", "First/hit")
+	allocRow("Find 100 rows", "Find100/plain", "Find100/hit")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on yours if more) minus plain GORM on the null database.")
+	for _, r := range rep.Redis {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| case | plain GORM | Redis-store hit | bare GET of the entry | plain/hit | hit/GET | target | allocs plain → hit |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---:|")
+		get := r.Get("First/get")
+		for _, c := range []struct{ name, plain, hit string }{{"First by key", "First/plain", "First/hit"}, {"Find 100 rows", "Find100/plain", "Find100/hit"}} {
+			plain, hit := r.Get(c.plain), r.Get(c.hit)
+			tgt, getCol, ratioGet := "", "—", "—"
+			if c.plain == "First/plain" && get.ok && hit.ok {
+				getCol = FmtNS(get.ns)
+				ratio := hit.ns / get.ns
+				ratioGet = fmt.Sprintf("%.2f×", ratio)
+				res := "MISS"
+				if ratio <= targetRedisGet {
+					res = "PASS"
+				}
+				tgt = fmt.Sprintf("hit/GET ≤ %g×: %s", targetRedisGet, res)
+			}
+			ratio := 0.0
+			if hit.ns > 0 {
+				ratio = plain.ns / hit.ns
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s | %d → %d |\n", c.name, FmtNS(plain.ns), FmtNS(hit.ns), getCol, ratio, ratioGet, tgt, plain.allocs, hit.allocs)
+		}
+	}
+}
