@@ -444,7 +444,12 @@ func TestRedisDownAndBack(t *testing.T) {
 	if stats.StoreErrors == 0 {
 		t.Fatal("the store never failed: Redis was not down during the load")
 	}
-	// Caching resumed by itself.
+	waitForHits(t, db, p, "after Redis came back")
+}
+
+// waitForHits fails unless reads of a counter are hits again within 10s.
+func waitForHits(t *testing.T, db *gorm.DB, p *plugin.Plugin, when string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		before := p.Stats().Hits
@@ -452,10 +457,10 @@ func TestRedisDownAndBack(t *testing.T) {
 		db.First(&c1, 1)
 		db.First(&c2, 1)
 		if p.Stats().Hits > before {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no hits 10s after Redis came back: %+v", p.Stats())
+			t.Fatalf("no hits 10s %s: %+v", when, p.Stats())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -575,19 +580,5 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	if st.StoreErrors == 0 {
 		t.Fatal("no store error: the failover was not seen")
 	}
-	// Caching resumes.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		before := p.Stats().Hits
-		var a, b Counter
-		db.First(&a, 1)
-		db.First(&b, 1)
-		if p.Stats().Hits > before {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no hits 10s after the failover: %+v", p.Stats())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForHits(t, db, p, "after the failover")
 }

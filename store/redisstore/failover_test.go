@@ -15,49 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-type clusterNode struct {
-	id, addr, master string
-	flags            []string
-	slots            bool
-}
-
-func (n clusterNode) is(flag string) bool {
-	for _, f := range n.flags {
-		if f == flag {
-			return true
-		}
-	}
-	return false
-}
-
-// clusterNodes returns CLUSTER NODES as one of the answering nodes sees it.
-func clusterNodes(ctx context.Context, except string) ([]clusterNode, error) {
-	var lastErr error
-	for _, addr := range clusterAddrs {
-		if addr == except {
-			continue
-		}
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		out, err := c.ClusterNodes(ctx).Result()
-		c.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		var nodes []clusterNode
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 8 {
-				continue
-			}
-			addr, _, _ := strings.Cut(f[1], "@")
-			nodes = append(nodes, clusterNode{id: f[0], addr: addr, flags: strings.Split(f[2], ","), master: f[3], slots: len(f) > 8})
-		}
-		return nodes, nil
-	}
-	return nil, lastErr
-}
-
 // TestClusterFailover stops a master of the shared cluster under load, waits
 // for its replica to take over, checks that the store only ever failed with
 // store.ErrUnavailable, never returned a wrong value or a version that went
@@ -78,25 +35,25 @@ func TestClusterFailover(t *testing.T) {
 	guard(t, rdb)
 	ctx := context.Background()
 
-	nodes, err := clusterNodes(ctx, "")
+	nodes, err := rediscluster.Nodes(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var victim, heir clusterNode
+	var victim, heir rediscluster.Node
 	for _, m := range nodes {
-		if !m.is("master") || !m.slots || m.is("fail") {
+		if !m.Is("master") || !m.Slots || m.Is("fail") {
 			continue
 		}
 		for _, r := range nodes {
-			if r.is("slave") && r.master == m.id && !r.is("fail") {
+			if r.Is("slave") && r.Master == m.ID && !r.Is("fail") {
 				victim, heir = m, r
 			}
 		}
 	}
-	if victim.id == "" {
+	if victim.ID == "" {
 		t.Fatalf("no master with a replica in %+v", nodes)
 	}
-	admin := redis.NewClient(&redis.Options{Addr: victim.addr})
+	admin := redis.NewClient(&redis.Options{Addr: victim.Addr})
 	defer admin.Close()
 	conf := map[string]string{}
 	for _, p := range []string{"dir", "logfile", "cluster-config-file", "cluster-node-timeout", "port"} {
@@ -120,7 +77,7 @@ func TestClusterFailover(t *testing.T) {
 			"--cluster-node-timeout", conf["cluster-node-timeout"], "--save", "", "--appendonly", "no",
 			"--dir", conf["dir"], "--logfile", conf["logfile"]}
 		if out, err := exec.Command("redis-server", args...).CombinedOutput(); err != nil {
-			t.Errorf("restart %s: %v: %s", victim.addr, err, out)
+			t.Errorf("restart %s: %v: %s", victim.Addr, err, out)
 			return
 		}
 		// Back as a replica of its heir, in a healthy cluster.
@@ -129,16 +86,16 @@ func TestClusterFailover(t *testing.T) {
 			err := clusterOK()
 			if err == nil {
 				var info string
-				info, err = replicaInfo(ctx, victim.addr)
+				info, err = rediscluster.Replication(ctx, victim.Addr)
 				if err == nil && (!strings.Contains(info, "role:slave") || !strings.Contains(info, "master_link_status:up")) {
-					err = fmt.Errorf("%s is not a synced replica yet", victim.addr)
+					err = fmt.Errorf("%s is not a synced replica yet", victim.Addr)
 				}
 			}
 			if err == nil {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("cluster not healthy 20s after restarting %s: %v", victim.addr, err)
+				t.Errorf("cluster not healthy 20s after restarting %s: %v", victim.Addr, err)
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -155,7 +112,7 @@ func TestClusterFailover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Options().Addr == victim.addr {
+		if c.Options().Addr == victim.Addr {
 			if len(victimTags) < 2 {
 				victimTags = append(victimTags, tag)
 				tags = append(tags, tag)
@@ -264,16 +221,16 @@ func TestClusterFailover(t *testing.T) {
 	// asynchronous replication).
 	start := time.Now()
 	_ = admin.ShutdownNoSave(ctx).Err()
-	t.Logf("stopped master %s; its replica is %s", victim.addr, heir.addr)
+	t.Logf("stopped master %s; its replica is %s", victim.Addr, heir.Addr)
 
 	// Wait for the heir to be promoted.
 	for {
-		role, err := replicaRole(ctx, heir.addr)
-		if err == nil && role == "master" && clusterOKExcept(victim.addr) == nil {
+		role, err := replicaRole(ctx, heir.Addr)
+		if err == nil && role == "master" && rediscluster.OK(victim.Addr) == nil {
 			break
 		}
 		if time.Since(start) > 20*time.Second {
-			t.Fatalf("%s not promoted within 20s (role %q, %v)", heir.addr, role, err)
+			t.Fatalf("%s not promoted within 20s (role %q, %v)", heir.Addr, role, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -312,19 +269,12 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	restart()
-	t.Logf("%s rejoined as a replica; cluster healthy %v after the stop", victim.addr, time.Since(start).Round(time.Millisecond))
-}
-
-// replicaInfo returns INFO replication of addr.
-func replicaInfo(ctx context.Context, addr string) (string, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	return c.Info(ctx, "replication").Result()
+	t.Logf("%s rejoined as a replica; cluster healthy %v after the stop", victim.Addr, time.Since(start).Round(time.Millisecond))
 }
 
 // replicaRole returns "master" or "slave" from INFO replication of addr.
 func replicaRole(ctx context.Context, addr string) (string, error) {
-	info, err := replicaInfo(ctx, addr)
+	info, err := rediscluster.Replication(ctx, addr)
 	if err != nil {
 		return "", err
 	}
@@ -334,25 +284,4 @@ func replicaRole(ctx context.Context, addr string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: no role in INFO", addr)
-}
-
-// clusterOKExcept is clusterOK for every node but except.
-func clusterOKExcept(except string) error {
-	for _, addr := range clusterAddrs {
-		if addr == except {
-			continue
-		}
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		ctx, cancel := context.WithTimeout(bg, time.Second)
-		info, err := c.ClusterInfo(ctx).Result()
-		cancel()
-		c.Close()
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(info, "cluster_state:ok") {
-			return fmt.Errorf("%s: cluster state not ok", addr)
-		}
-	}
-	return nil
 }
