@@ -18,7 +18,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -31,6 +30,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
 	"github.com/gormcache/gormcache/internal/nulldb"
+	"github.com/gormcache/gormcache/internal/pgadmin"
 	"github.com/gormcache/gormcache/store/redisstore"
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection
 	"github.com/redis/go-redis/v9"
@@ -99,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if dsn == "" {
 			var drop func()
 			var err error
-			dsn, drop, err = freshPostgres(*pgAdmin)
+			dsn, drop, err = pgadmin.Fresh(*pgAdmin)
 			if err != nil {
 				return err
 			}
@@ -159,46 +159,4 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Write(stdout)
 	return nil
-}
-
-// freshPostgres creates a database through admin and returns its DSN and
-// the function dropping it.
-func freshPostgres(admin string) (string, func(), error) {
-	db, err := sql.Open("pgx", admin)
-	if err == nil {
-		err = db.Ping()
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("PostgreSQL unreachable through %q (use -pg off to skip it): %w", admin, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "gcbench_" + hex.EncodeToString(b[:])
-	if _, err := db.Exec(`CREATE DATABASE "` + name + `"`); err != nil {
-		db.Close()
-		return "", nil, fmt.Errorf("create database %s: %w", name, err)
-	}
-	drop := func() {
-		defer db.Close()
-		if _, err := db.Exec(`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`); err != nil {
-			fmt.Fprintf(os.Stderr, "gormcache-bench: drop database %s: %v\n", name, err)
-		}
-	}
-	return replaceDBName(admin, name), drop, nil
-}
-
-// replaceDBName sets dbname in a key=value DSN.
-func replaceDBName(dsn, name string) string {
-	var out []string
-	found := false
-	for _, f := range strings.Fields(dsn) {
-		if strings.HasPrefix(f, "dbname=") {
-			f, found = "dbname="+name, true
-		}
-		out = append(out, f)
-	}
-	if !found {
-		out = append(out, "dbname="+name)
-	}
-	return strings.Join(out, " ")
 }

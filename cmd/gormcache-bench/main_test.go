@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/gormcache/gormcache/internal/pgadmin"
 	"strings"
 	"testing"
 )
@@ -30,8 +31,8 @@ func TestReplaceDBName(t *testing.T) {
 		"host=h dbname=postgres sslmode=disable": "host=h dbname=x sslmode=disable",
 		"host=h":                                 "host=h dbname=x",
 	} {
-		if got := replaceDBName(in, "x"); got != want {
-			t.Errorf("replaceDBName(%q) = %q, want %q", in, got, want)
+		if got := pgadmin.ReplaceDBName(in, "x"); got != want {
+			t.Errorf("pgadmin.ReplaceDBName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
