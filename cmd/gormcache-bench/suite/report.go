@@ -247,7 +247,7 @@ func (rep Report) Write(w io.Writer) {
 	allocRow("First by key", "First/plain", "First/hit")
 	allocRow("Find 100 rows", "Find100/plain", "Find100/hit")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on yours if more) minus plain GORM on the null database.")
+	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on a measured database if more) minus plain GORM on the null database.")
 	for _, r := range rep.Redis {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))
