@@ -224,6 +224,14 @@ func TestFunctionKind(t *testing.T) {
 		{Postgres, "COUNT", FuncStable},
 		{SQLite, "json_each", FuncStable},
 		{MySQL, "get_lock", FuncVolatile},
+		// functions that write: unknown, so a statement calling them invalidates everything
+		{Postgres, "dblink_exec", FuncUnknown},
+		{Postgres, "lo_unlink", FuncUnknown},
+		{Postgres, "lo_import", FuncUnknown},
+		// read-only monitoring functions (gorm.io/plugin/prometheus calls them)
+		{Postgres, "pg_database_size", FuncVolatile},
+		{Postgres, "pg_last_xact_replay_timestamp", FuncVolatile},
+		{Postgres, "xpath", FuncStable},
 	} {
 		if got := FunctionKind(c.d, c.name); got != c.want {
 			t.Errorf("FunctionKind(%v, %q) = %v, want %v", c.d, c.name, got, c.want)
