@@ -463,9 +463,37 @@ func (f *catalogFacts) addView(d invalidation.Dialect, view, def string) {
 // writeWords finds statements that may write in a trigger body.
 var writeWords = regexp.MustCompile(`(?i)\b(insert|update|delete|merge|replace|truncate|execute|perform|call|copy|alter|create|drop|refresh|notify)\b`)
 
+// callRE finds function calls in a trigger body.
+var callRE = regexp.MustCompile(`(?i)\b([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?)\s*\(`)
+
+// bodyKeywords are procedural keywords that look like calls: "IF (…)".
+var bodyKeywords = map[string]bool{
+	"if": true, "elsif": true, "elseif": true, "while": true, "for": true, "foreach": true, "return": true,
+	"raise": true, "exists": true, "in": true, "not": true, "and": true, "or": true, "when": true,
+	"then": true, "else": true, "case": true, "values": true, "array": true, "row": true, "cast": true,
+	"select": true, "from": true, "where": true, "into": true, "loop": true, "using": true, "on": true,
+	"any": true, "all": true, "some": true, "set": true, "begin": true, "end": true, "declare": true,
+	"signal": true, "leave": true, "iterate": true, "repeat": true, "until": true, "do": true,
+}
+
+// callsUnknown reports whether body calls a function that is not a known
+// built-in: it may write anything.
+func callsUnknown(d invalidation.Dialect, body string) bool {
+	for _, m := range callRE.FindAllStringSubmatch(body, -1) {
+		name := strings.ToLower(m[1])
+		if bodyKeywords[name] {
+			continue
+		}
+		if invalidation.FunctionKind(d, name) == invalidation.FuncUnknown {
+			return true
+		}
+	}
+	return false
+}
+
 // addTrigger records what a trigger on table writes, from its body.
 func (f *catalogFacts) addTrigger(d invalidation.Dialect, table, body string) {
-	if !writeWords.MatchString(body) {
+	if !writeWords.MatchString(body) && !callsUnknown(d, body) {
 		if _, ok := f.triggers[table]; !ok {
 			f.triggers[table] = nil // it writes nothing beyond its own row
 		}
@@ -478,9 +506,16 @@ func (f *catalogFacts) addTrigger(d invalidation.Dialect, table, body string) {
 		plain = len(b) < 5 || !strings.EqualFold(b[:5], "begin")
 	}
 	if plain {
-		// Name what the statements write.
+		// Name what the statements write; a function the classifier does
+		// not know may write anything.
 		st := invalidation.Classify(d, body)
-		if (st.Kind == invalidation.Write || st.Kind == invalidation.Read) && st.Complete {
+		known := true
+		for _, fn := range st.Functions {
+			if invalidation.FunctionKind(d, fn) == invalidation.FuncUnknown {
+				known = false
+			}
+		}
+		if known && (st.Kind == invalidation.Write || st.Kind == invalidation.Read) && st.Complete {
 			written := st.Written
 			if st.Kind == invalidation.Read {
 				written = nil

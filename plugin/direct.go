@@ -59,6 +59,11 @@ func kindOf(f *schema.Field) setKind {
 	if f.Serializer != nil || reflect.PointerTo(f.FieldType).Implements(scannerType) {
 		return setPool
 	}
+	if f.FieldType.PkgPath() != "" && f.FieldType != timeType {
+		// A named type (type Level int): GORM sets it through its fallback
+		// setter (NULL makes it zero; conversions are database/sql's).
+		return setPool
+	}
 	if f.FieldType == timeType {
 		return setTime
 	}

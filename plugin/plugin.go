@@ -61,7 +61,10 @@ type Plugin struct {
 	broken   map[string]bool // tags whose last bump failed
 	// unreleased: holds whose release failed, released by retryBroken
 	unreleased []lease
-	nBroken    atomic.Int32
+	// writing: per tag, writes in flight whose first bump failed (their
+	// tables stay broken until they are over)
+	writing map[string]int
+	nBroken atomic.Int32
 
 	pending sync.WaitGroup // bumps in flight, waited for by Close
 	closed  atomic.Bool

@@ -36,9 +36,12 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func() {
 		return func() {}
 	}
 	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
-		p.beginWrite(ctx, tags, p.cfg.WriteLease)
+		id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
 		return func() {
-			p.beginWrite(ctx, tags, p.cfg.WriteLease)
+			if id == 0 {
+				p.writeOver(tags)
+			}
+			p.holdAgain(ctx, tags)
 			if pl.ddl {
 				p.schemaChanged()
 			}
@@ -71,12 +74,53 @@ func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Durati
 			return id
 		}
 	}
+	// No hold protects the tables while the write runs: they stay broken
+	// (not served, not stored) until the write is over and bumped after it
+	// (writeOver), whatever a background retry manages before.
+	p.brokenMu.Lock()
+	if p.writing == nil {
+		p.writing = map[string]int{}
+	}
+	for _, t := range tags {
+		p.writing[t]++
+	}
+	p.brokenMu.Unlock()
 	p.bumpFailed(tags, err)
 	return 0
 }
 
+// holdAgain bumps tags and holds them for WriteLease (a write in a
+// transaction we cannot see the end of); it reports success.
+func (p *Plugin) holdAgain(ctx context.Context, tags []string) bool {
+	sctx, cancel := p.storeCtx(ctx, true)
+	_, err := p.store.Bump(sctx, tags, p.cfg.WriteLease)
+	cancel()
+	if err != nil {
+		p.bumpFailed(tags, err)
+		return false
+	}
+	p.stats.invalidations.Add(uint64(len(tags)))
+	return true
+}
+
+// writeOver ends the in-flight accounting of a write whose first bump
+// failed, once the write is over: from here on, a successful bump of its
+// tables (made now, or retried in the background) clears them.
+func (p *Plugin) writeOver(tags []string) {
+	p.brokenMu.Lock()
+	for _, t := range tags {
+		if p.writing[t]--; p.writing[t] <= 0 {
+			delete(p.writing, t)
+		}
+	}
+	p.brokenMu.Unlock()
+}
+
 // endWrite bumps tags again and releases the hold of lease id.
 func (p *Plugin) endWrite(ctx context.Context, tags []string, id uint64) {
+	if id == 0 {
+		p.writeOver(tags)
+	}
 	p.pending.Add(1)
 	defer p.pending.Done()
 	var err error
@@ -202,7 +246,9 @@ func (p *Plugin) clearBroken(tags []string) {
 	}
 	p.brokenMu.Lock()
 	for _, t := range tags {
-		delete(p.broken, t)
+		if p.writing[t] == 0 { // a write whose first bump failed is still running
+			delete(p.broken, t)
+		}
 	}
 	p.nBroken.Store(int32(len(p.broken)))
 	p.brokenMu.Unlock()

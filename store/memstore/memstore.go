@@ -209,10 +209,31 @@ func (s *Store) Versions(_ context.Context, tags []string, versions []uint64) er
 	// computed from here on can be stored under it.
 	s.mu.Lock()
 	for i, t := range tags {
-		if versions[i] == 0 && s.tags[t] == nil {
-			st := &tagState{version: s.newVersion()}
+		if versions[i] != 0 {
+			continue
+		}
+		st := s.tags[t]
+		if st == nil {
+			st = &tagState{version: s.newVersion()}
 			s.tags[t] = st
 			versions[i] = st.version
+			continue
+		}
+		// Another caller created it between the two locks: read it as the
+		// first pass would have (0 only while held).
+		if len(st.holds) == 0 {
+			versions[i] = st.version
+			continue
+		}
+		if now == 0 {
+			now = s.now().UnixNano()
+		}
+		versions[i] = st.version
+		for _, deadline := range st.holds {
+			if now < deadline {
+				versions[i] = 0
+				break
+			}
 		}
 	}
 	s.mu.Unlock()

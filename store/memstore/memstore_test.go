@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,5 +52,33 @@ func TestClosed(t *testing.T) {
 	_ = s.Close()
 	if err := s.Set(context.Background(), "k", []byte("v"), time.Minute); err == nil {
 		t.Fatal("Set after Close: no error")
+	}
+}
+
+// Concurrent first reads of a tag all get its version, never 0 (the loser
+// of the race to create it used to read 0, "held", and skip the cache).
+func TestConcurrentFirstReadsNeverZero(t *testing.T) {
+	for round := 0; round < 200; round++ {
+		s, err := memstore.New(memstore.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		zero := make(chan struct{}, 16)
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v := make([]uint64, 1)
+				if err := s.Versions(context.Background(), []string{"fresh"}, v); err != nil || v[0] == 0 {
+					zero <- struct{}{}
+				}
+			}()
+		}
+		wg.Wait()
+		s.Close()
+		if len(zero) > 0 {
+			t.Fatalf("round %d: %d first reads saw version 0", round, len(zero))
+		}
 	}
 }
