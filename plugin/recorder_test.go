@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -69,5 +70,21 @@ func TestRecorder(t *testing.T) {
 	db.WithContext(inner).Find(&cs)
 	if recOuter.Queries() != 1 || recInner.Queries() != 1 {
 		t.Fatalf("nested: outer %d, inner %d", recOuter.Queries(), recInner.Queries())
+	}
+}
+
+// A query the cache cannot key (an argument type it does not encode) is
+// still recorded with its Tags option's tables.
+func TestRecorderUnkeyableQueryKeepsTags(t *testing.T) {
+	t.Parallel()
+	db, _ := cachedDB(t, "postgres", plugin.Config{})
+	ctx, rec := plugin.WithRecorder(context.Background())
+	var as []Account
+	if err := db.WithContext(ctx).Clauses(plugin.Tags("rates")).Where("?::inet IS NOT NULL", netip.MustParseAddr("10.1.2.3")).Find(&as).Error; err != nil {
+		t.Fatal(err)
+	}
+	tags, versions := rec.Tables()
+	if !slices.Contains(tags, "rates") || !slices.Contains(tags, "accounts") || slices.Contains(versions, 0) {
+		t.Fatalf("recorded %v %v, want accounts and rates with their versions", tags, versions)
 	}
 }

@@ -232,7 +232,11 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	pr.canonical = canonical
 	if err != nil {
 		pr.bypass = reasonUnsupportedArg
-		p.recordPlan(ctx, pl, pr.tags[:0:0])
+		var extra []string
+		if opts != nil {
+			extra = opts.tags
+		}
+		p.recordPlan(ctx, pl, extra)
 		return pr
 	}
 	pr.key = p.keys.Key(canonical)
