@@ -250,57 +250,41 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 // one dial attempt, each bounded by timeout.
 func (s *storeSpec) redisClient(timeout time.Duration) (redis.UniversalClient, error) {
 	redis.SetLogger(quietRedis{})
-	retries := !s.query.Has("max_retries")
-	dial := !s.query.Has("dial_timeout")
-	dialRetries := !s.query.Has("dialer_retries")
+	// tune sets what the URL did not: deadlines from contexts, one retry,
+	// one dial attempt bounded by timeout.
+	tune := func(ctxTimeout *bool, maxRetries *int, dialTimeout *time.Duration, dialerRetries *int) {
+		*ctxTimeout = true
+		if !s.query.Has("max_retries") {
+			*maxRetries = 1
+		}
+		if !s.query.Has("dial_timeout") {
+			*dialTimeout = timeout
+		}
+		if !s.query.Has("dialer_retries") {
+			*dialerRetries = 1
+		}
+	}
 	switch s.mode {
 	case redisCluster:
 		o, err := redis.ParseClusterURL(s.redisURL())
 		if err != nil {
 			return nil, usagef("store URL: %v", err)
 		}
-		o.ContextTimeoutEnabled = true
-		if retries {
-			o.MaxRetries = 1
-		}
-		if dial {
-			o.DialTimeout = timeout
-		}
-		if dialRetries {
-			o.DialerRetries = 1
-		}
+		tune(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.DialerRetries)
 		return redis.NewClusterClient(o), nil
 	case redisSentinel:
 		o, err := redis.ParseFailoverURL(s.redisURL())
 		if err != nil {
 			return nil, usagef("store URL: %v", err)
 		}
-		o.ContextTimeoutEnabled = true
-		if retries {
-			o.MaxRetries = 1
-		}
-		if dial {
-			o.DialTimeout = timeout
-		}
-		if dialRetries {
-			o.DialerRetries = 1
-		}
+		tune(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.DialerRetries)
 		return redis.NewFailoverClient(o), nil
 	}
 	o, err := redis.ParseURL(s.redisURL())
 	if err != nil {
 		return nil, usagef("store URL: %v", err)
 	}
-	o.ContextTimeoutEnabled = true
-	if retries {
-		o.MaxRetries = 1
-	}
-	if dial {
-		o.DialTimeout = timeout
-	}
-	if dialRetries {
-		o.DialerRetries = 1
-	}
+	tune(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.DialerRetries)
 	return redis.NewClient(o), nil
 }
 
