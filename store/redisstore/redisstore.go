@@ -64,12 +64,24 @@ type Config struct {
 	// have a TTL, so that volatile-* eviction can remove them. 0 means
 	// DefaultTTL (30 days). Negative is an error.
 	DefaultTTL time.Duration
+
+	// WaitReplicas, on a single node or Sentinel, makes every Bump and
+	// Release wait (Redis WAIT, in the same round trip) until that many
+	// replicas have the new versions, so that a failover to one of them
+	// cannot lose an acknowledged invalidation (replication is otherwise
+	// asynchronous). A bump not acknowledged within Timeout fails with
+	// store.ErrUnavailable (the plugin then stops serving those tables
+	// until a later bump succeeds). 0 means no waiting. Not available on
+	// Cluster clients (an error from New).
+	WaitReplicas int
 }
 
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Timeout < 0:
 		return c, fmt.Errorf("redisstore: Timeout must not be negative (got %v)", c.Timeout)
+	case c.WaitReplicas < 0:
+		return c, fmt.Errorf("redisstore: WaitReplicas must not be negative (got %d)", c.WaitReplicas)
 	case c.BreakerFailures < 0:
 		return c, fmt.Errorf("redisstore: BreakerFailures must not be negative (got %d)", c.BreakerFailures)
 	case c.BreakerCooldown < 0:
@@ -107,6 +119,7 @@ type Store struct {
 	rdb      redis.UniversalClient
 	keys     keyspace
 	oneNode  bool // one node owns every key: MGET, DEL and scripts over many tags
+	wait     int  // Config.WaitReplicas
 	direct   bool // the client itself honours context deadlines
 	timeout  time.Duration
 	maxValue int
@@ -148,6 +161,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		rdb:      rdb,
 		keys:     newKeyspace(cfg.Prefix),
 		timeout:  cfg.Timeout,
+		wait:     cfg.WaitReplicas,
 		maxValue: cfg.MaxValueBytes,
 		ttl:      cfg.DefaultTTL,
 		br:       breaker{threshold: int64(cfg.BreakerFailures), cooldown: cfg.BreakerCooldown},
@@ -179,6 +193,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		s.reload = c.ReloadState
 	case *redis.Ring:
 		s.direct = c.Options().ContextTimeoutEnabled
+	}
+	if s.wait > 0 && !s.oneNode {
+		return nil, errors.New("redisstore: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes")
 	}
 	return s, nil
 }
@@ -510,9 +527,56 @@ func (s *Store) write(ctx context.Context, op string, tags []string, holdMS int6
 	}
 	l := strconv.FormatUint(lease, 10)
 	return s.call(ctx, op, func(ctx context.Context) error {
+		if s.wait > 0 {
+			return s.writeAndWait(ctx, tks, newBase(), holdMS, l, drop)
+		}
 		_, err := s.runScript(ctx, writeScript, tks, newBase(), holdMS, l, drop)
 		return err
 	})
+}
+
+// writeAndWait runs the write script and WAIT in one pipeline, so that
+// WAIT counts the replicas that have this very write (it waits for the
+// writes of its own connection).
+func (s *Store) writeAndWait(ctx context.Context, tags []tagKeys, args ...any) error {
+	keys := make([]string, 0, 3*len(tags))
+	for _, t := range tags {
+		keys = append(keys, t.version, t.heldUntil, t.leases)
+	}
+	waitMS := int64(s.timeout / time.Millisecond)
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d) - 10*time.Millisecond; left < s.timeout {
+			waitMS = max(int64(left/time.Millisecond), 1)
+		}
+	}
+	run := func(eval bool) (*redis.Cmd, *redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		var cmd *redis.Cmd
+		if eval {
+			cmd = pipe.Eval(ctx, writeScript.src, keys, args...)
+		} else {
+			cmd = pipe.EvalSha(ctx, writeScript.sha, keys, args...)
+		}
+		wait := pipe.Do(ctx, "WAIT", s.wait, waitMS)
+		s.roundTrips.Add(1)
+		_, err := pipe.Exec(ctx)
+		return cmd, wait, err
+	}
+	cmd, wait, _ := run(false)
+	if isNoScript(cmd.Err()) {
+		cmd, wait, _ = run(true)
+	}
+	if err := cmd.Err(); err != nil {
+		return err
+	}
+	n, err := wait.Int()
+	if err != nil {
+		return err
+	}
+	if n < s.wait {
+		return fmt.Errorf("redisstore: %d of %d replicas acknowledged the bump within %v: %w", n, s.wait, time.Duration(waitMS)*time.Millisecond, store.ErrUnavailable)
+	}
+	return nil
 }
 
 // Close implements [store.Store]. Later calls return store.ErrClosed. It

@@ -649,3 +649,65 @@ func TestNoKeysOrScan(t *testing.T) {
 		}
 	}
 }
+
+// WaitReplicas: on Sentinel (a master with one replica) a bump returns only
+// once the replica has it; asking for more replicas than exist fails the
+// bump with ErrUnavailable.
+func TestWaitReplicas(t *testing.T) {
+	rdb := sentinelClient(t)
+	ctx := context.Background()
+	st, err := New(rdb, Config{Prefix: randomPrefix(), WaitReplicas: 1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanup(t, rdb, st.keys.entryPrefix[:len(st.keys.entryPrefix)-2], "w") })
+	// The replica's address, from the master's INFO.
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replica string
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "slave0:") {
+			var ip, port string
+			for _, kv := range strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "slave0:")), ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "ip":
+					ip = v
+				case "port":
+					port = v
+				}
+			}
+			replica = ip + ":" + port
+		}
+	}
+	if replica == "" {
+		t.Fatalf("the Sentinel master has no replica: %s", info)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: replica})
+	defer rc.Close()
+	for i := 0; i < 20; i++ {
+		if _, err := st.Bump(ctx, []string{"w"}, 0); err != nil {
+			t.Fatal(err)
+		}
+		onMaster, err := rdb.Get(ctx, st.keys.tag("w").version).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		onReplica, err := rc.Get(ctx, st.keys.tag("w").version).Result()
+		if err != nil || onReplica != onMaster {
+			t.Fatalf("bump %d: the replica has %q (%v), the master %q: Bump returned before the replica had it", i, onReplica, err, onMaster)
+		}
+	}
+	two, err := New(rdb, Config{Prefix: randomPrefix(), WaitReplicas: 2, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := two.Bump(ctx, []string{"w"}, 0); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("WaitReplicas 2 with one replica: %v, want ErrUnavailable", err)
+	}
+	if _, err := New(redis.NewClusterClient(&redis.ClusterOptions{Addrs: clusterAddrs}), Config{WaitReplicas: 1}); err == nil {
+		t.Fatal("WaitReplicas on a cluster client must be refused")
+	}
+}
