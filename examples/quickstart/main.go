@@ -83,6 +83,7 @@ func run(w io.Writer) error {
 	}
 
 	var u User
+	// (a fresh destination each time: GORM adds a non-zero destination's key to WHERE)
 	if err := expect("db.First(&u, 42)          (miss: database)", 0, 1, func() error { u = User{}; return db.First(&u, 42).Error }); err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func run(w io.Writer) error {
 		return err
 	}
 	var again User
-	if err := expect("db.First(&u, 42)          (invalidated: miss)", 0, 1, func() error { return db.First(&again, 42).Error }); err != nil {
+	if err := expect("db.First(&again, 42)      (invalidated: miss)", 0, 1, func() error { return db.First(&again, 42).Error }); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "  -> %s (the write is seen at once)\n", again.Name)
