@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
@@ -343,10 +342,3 @@ func (p *Plugin) storeCtx(ctx context.Context, detached bool) (context.Context, 
 	return context.WithTimeout(ctx, p.cfg.StoreTimeout)
 }
 
-// ttl is the TTL given to the store.
-func (p *Plugin) ttl() time.Duration {
-	if p.cfg.TTL == Forever {
-		return 0
-	}
-	return p.cfg.TTL
-}

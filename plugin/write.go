@@ -166,6 +166,21 @@ func (p *Plugin) bump(ctx context.Context, tags []string) error {
 func (p *Plugin) bumpFailed(tags []string, err error) {
 	p.stats.storeErrors.Add(1)
 	p.log.Error("gormcache: invalidation did not reach the store; those tables are served from the database until it does", "tables", tags, "error", err)
+	p.markBroken(tags)
+}
+
+// markOutage stops serving anything from the store until the global tag
+// has been bumped there (see storeFailed).
+func (p *Plugin) markOutage() {
+	if p.markBroken([]string{store.GlobalTag}) {
+		p.log.Warn("gormcache: the store failed; nothing is served from it until everything has been invalidated there once it answers again")
+	}
+}
+
+// markBroken stops serving tags from the store until a bump of them
+// succeeds, and starts the background retry when a tag is newly broken
+// (which it reports).
+func (p *Plugin) markBroken(tags []string) bool {
 	p.brokenMu.Lock()
 	added := false
 	for _, t := range tags {
@@ -176,25 +191,12 @@ func (p *Plugin) bumpFailed(tags []string, err error) {
 	}
 	p.nBroken.Store(int32(len(p.broken)))
 	p.brokenMu.Unlock()
-	if added && !p.closed.Load() {
-		p.pending.Add(1)
-		go p.retryBroken()
+	if !added || p.closed.Load() {
+		return false
 	}
-}
-
-// markOutage stops serving anything from the store until the global tag
-// has been bumped there (see storeFailed).
-func (p *Plugin) markOutage() {
-	p.brokenMu.Lock()
-	added := !p.broken[store.GlobalTag]
-	p.broken[store.GlobalTag] = true
-	p.nBroken.Store(int32(len(p.broken)))
-	p.brokenMu.Unlock()
-	if added && !p.closed.Load() {
-		p.log.Warn("gormcache: the store failed; nothing is served from it until everything has been invalidated there once it answers again")
-		p.pending.Add(1)
-		go p.retryBroken()
-	}
+	p.pending.Add(1)
+	go p.retryBroken()
+	return true
 }
 
 func (p *Plugin) retryBroken() {
