@@ -341,4 +341,3 @@ func (p *Plugin) storeCtx(ctx context.Context, detached bool) (context.Context, 
 	}
 	return context.WithTimeout(ctx, p.cfg.StoreTimeout)
 }
-

@@ -41,34 +41,29 @@ type versionSeen struct {
 type replicaState struct {
 	mu      sync.Mutex
 	seen    map[string]versionSeen
-	primary gorm.ConnPool // the root pool of the db the plugin was installed on
+	primary atomic.Pointer[rootPool] // the root pool of the db the plugin was installed on (set once)
 }
 
 // setPrimary records the root pool of the first database the plugin was
 // installed on.
-func (p *Plugin) setPrimary(pool gorm.ConnPool) {
-	p.replicas.mu.Lock()
-	if p.replicas.primary == nil {
-		p.replicas.primary = pool
-	}
-	p.replicas.mu.Unlock()
-}
+func (p *Plugin) setPrimary(rp *rootPool) { p.replicas.primary.CompareAndSwap(nil, rp) }
 
 // fromPrimary reports whether a statement's pool reads the source the
 // plugin was installed on (directly, through PrepareStmt, or in one of its
 // transactions).
 func (p *Plugin) fromPrimary(pool gorm.ConnPool) bool {
-	p.replicas.mu.Lock()
-	primary := p.replicas.primary
-	p.replicas.mu.Unlock()
-	if rp, ok := primary.(*rootPool); ok && pool == rp.inner {
+	primary := p.replicas.primary.Load()
+	if primary == nil {
+		return false
+	}
+	if pool == primary.inner {
 		return true // the same pool, captured (by dbresolver) before the plugin wrapped it
 	}
 	switch cp := pool.(type) {
 	case *rootPool:
 		return cp == primary
 	case *gorm.PreparedStmtDB:
-		return cp.ConnPool == primary
+		return cp.ConnPool == gorm.ConnPool(primary)
 	case *txPool:
 		return cp.root == primary
 	case *stmtTxPool:
@@ -138,10 +133,7 @@ func (p *Plugin) adoptPool(db *gorm.DB) {
 // rootFor returns the root pool over pool: the plugin's own when pool is
 // what the plugin wrapped, else one made once per pool.
 func (p *Plugin) rootFor(pool gorm.ConnPool) *rootPool {
-	p.replicas.mu.Lock()
-	primary, _ := p.replicas.primary.(*rootPool)
-	p.replicas.mu.Unlock()
-	if primary != nil && primary.inner == pool {
+	if primary := p.replicas.primary.Load(); primary != nil && primary.inner == pool {
 		return primary
 	}
 	if v, ok := p.adopted.Load(pool); ok {
