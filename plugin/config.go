@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gormcache/gormcache/invalidation"
-	"github.com/gormcache/gormcache/serializer"
 	"log/slog"
 	"time"
 
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/serializer"
 	"github.com/gormcache/gormcache/store"
 )
 

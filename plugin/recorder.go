@@ -2,13 +2,12 @@ package plugin
 
 import (
 	"context"
-
-	"github.com/gormcache/gormcache/store"
-
-	"github.com/gormcache/gormcache/invalidation"
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/store"
 )
 
 // A Recorder collects what the statements made with a context read: the

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
-	"github.com/gormcache/gormcache/internal/pgadmin"
 	"strings"
 	"testing"
+
+	"github.com/gormcache/gormcache/internal/pgadmin"
 )
 
 // TestQuick runs the program in its quickest mode (SQLite and the null

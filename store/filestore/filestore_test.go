@@ -47,15 +47,6 @@ func openStore(t testing.TB, dir string, cfg filestore.Config) *filestore.Store 
 	return s
 }
 
-func versions(t testing.TB, s store.Store, tags ...string) []uint64 {
-	t.Helper()
-	v := make([]uint64, len(tags))
-	if err := s.Versions(ctx, tags, v); err != nil {
-		t.Fatalf("Versions(%v): %v", tags, err)
-	}
-	return v
-}
-
 func get(t testing.TB, s store.Store, key string) []byte {
 	t.Helper()
 	b, err := s.Get(ctx, key, nil, nil)
@@ -162,14 +153,14 @@ func TestReopenKeepsEntriesAndVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	set(t, s, "k", []byte("v"), time.Hour)
-	before := versions(t, s, "users")
+	before := storetest.Versions(t, s, "users")
 	s.Close()
 
 	s = openStore(t, dir, filestore.Config{})
 	if b := get(t, s, "k"); string(b) != "v" {
 		t.Fatalf("after reopen Get = %q", b)
 	}
-	if after := versions(t, s, "users"); after[0] != before[0] {
+	if after := storetest.Versions(t, s, "users"); after[0] != before[0] {
 		t.Fatalf("version %d → %d across a reopen", before[0], after[0])
 	}
 }
@@ -183,21 +174,21 @@ func TestTwoStoresShareADirectory(t *testing.T) {
 	if got := get(t, b, "k"); string(got) != "from a" {
 		t.Fatalf("b reads %q", got)
 	}
-	va := versions(t, a, "t")
-	if vb := versions(t, b, "t"); vb[0] != va[0] {
+	va := storetest.Versions(t, a, "t")
+	if vb := storetest.Versions(t, b, "t"); vb[0] != va[0] {
 		t.Fatalf("a reads %d, b reads %d", va[0], vb[0])
 	}
 	lease, err := a.Bump(ctx, []string{"t"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, b, "t"); v[0] != 0 {
+	if v := storetest.Versions(t, b, "t"); v[0] != 0 {
 		t.Fatalf("b reads %d while a holds the tag", v[0])
 	}
 	if err := a.Release(ctx, []string{"t"}, lease); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, b, "t"); v[0] == 0 || v[0] == va[0] {
+	if v := storetest.Versions(t, b, "t"); v[0] == 0 || v[0] == va[0] {
 		t.Fatalf("b reads %d after the release (before %d)", v[0], va[0])
 	}
 	if err := b.Delete(ctx, "k"); err != nil {
@@ -215,7 +206,7 @@ func TestWipedDirectoryNeverRepeatsVersions(t *testing.T) {
 	seen := map[uint64]bool{}
 	for round := range 5 {
 		for range 3 {
-			v := versions(t, s, "users")[0]
+			v := storetest.Versions(t, s, "users")[0]
 			if v == 0 || seen[v] {
 				t.Fatalf("round %d: version %d (seen before: %v)", round, v, seen[v])
 			}
@@ -333,23 +324,23 @@ func TestCorruptVersionFileGetsAFreshVersion(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			s := openStore(t, dir, filestore.Config{SweepInterval: -1})
-			before := versions(t, s, "users")[0]
+			before := storetest.Versions(t, s, "users")[0]
 			rewrite(t, filepath.Join(dir, "v", "users.v"), g.fn)
 
-			after := versions(t, s, "users")[0]
+			after := storetest.Versions(t, s, "users")[0]
 			if after == 0 || after == before {
 				t.Fatalf("version %d → %d after the file was garbled", before, after)
 			}
 			if st := s.Stats(); st.Corrupt != 1 {
 				t.Errorf("Corrupt = %d, want 1", st.Corrupt)
 			}
-			if again := versions(t, s, "users")[0]; again != after {
+			if again := storetest.Versions(t, s, "users")[0]; again != after {
 				t.Fatalf("repaired version not stable: %d then %d", after, again)
 			}
 			if _, err := s.Bump(ctx, []string{"users"}, 0); err != nil {
 				t.Fatal(err)
 			}
-			if v := versions(t, s, "users")[0]; v == after || v == 0 {
+			if v := storetest.Versions(t, s, "users")[0]; v == after || v == 0 {
 				t.Fatalf("bump after repair: %d → %d", after, v)
 			}
 		})
@@ -524,7 +515,7 @@ func TestLongKeys(t *testing.T) {
 		t.Fatalf("Get = %q, %q", a, b)
 	}
 	tag := strings.Repeat("schema/table?*", 50)
-	if v := versions(t, s, tag, store.GlobalTag); v[0] == 0 || v[1] == 0 {
+	if v := storetest.Versions(t, s, tag, store.GlobalTag); v[0] == 0 || v[1] == 0 {
 		t.Fatalf("versions of odd tags: %v", v)
 	}
 }
@@ -560,7 +551,7 @@ func TestLockTimeout(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := openStore(t, dir, filestore.Config{LockTimeout: 50 * time.Millisecond})
-	before := versions(t, s, "users")[0]
+	before := storetest.Versions(t, s, "users")[0]
 	f, err := os.OpenFile(filepath.Join(dir, "v", "users.lock"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -576,14 +567,14 @@ func TestLockTimeout(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Bump gave up after %v", d)
 	}
-	if v := versions(t, s, "users")[0]; v != before {
+	if v := storetest.Versions(t, s, "users")[0]; v != before {
 		t.Fatalf("readers blocked or version changed: %d → %d", before, v)
 	}
 	// A hold that fails on its second tag leaves the first unheld.
 	if _, err := s.Bump(ctx, []string{"orders", "users"}, time.Hour); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Bump with hold while the lock is held elsewhere: %v", err)
 	}
-	if v := versions(t, s, "orders")[0]; v == 0 {
+	if v := storetest.Versions(t, s, "orders")[0]; v == 0 {
 		t.Fatal("a failed Bump left its hold on the tag it did bump")
 	}
 	c, cancel := context.WithCancel(ctx)
@@ -605,7 +596,7 @@ func TestConcurrentBumpsLoseNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	stores := []*filestore.Store{openStore(t, dir, filestore.Config{}), openStore(t, dir, filestore.Config{})}
-	before := versions(t, stores[0], "t")[0]
+	before := storetest.Versions(t, stores[0], "t")[0]
 	var wg sync.WaitGroup
 	const perGoroutine = 25
 	for g := range 8 {
@@ -625,7 +616,7 @@ func TestConcurrentBumpsLoseNothing(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if after := versions(t, stores[1], "t")[0]; after != before+8*perGoroutine*2 {
+	if after := storetest.Versions(t, stores[1], "t")[0]; after != before+8*perGoroutine*2 {
 		t.Fatalf("version %d → %d after %d increments", before, after, 8*perGoroutine*2)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/store/filestore"
+	"github.com/gormcache/gormcache/store/storetest"
 )
 
 // childEnv names the directory the child process of TestTwoProcesses works
@@ -58,7 +59,7 @@ func TestTwoProcesses(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := openStore(t, dir, workloadConfig)
-	first := versions(t, s, "shared", "other")
+	first := storetest.Versions(t, s, "shared", "other")
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+dir)
@@ -87,7 +88,7 @@ func TestTwoProcesses(t *testing.T) {
 			t.Errorf("%s did too little: %+v", who, r)
 		}
 	}
-	last := versions(t, s, "shared", "other")
+	last := storetest.Versions(t, s, "shared", "other")
 	for i, tag := range []string{"shared", "other"} {
 		want := first[i] + uint64(mine.Increments[tag]+child.Increments[tag])
 		if last[i] != want {

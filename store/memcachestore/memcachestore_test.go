@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memcachestore"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -29,16 +30,6 @@ func env(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// unavailable fails the test under CI=true and skips it otherwise, as
-// internal/testdb does.
-func unavailable(t testing.TB, what string, err error) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s unavailable under CI=true: %v", what, err)
-	}
-	t.Skipf("%s unavailable: %v", what, err)
 }
 
 func randomPrefix() string {
@@ -60,7 +51,7 @@ func sharedClient(t testing.TB) *memcache.Client {
 	mc := client(sharedAddr)
 	mc.Timeout = 2 * time.Second // generous: tests run in parallel under -race
 	if err := mc.Ping(); err != nil {
-		unavailable(t, "memcached at "+sharedAddr, err)
+		testdb.Unavailable(t, "memcached at "+sharedAddr, err)
 	}
 	return mc
 }
@@ -77,15 +68,6 @@ func newStore(t testing.TB, cfg memcachestore.Config) *memcachestore.Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-func versions(t testing.TB, s store.Store, tags ...string) []uint64 {
-	t.Helper()
-	v := make([]uint64, len(tags))
-	if err := s.Versions(ctx, tags, v); err != nil {
-		t.Fatalf("Versions(%q): %v", tags, err)
-	}
-	return v
 }
 
 func TestConformance(t *testing.T) {
@@ -148,8 +130,8 @@ func TestKeys(t *testing.T) {
 		"plain",
 		store.GlobalTag,
 	}
-	before := versions(t, s, tags...)
-	again := versions(t, s, tags...)
+	before := storetest.Versions(t, s, tags...)
+	again := storetest.Versions(t, s, tags...)
 	for i := range tags {
 		if before[i] == 0 || before[i] != again[i] {
 			t.Fatalf("tag %q: versions %d then %d", tags[i], before[i], again[i])
@@ -159,7 +141,7 @@ func TestKeys(t *testing.T) {
 		if _, err := s.Bump(ctx, []string{tag}, 0); err != nil {
 			t.Fatalf("Bump(%q): %v", tag, err)
 		}
-		after := versions(t, s, tags...)
+		after := storetest.Versions(t, s, tags...)
 		for j := range tags {
 			changed := after[j] != before[j]
 			if changed != (i == j) {
@@ -173,13 +155,13 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, tags[:4]...); v[0] != 0 || v[1] != 0 || v[2] != 0 || v[3] == 0 {
+	if v := storetest.Versions(t, s, tags[:4]...); v[0] != 0 || v[1] != 0 || v[2] != 0 || v[3] == 0 {
 		t.Fatalf("held hashed tags read %v", v)
 	}
 	if err := s.Release(ctx, tags[:3], lease); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, tags[:3]...); v[0] == 0 || v[1] == 0 || v[2] == 0 {
+	if v := storetest.Versions(t, s, tags[:3]...); v[0] == 0 || v[1] == 0 || v[2] == 0 {
 		t.Fatalf("released hashed tags read %v", v)
 	}
 	// Entry keys too.
@@ -288,13 +270,13 @@ func TestSharedPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, b, "users"); v[0] != 0 {
+	if v := storetest.Versions(t, b, "users"); v[0] != 0 {
 		t.Fatalf("a hold through one store reads %d through the other", v[0])
 	}
 	if err := b.Release(ctx, []string{"users"}, lease); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, a, "users"); v[0] == 0 {
+	if v := storetest.Versions(t, a, "users"); v[0] == 0 {
 		t.Fatal("still held after a release through the other store")
 	}
 }
@@ -382,7 +364,7 @@ func TestOverlappingHoldsConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if v := versions(t, s, "t", "u"); v[0] != 0 || v[1] != 0 {
+				if v := storetest.Versions(t, s, "t", "u"); v[0] != 0 || v[1] != 0 {
 					t.Errorf("held tags read %v", v)
 				}
 				if err := s.Release(ctx, []string{"t", "u"}, lease); err != nil {
@@ -393,7 +375,7 @@ func TestOverlappingHoldsConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if v := versions(t, s, "t", "u"); v[0] == 0 || v[1] == 0 {
+	if v := storetest.Versions(t, s, "t", "u"); v[0] == 0 || v[1] == 0 {
 		t.Fatalf("all leases released, tags read %v", v)
 	}
 	for _, tag := range []string{"t", "u"} {

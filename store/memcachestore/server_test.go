@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memcachestore"
+	"github.com/gormcache/gormcache/store/storetest"
 )
 
 // server is a private memcached, so that tests may flush or kill it without
@@ -25,7 +27,7 @@ type server struct {
 func startServer(t *testing.T) *server {
 	t.Helper()
 	if _, err := exec.LookPath("memcached"); err != nil {
-		unavailable(t, "memcached binary", err)
+		testdb.Unavailable(t, "memcached binary", err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +45,7 @@ func (s *server) start() {
 	s.t.Helper()
 	cmd := exec.Command("memcached", "-u", "root", "-l", "127.0.0.1", "-p", fmt.Sprint(s.port), "-m", "16", "-U", "0")
 	if err := cmd.Start(); err != nil {
-		unavailable(s.t, "memcached", err)
+		testdb.Unavailable(s.t, "memcached", err)
 	}
 	s.cmd = cmd
 	deadline := time.Now().Add(5 * time.Second)
@@ -83,11 +85,11 @@ func TestFlushAll(t *testing.T) {
 	}
 	defer s.Close()
 	tags := []string{"users", "orders", store.GlobalTag}
-	before := versions(t, s, tags...)
+	before := storetest.Versions(t, s, tags...)
 	if _, err := s.Bump(ctx, tags[:1], 0); err != nil {
 		t.Fatal(err)
 	}
-	before[0] = versions(t, s, tags[0])[0]
+	before[0] = storetest.Versions(t, s, tags[0])[0]
 	lease, err := s.Bump(ctx, tags[1:2], time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -115,21 +117,21 @@ func TestFlushAll(t *testing.T) {
 			t.Errorf("tag %q: version %d before the flush, %d after; want a new non-zero version", tag, before[i], got[i])
 		}
 	}
-	if again := versions(t, s, tags...); fmt.Sprint(again) != fmt.Sprint(got) {
+	if again := storetest.Versions(t, s, tags...); fmt.Sprint(again) != fmt.Sprint(got) {
 		t.Errorf("versions after the flush not stable: %v then %v", got, again)
 	}
 	// The hold was lost with the data; its release still bumps.
 	if err := s.Release(ctx, tags[1:2], lease); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, tags[1]); v[0] == 0 || v[0] == got[1] {
+	if v := storetest.Versions(t, s, tags[1]); v[0] == 0 || v[0] == got[1] {
 		t.Errorf("release after the flush: version %d (was %d)", v[0], got[1])
 	}
 	// Losing one record (an eviction) is the same.
 	if err := mc.Delete("gc:v:users"); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, "users"); v[0] == 0 || v[0] == got[0] {
+	if v := storetest.Versions(t, s, "users"); v[0] == 0 || v[0] == got[0] {
 		t.Errorf("after the record's loss users reads %d (was %d)", v[0], got[0])
 	}
 	if st := s.Stats(); st.VersionsCreated != 7 {
@@ -155,7 +157,7 @@ func TestFailOpenAndHeal(t *testing.T) {
 	if err := s.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	versions(t, s, "t")
+	storetest.Versions(t, s, "t")
 
 	srv.stop()
 	v := make([]uint64, 1)

@@ -46,7 +46,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 var ctx = context.Background()
 
-func versions(t *testing.T, s store.Store, tags ...string) []uint64 {
+// Versions returns the current versions of tags in s, failing t on error
+// (for backends' own tests as well as the suite).
+func Versions(t testing.TB, s store.Store, tags ...string) []uint64 {
 	t.Helper()
 	v := make([]uint64, len(tags))
 	if err := s.Versions(ctx, tags, v); err != nil {
@@ -131,8 +133,8 @@ func testDelete(t *testing.T, s store.Store) {
 }
 
 func testVersionsStable(t *testing.T, s store.Store) {
-	a := versions(t, s, "users", "orders")
-	b := versions(t, s, "users", "orders")
+	a := Versions(t, s, "users", "orders")
+	b := Versions(t, s, "users", "orders")
 	for i := range a {
 		if a[i] == 0 {
 			t.Fatalf("tag %d: version 0 after first read; a store must give untouched tags a version", i)
@@ -148,11 +150,11 @@ func testVersionsStable(t *testing.T, s store.Store) {
 }
 
 func testBump(t *testing.T, s store.Store) {
-	before := versions(t, s, "users", "orders")
+	before := Versions(t, s, "users", "orders")
 	if _, err := s.Bump(ctx, []string{"users"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	after := versions(t, s, "users", "orders")
+	after := Versions(t, s, "users", "orders")
 	if after[0] == before[0] || after[0] == 0 {
 		t.Fatalf("users version %d → %d after bump", before[0], after[0])
 	}
@@ -164,7 +166,7 @@ func testBump(t *testing.T, s store.Store) {
 func testNeverRepeat(t *testing.T, s store.Store) {
 	seen := map[uint64]bool{}
 	for i := 0; i < 200; i++ {
-		v := versions(t, s, "t")
+		v := Versions(t, s, "t")
 		if seen[v[0]] {
 			t.Fatalf("version %d repeated after %d bumps", v[0], i)
 		}
@@ -176,12 +178,12 @@ func testNeverRepeat(t *testing.T, s store.Store) {
 }
 
 func testHold(t *testing.T, s store.Store) {
-	before := versions(t, s, "t", "u")
+	before := Versions(t, s, "t", "u")
 	id, err := s.Bump(ctx, []string{"t"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := versions(t, s, "t", "u")
+	held := Versions(t, s, "t", "u")
 	if held[0] != 0 {
 		t.Fatalf("held tag reads %d, want 0", held[0])
 	}
@@ -191,22 +193,22 @@ func testHold(t *testing.T, s store.Store) {
 	if err := s.Release(ctx, []string{"t"}, id); err != nil {
 		t.Fatal(err)
 	}
-	after := versions(t, s, "t")
+	after := Versions(t, s, "t")
 	if after[0] == 0 || after[0] == before[0] {
 		t.Fatalf("after release tag reads %d (before the write %d): want a new version", after[0], before[0])
 	}
 }
 
 func testHoldExpires(t *testing.T, s store.Store) {
-	versions(t, s, "t")
+	Versions(t, s, "t")
 	if _, err := s.Bump(ctx, []string{"t"}, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, "t"); v[0] != 0 {
+	if v := Versions(t, s, "t"); v[0] != 0 {
 		t.Fatalf("held tag reads %d", v[0])
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for versions(t, s, "t")[0] == 0 {
+	for Versions(t, s, "t")[0] == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("a 100ms hold still held after 5s")
 		}
@@ -229,13 +231,13 @@ func testOverlappingHolds(t *testing.T, s store.Store) {
 	if err := s.Release(ctx, []string{"t"}, a); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, "t"); v[0] != 0 {
+	if v := Versions(t, s, "t"); v[0] != 0 {
 		t.Fatalf("tag reads %d while a second write still holds it", v[0])
 	}
 	if err := s.Release(ctx, []string{"t"}, b); err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(t, s, "t"); v[0] == 0 {
+	if v := Versions(t, s, "t"); v[0] == 0 {
 		t.Fatal("tag still held after both releases")
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"github.com/gormcache/gormcache/internal/rediscluster"
-	"github.com/gormcache/gormcache/internal/testdb"
 	"io"
 	"net"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/rediscluster"
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/redis/go-redis/v9"
@@ -33,12 +33,6 @@ var redisAddr = func() string {
 }()
 
 var bg = context.Background()
-
-// unavailable fails the test under CI=true and skips it otherwise.
-func unavailable(t testing.TB, what string, err error) {
-	t.Helper()
-	testdb.Unavailable(t, what, err)
-}
 
 func randomName(prefix string) string {
 	var b [6]byte
@@ -61,7 +55,7 @@ func newRedis(t testing.TB, opt *redis.Options) *redis.Client {
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		unavailable(t, "redis at "+opt.Addr, err)
+		testdb.Unavailable(t, "redis at "+opt.Addr, err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
@@ -81,14 +75,14 @@ var clusterAddrs = func() []string {
 func newCluster(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	if err := rediscluster.Use(t); err != nil {
-		unavailable(t, "redis cluster", err)
+		testdb.Unavailable(t, "redis cluster", err)
 	}
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: clusterAddrs})
 	ctx, cancel := context.WithTimeout(bg, 2*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		unavailable(t, "redis cluster", err)
+		testdb.Unavailable(t, "redis cluster", err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
