@@ -374,14 +374,12 @@ WHERE v.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`
 		return fmt.Errorf("views: %w", err)
 	}
 	// User triggers and their functions' bodies.
-	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), t.tgname, p.proname
+	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, '')
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-WHERE NOT t.tgisinternal`, 4, func(c []string) {
-		body := c[1]
-		if c[2] == "gormcache_notify" && c[3] == "gormcache_notify" {
-			body = "" // pgnotify's own trigger: it only notifies
-		}
-		f.addTrigger(invalidation.Postgres, invalidation.TableName(c[0]), body)
+WHERE NOT t.tgisinternal`, 2, func(c []string) {
+		// (pgnotify's trigger reads as writing nothing: it only calls
+		// built-ins and writes no table)
+		f.addTrigger(invalidation.Postgres, invalidation.TableName(c[0]), c[1])
 	})
 }
 
