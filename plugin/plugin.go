@@ -143,9 +143,13 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		}
 	}
 	p.wrapPools(db)
-	// Read foreign keys, views and triggers now, while no statement runs.
-	p.schemaChanged()
-	p.depsGraph()
+	// Read foreign keys, views and triggers now, while no statement runs;
+	// once: dbresolver runs Initialize again for each source and replica,
+	// and the catalog is the source's.
+	if p.deps.graph.Load() == nil {
+		p.schemaChanged()
+		p.depsGraph()
+	}
 
 	cb := db.Callback()
 	if cb.Query().Get(pluginName+":installed") != nil {
