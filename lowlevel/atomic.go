@@ -299,6 +299,7 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 	}
 	touched := false
 	err = c.update(ctx, c.key(key), nil, func(cur *current) (change, error) {
+		touched = false // reset: a compare-and-swap retry calls this again
 		if !cur.alive() {
 			return change{}, nil
 		}

@@ -253,6 +253,47 @@ func TestAddConcurrent(t *testing.T) {
 	})
 }
 
+// TestLostSwap: an Add or Touch whose compare-and-swap loses to another
+// writer retries, and reports what its retry found, not what the lost
+// attempt had decided.
+func TestLostSwap(t *testing.T) {
+	t.Parallel()
+	newCache := func(t *testing.T) (*casStore, *lowlevel.Cache) {
+		st := &casStore{Store: newMem(t)}
+		c, err := lowlevel.NewWithStore(st, lowlevel.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, c
+	}
+	t.Run("add", func(t *testing.T) {
+		t.Parallel()
+		st, c := newCache(t)
+		// Another process adds the key between this Add's read and swap.
+		other, err := lowlevel.NewWithStore(bytesStore{st.Store}, lowlevel.Config{})
+		must(t, err)
+		st.first = func() { must(t, lowlevel.Set(bg, other, "lock", "theirs", time.Minute)) }
+		added, err := lowlevel.Add(bg, c, "lock", "mine", time.Minute)
+		if added || err != nil {
+			t.Fatalf("Add after losing the swap = %v, %v; want false, nil", added, err)
+		}
+		if got := mustGet[string](t, c, "lock"); got != "theirs" {
+			t.Fatalf("value %q, want theirs", got)
+		}
+	})
+	t.Run("touch", func(t *testing.T) {
+		t.Parallel()
+		st, c := newCache(t)
+		must(t, lowlevel.Set(bg, c, "k", 1, time.Minute))
+		// Another process deletes the key between this Touch's read and swap.
+		st.first = func() { must(t, st.Store.Delete(bg, "ll:k")) }
+		touched, err := c.Touch(bg, "k", time.Hour)
+		if touched || err != nil {
+			t.Fatalf("Touch after the key was deleted = %v, %v; want false, nil", touched, err)
+		}
+	})
+}
+
 func TestGetOrSet(t *testing.T) {
 	t.Parallel()
 	eachStore(t, lowlevel.Config{}, func(t *testing.T, st store.Store, c *lowlevel.Cache) {

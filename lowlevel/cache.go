@@ -391,7 +391,7 @@ func (c *Cache) storeCtx(ctx context.Context) (context.Context, context.CancelFu
 	if c.mem != nil {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, c.timeout)
+	return store.WithTimeout(ctx, c.timeout)
 }
 
 // load reads the entry under k and the versions of tags in one store call.

@@ -67,6 +67,9 @@ type casStore struct {
 	store.Store
 	mu    sync.Mutex
 	swaps int
+	// first, when set, runs once just before the first swap compares: a
+	// concurrent writer that beats this one.
+	first func()
 }
 
 var _ lowlevel.Swapper = (*casStore)(nil)
@@ -74,6 +77,10 @@ var _ lowlevel.Swapper = (*casStore)(nil)
 func (s *casStore) CompareAndSwap(ctx context.Context, key string, old, new []byte, ttl time.Duration) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if f := s.first; f != nil {
+		s.first = nil
+		f()
+	}
 	s.swaps++
 	cur, err := s.Store.Get(ctx, key, nil, nil)
 	if err != nil {

@@ -101,6 +101,7 @@ func Add[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 	}
 	added := false
 	err = c.update(ctx, c.key(key), tags, func(cur *current) (change, error) {
+		added = false // reset: a compare-and-swap retry calls this again
 		if cur.alive() {
 			return change{}, nil
 		}
@@ -142,7 +143,8 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Du
 		found  status
 	)
 	err = c.update(ctx, k, tags, func(cur *current) (change, error) {
-		found = cur.st
+		var zero T
+		got, loaded, found = zero, false, cur.st // reset: a compare-and-swap retry calls this again
 		if cur.st == live {
 			if old, err := valueOf[T](cur.e); err == nil {
 				got, loaded = old, true

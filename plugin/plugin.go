@@ -343,5 +343,5 @@ func (p *Plugin) storeCtx(ctx context.Context, detached bool) (context.Context, 
 	if p.values != nil {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, p.cfg.StoreTimeout)
+	return store.WithTimeout(ctx, p.cfg.StoreTimeout)
 }

@@ -435,7 +435,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		time.Sleep(800 * time.Millisecond)
 		rs.start() // empty: no persistence
 	}()
-	res := RunStaleChecker(t, db, "autocommit", 3*time.Second)
+	res := RunStaleChecker(t, db, "autocommit", 3*time.Second, nil)
 	stats := p.Stats()
 	t.Logf("%d writes, %d reads; hits=%d misses=%d store errors=%d bypasses=%v", res.Writes, res.Reads, stats.Hits, stats.Misses, stats.StoreErrors, stats.Bypasses)
 	if res.Stale != 0 {

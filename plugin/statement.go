@@ -354,6 +354,12 @@ func (p *Plugin) lookup(ctx context.Context, key string, tags []string, versions
 }
 
 func (p *Plugin) storeFailed(op string, err error) {
+	if !errors.Is(err, store.ErrUnavailable) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The application gave up on the query (store.CallerGaveUp): that
+		// says nothing about the store.
+		p.stats.storeCanceled.Add(1)
+		return
+	}
 	p.stats.storeErrors.Add(1)
 	p.log.Warn("gormcache: store error; served from the database", "op", op, "error", err)
 	if errors.Is(err, store.ErrUnavailable) && !p.ownStore {

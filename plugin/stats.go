@@ -49,6 +49,15 @@ type Stats struct {
 	Invalidations uint64
 	// StoreErrors counts failed store calls (each one served from the database).
 	StoreErrors uint64
+	// StoreCanceled counts store calls that ended because the application
+	// cancelled the query's context (or its own deadline passed): served
+	// from the database, not counted as store errors, and no outage.
+	StoreCanceled uint64
+	// Outages counts the times a shared store failed with
+	// store.ErrUnavailable while nothing was being held back for an
+	// earlier failure: each time, nothing is served from the store until
+	// everything there has been invalidated once (the epoch bump).
+	Outages uint64
 	// CorruptEntries counts entries that would not decode (treated as misses and overwritten).
 	CorruptEntries uint64
 	// Collisions counts entries found under a query's key that belonged to
@@ -74,9 +83,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, storeErrors, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
-	tables                                                                                                         tableCounts
-	bypass                                                                                                         sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, invalidations, storeErrors, storeCanceled, outages, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
+	tables                                                                                                                                 tableCounts
+	bypass                                                                                                                                 sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -94,6 +103,8 @@ func (c *counters) snapshot() Stats {
 		Stores:         c.stores.Load(),
 		Invalidations:  c.invalidations.Load(),
 		StoreErrors:    c.storeErrors.Load(),
+		StoreCanceled:  c.storeCanceled.Load(),
+		Outages:        c.outages.Load(),
 		CorruptEntries: c.corrupt.Load(),
 		Collisions:     c.collisions.Load(),
 		CatalogErrors:  c.catalogErrors.Load(),

@@ -173,6 +173,7 @@ func (p *Plugin) bumpFailed(tags []string, err error) {
 // has been bumped there (see storeFailed).
 func (p *Plugin) markOutage() {
 	if p.markBroken([]string{store.GlobalTag}) {
+		p.stats.outages.Add(1)
 		p.log.Warn("gormcache: the store failed; nothing is served from it until everything has been invalidated there once it answers again")
 	}
 }

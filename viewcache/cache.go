@@ -250,7 +250,7 @@ func (c *Cache) storeCtx(ctx context.Context) (context.Context, context.CancelFu
 	if c.values != nil {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, c.timeout)
+	return store.WithTimeout(ctx, c.timeout)
 }
 
 func (c *Cache) storeFailed(op string, err error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +134,7 @@ type Store struct {
 
 	roundTrips atomic.Uint64
 	errs       atomic.Uint64
+	canceled   atomic.Uint64
 	timeouts   atomic.Uint64
 	rejected   atomic.Uint64
 }
@@ -212,8 +214,13 @@ type Stats struct {
 	// Errors counts calls that failed with store.ErrUnavailable after
 	// reaching for Redis, timeouts included.
 	Errors uint64
-	// Timeouts counts calls that got no answer within Config.Timeout.
+	// Timeouts counts calls that got no answer within Config.Timeout, or
+	// within the deadline the cache in front set (store.WithTimeout).
 	Timeouts uint64
+	// Canceled counts calls the application gave up on (its context was
+	// cancelled or its own deadline passed): not errors of Redis, not
+	// counted by the breaker.
+	Canceled uint64
 	// Rejected counts calls refused at once because the breaker was open.
 	Rejected uint64
 	// BreakerOpens counts the times the breaker opened.
@@ -228,6 +235,7 @@ func (s *Store) Stats() Stats {
 		RoundTrips:   s.roundTrips.Load(),
 		Errors:       s.errs.Load(),
 		Timeouts:     s.timeouts.Load(),
+		Canceled:     s.canceled.Load(),
 		Rejected:     s.rejected.Load(),
 		BreakerOpens: s.br.opens.Load(),
 		BreakerOpen:  s.br.isOpen(),
@@ -609,7 +617,7 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 		s.rejected.Add(1)
 		return fmt.Errorf("redisstore: %s: circuit breaker open: %w", op, store.ErrUnavailable)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	cctx, cancel := store.WithTimeout(ctx, s.timeout)
 	var err error
 	if s.direct {
 		err = fn(cctx)
@@ -622,16 +630,19 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 			err = cctx.Err()
 		}
 	}
-	timedOut := cctx.Err() != nil
+	timedOut := cctx.Err() != nil || isTimeout(err)
 	cancel()
 	if err == nil {
 		s.br.success(probe)
 		return nil
 	}
-	if ctx.Err() != nil {
-		// The caller gave up: that tells nothing about Redis.
+	if store.CallerGaveUp(ctx) {
+		// The application gave up: that tells nothing about Redis. (A
+		// deadline a cache in front set with store.WithTimeout is Redis
+		// not answering, counted below.)
 		s.br.abandon(probe)
-		return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, ctx.Err())
+		s.canceled.Add(1)
+		return fmt.Errorf("redisstore: %s: %w", op, ctx.Err())
 	}
 	if timedOut {
 		s.timeouts.Add(1)
@@ -651,6 +662,13 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 func (s *Store) fail(op string, err error) error {
 	s.errs.Add(1)
 	return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// isTimeout tells whether err is a socket deadline (go-redis sets one from
+// the context's deadline, and it may fire just before the context's).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // tripsBreaker tells whether err means that Redis is unreachable or

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -619,11 +620,57 @@ func TestCallerContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
 	_, err := s.Get(ctx, "k", []string{"t"}, make([]uint64, 1))
-	if !isUnavailable(err) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("Get with a cancelled context: %v", err)
+	if isUnavailable(err) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a cancelled context: %v; want context.Canceled, not ErrUnavailable (the store did not fail)", err)
 	}
-	if s.Stats().BreakerOpen {
-		t.Fatal("a caller's cancellation opened the breaker")
+	if st := s.Stats(); st.BreakerOpen || st.Canceled != 1 || st.Errors != 0 {
+		t.Fatalf("a caller's cancellation counted as a failure: %+v", st)
+	}
+}
+
+// TestDeadlines: against a hung Redis, a deadline the cache in front set
+// itself (store.WithTimeout), even one as short as the store's own Timeout,
+// is Redis failing: ErrUnavailable, counted, and the breaker opens. The
+// application's own deadline is not.
+func TestDeadlines(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	for _, tc := range []struct {
+		name   string
+		ctx    func() (context.Context, context.CancelFunc)
+		failed bool
+	}{
+		{"cache's deadline", func() (context.Context, context.CancelFunc) { return store.WithTimeout(bg, 50*time.Millisecond) }, true},
+		{"application's deadline", func() (context.Context, context.CancelFunc) { return context.WithTimeout(bg, 50*time.Millisecond) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+			defer rdb.Close()
+			s, err := New(rdb, Config{Timeout: 50 * time.Millisecond, BreakerFailures: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Set(bg, "k", []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			srv.signal(syscall.SIGSTOP)
+			defer srv.signal(syscall.SIGCONT)
+			for range 2 {
+				ctx, cancel := tc.ctx()
+				_, err := s.Get(ctx, "k", nil, nil)
+				cancel()
+				if isUnavailable(err) != tc.failed {
+					t.Fatalf("Get: %v; want ErrUnavailable: %v", err, tc.failed)
+				}
+			}
+			st := s.Stats()
+			if tc.failed && (!st.BreakerOpen || st.Timeouts != 2 || st.Errors != 2) {
+				t.Fatalf("two timeouts of the cache's deadline: %+v; want the breaker open", st)
+			}
+			if !tc.failed && (st.BreakerOpen || st.Errors != 0 || st.Canceled != 2) {
+				t.Fatalf("two application deadlines: %+v; want them counted as Canceled only", st)
+			}
+		})
 	}
 }
 
