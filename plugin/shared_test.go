@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -450,12 +451,23 @@ func TestRedisDownAndBack(t *testing.T) {
 // waitForHits fails unless reads of a counter are hits again within 10s.
 func waitForHits(t *testing.T, db *gorm.DB, p *plugin.Plugin, when string) {
 	t.Helper()
+	waitForHitsOf(t, p, when, func() error {
+		var c Counter
+		return db.First(&c, 1).Error
+	})
+}
+
+// waitForHitsOf fails unless read, run twice, gives a hit within 10s.
+func waitForHitsOf(t *testing.T, p *plugin.Plugin, when string, read func() error) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		before := p.Stats().Hits
-		var c1, c2 Counter
-		db.First(&c1, 1)
-		db.First(&c2, 1)
+		for range 2 {
+			if err := read(); err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+		}
 		if p.Stats().Hits > before {
 			return
 		}
@@ -581,4 +593,137 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		t.Fatal("no store error: the failover was not seen")
 	}
 	waitForHits(t, db, p, "after the failover")
+}
+
+func (r *privateRedis) signal(sig os.Signal) {
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestRedisHung: Redis paused (SIGSTOP) under load, then refusing
+// connections, with every setting at its default (the client's too): the
+// store's breaker cuts it off within a few calls, so only a handful of
+// queries wait for it, every query is answered right, and caching resumes
+// once Redis answers again. Reported: how many queries each fault slowed.
+func TestRedisHung(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts redis.Options
+	}{
+		{"client defaults", redis.Options{}},
+		{"client honours deadlines", redis.Options{ContextTimeoutEnabled: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rs := startPrivateRedis(t)
+			opts := tc.opts
+			opts.Addr = rs.addr()
+			rdb := redis.NewClient(&opts)
+			defer rdb.Close()
+			st, err := redisstore.New(rdb, redisstore.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, p := cachedDB(t, "sqlite", plugin.Config{Store: st})
+			defer p.Close()
+			hit := func() error {
+				var a Account
+				return db.First(&a, 1).Error
+			}
+			waitForHitsOf(t, p, "before the faults", hit)
+			// The queries a fault slowed are those whose store call
+			// waited for Redis until the timeout, or failed (a latency
+			// count also has the loaded machine's own stalls: reported
+			// only). The breaker opens after DefaultBreakerFailures of
+			// them; the other workers' calls in flight then end too, and
+			// so does one probe per cooldown.
+			const workers = 4
+			fault := func(name string, d time.Duration, begin, end func()) {
+				t.Helper()
+				before := st.Stats()
+				queries, slowed, slowest, err := redisLoad(db, workers, d, begin, end)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				after := st.Stats()
+				failed := after.Errors - before.Errors
+				t.Logf("%s for %v: %d queries; %d store calls failed (%d timed out), %d queries slower than 50ms (slowest %v); store %+v; plugin %d store errors, %d outages",
+					name, d, queries, failed, after.Timeouts-before.Timeouts, slowed, slowest, after, p.Stats().StoreErrors, p.Stats().Outages)
+				if after.BreakerOpens == before.BreakerOpens {
+					t.Fatalf("%s: the breaker never opened: %+v", name, after)
+				}
+				probes := int(d/redisstore.DefaultBreakerCooldown) + 1
+				if bound := redisstore.DefaultBreakerFailures + workers + probes; failed > uint64(bound) {
+					t.Fatalf("%s: %d store calls reached the failing Redis; want at most %d", name, failed, bound)
+				}
+				if failed*10 > uint64(queries) {
+					t.Fatalf("%s: %d of the %d queries reached the failing Redis: it was not cut off", name, failed, queries)
+				}
+			}
+			fault("paused", 2*time.Second,
+				func() { rs.signal(syscall.SIGSTOP) },
+				func() { rs.signal(syscall.SIGCONT) })
+			waitForHitsOf(t, p, "after Redis resumed", hit)
+			fault("refusing connections", time.Second, rs.stop, rs.start)
+			waitForHitsOf(t, p, "after Redis restarted", hit)
+		})
+	}
+}
+
+// redisLoad reads accounts through db from workers goroutines for d, with
+// begin called once they run and end after d, and reports the queries run
+// between the two, how many took over 50ms, and the slowest.
+func redisLoad(db *gorm.DB, workers int, d time.Duration, begin, end func()) (queries, slowed int, slowest time.Duration, err error) {
+	var (
+		mu     sync.Mutex
+		on     bool
+		wg     sync.WaitGroup
+		stop   = make(chan struct{})
+		failed = make(chan error, workers)
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := 1 + (w+i)%5
+				var a Account
+				start := time.Now()
+				err := db.First(&a, id).Error
+				took := time.Since(start)
+				if err != nil || a.Balance != int64(10*id) {
+					failed <- fmt.Errorf("query of account %d: %v, balance %d", id, err, a.Balance)
+					return
+				}
+				mu.Lock()
+				if on {
+					queries++
+					if took > 50*time.Millisecond {
+						slowed++
+					}
+					slowest = max(slowest, took)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	on = true
+	mu.Unlock()
+	begin()
+	time.Sleep(d)
+	end()
+	mu.Lock()
+	on = false
+	mu.Unlock()
+	close(stop)
+	wg.Wait()
+	close(failed)
+	return queries, slowed, slowest, <-failed
 }
