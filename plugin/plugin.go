@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
@@ -65,8 +66,12 @@ type Plugin struct {
 	writing map[string]int
 	nBroken atomic.Int32
 
-	pending sync.WaitGroup // bumps in flight, waited for by Close
-	closed  atomic.Bool
+	// lingering: timers of writes whose outcome is unknown (linger)
+	lingerMu  sync.Mutex
+	lingering map[*time.Timer]bool
+
+	bg     background // work outside statements, cancelled and waited for by Close
+	closed atomic.Bool
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -74,7 +79,9 @@ var _ gorm.Plugin = (*Plugin)(nil)
 // New returns the plugin for cfg. Errors in cfg are reported by Initialize
 // (that is, by db.Use).
 func New(cfg Config) *Plugin {
-	return &Plugin{cfg: cfg}
+	p := &Plugin{cfg: cfg}
+	p.bg.init()
+	return p
 }
 
 // Name implements gorm.Plugin.
@@ -319,7 +326,19 @@ func (p *Plugin) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.pending.Wait()
+	p.bg.cancel() // retries and refreshes stop
+	p.bg.wait()   // bumps in flight land
+	if n := p.stopLingering(); n > 0 {
+		p.log.Warn("gormcache: closed with writes of unknown outcome; their tables stay held in the store until their lease ends", "writes", n)
+	}
+	if p.store != nil {
+		// One last bounded attempt at what a background retry had not
+		// managed yet.
+		if !p.retryBrokenOnce() {
+			tags, leases := p.leftBroken()
+			p.log.Error("gormcache: closed with invalidations that did not reach the store; entries of those tables may be served by other instances until their TTL", "tables", tags, "unreleased_holds", leases)
+		}
+	}
 	p.stopHeartbeat()
 	var err error
 	if p.ownStore && p.store != nil {

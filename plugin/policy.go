@@ -239,11 +239,11 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 	query, args := pr.query, append([]any(nil), pr.args...)
 	check := append([]byte(nil), pr.canonical...)
 	tags, ttl := pr.tags, pr.ttl
-	p.pending.Add(1)
+	p.bg.add()
 	go func() {
-		defer p.pending.Done()
+		defer p.bg.done()
 		defer p.refreshing.Delete(key)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(p.bg.ctx, 30*time.Second)
 		defer cancel()
 		versions := make([]uint64, len(tags))
 		sctx, scancel := p.storeCtx(ctx, false)

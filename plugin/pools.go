@@ -65,7 +65,7 @@ func (r *rootPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnP
 	if !ok {
 		return tx, nil
 	}
-	tp := &txPool{p: r.p, root: r, inner: tx, committer: committer}
+	tp := &txPool{p: r.p, root: r, inner: tx, committer: committer, ctx: ctx}
 	if _, ok := tx.(stmtContexter); ok {
 		return &stmtTxPool{tp}, nil // a full gorm.Tx: PrepareStmt sessions may use it
 	}
@@ -114,11 +114,12 @@ type txPool struct {
 	root      *rootPool
 	inner     gorm.ConnPool
 	committer gorm.TxCommitter
+	ctx       context.Context // the transaction's: database/sql rolls back when it is done
 
-	mu     sync.Mutex
-	held   map[string]bool
-	leases []lease
-	ddl    atomic.Bool // the transaction may have changed the schema
+	mu    sync.Mutex
+	held  map[string]bool
+	holds []*writeHold
+	ddl   atomic.Bool // the transaction may have changed the schema
 }
 
 type lease struct {
@@ -148,20 +149,23 @@ func (t *txPool) QueryRowContext(ctx context.Context, query string, args ...any)
 func (t *txPool) GetDBConn() (*sql.DB, error) { return t.root.GetDBConn() }
 
 // Commit commits, then bumps every table written in the transaction and
-// releases their holds.
+// releases their holds. A commit that fails with a context or connection
+// error may still have committed: the tables stay held for WriteLease.
 func (t *txPool) Commit() error {
+	// A context done before the commit: database/sql does not send it (it
+	// returns ErrTxDone or the context's error) and rolls back.
+	rolledBack := t.ctx != nil && t.ctx.Err() != nil
 	err := t.committer.Commit()
-	t.end()
+	t.end(!rolledBack && !errors.Is(err, sql.ErrTxDone) && outcomeUnknown(err))
 	return err
 }
 
-// Rollback rolls back, then bumps and releases like Commit (cheap, and safe).
+// Rollback rolls back, then bumps and releases like Commit (cheap, and
+// safe). It releases even when the transaction was already over
+// (sql.ErrTxDone: database/sql rolled it back when its context was done).
 func (t *txPool) Rollback() error {
 	err := t.committer.Rollback()
-	if errors.Is(err, sql.ErrTxDone) {
-		return err
-	}
-	t.end()
+	t.end(false)
 	return err
 }
 
@@ -185,17 +189,19 @@ func (t *txPool) hold(ctx context.Context, tags []string) {
 	for _, tag := range fresh {
 		t.held[tag] = true
 	}
-	id := t.p.beginWrite(ctx, fresh, t.p.cfg.WriteLease)
-	t.leases = append(t.leases, lease{tags: fresh, id: id})
+	t.holds = append(t.holds, t.p.holdWrite(ctx, fresh))
 }
 
-func (t *txPool) end() {
+// end ends the holds of the transaction's writes, once it is over (when
+// its outcome is unknown, they stay held for WriteLease). A second call
+// does nothing.
+func (t *txPool) end(unknown bool) {
 	t.mu.Lock()
-	leases := t.leases
-	t.leases, t.held = nil, nil
+	holds := t.holds
+	t.holds, t.held = nil, nil
 	t.mu.Unlock()
-	for _, l := range leases {
-		t.p.endWrite(context.Background(), l.tags, l.id)
+	for _, h := range holds {
+		h.end(context.Background(), unknown)
 	}
 	if t.ddl.Load() {
 		t.p.schemaChanged() // read the catalog again now that it is committed

@@ -71,7 +71,7 @@ func (s *stmtPool) outsideTx() bool {
 	return true
 }
 
-func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
 	if s.outsideTx() {
 		s.p.depsGraph()
 	}
@@ -81,7 +81,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 	}
 	s.p.recordPlan(ctx, pl, nil)
 	finish := s.startWrite(ctx, pl)
-	defer finish()
+	defer func() { finish(err) }()
 	return s.inner.ExecContext(ctx, query, args...)
 }
 
@@ -134,11 +134,11 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		finish := s.startWrite(ctx, pl)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		if err != nil {
-			finish()
+			finish(err)
 			return nil, nil, err
 		}
 		// The write is over when its rows are closed.
-		return &liveSource{rows: rows, done: func(*capture, bool, error) { finish() }}, nil, nil
+		return &liveSource{rows: rows, done: func(_ *capture, _ bool, err error) { finish(err) }}, nil, nil
 	}
 	opts, err := optionsOf(s.db)
 	if err != nil {

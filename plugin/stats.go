@@ -47,6 +47,13 @@ type Stats struct {
 	// bumps each of its tables twice (when it starts, holding them, and when
 	// it commits, releasing them).
 	Invalidations uint64
+	// HoldRenewals counts holds renewed because a write (a transaction, a
+	// statement waiting on a lock) ran for longer than WriteLease/2.
+	HoldRenewals uint64
+	// UnknownOutcomes counts writes and commits that ended with a context
+	// or connection error, so that the database may still have committed
+	// them: their tables stayed held for WriteLease.
+	UnknownOutcomes uint64
 	// StoreErrors counts failed store calls (each one served from the database).
 	StoreErrors uint64
 	// StoreCanceled counts store calls that ended because the application
@@ -83,9 +90,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, storeErrors, storeCanceled, outages, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
-	tables                                                                                                                                 tableCounts
-	bypass                                                                                                                                 sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, invalidations, renewals, unknownOutcomes, storeErrors, storeCanceled, outages, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
+	tables                                                                                                                                                            tableCounts
+	bypass                                                                                                                                                            sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -98,20 +105,22 @@ func (c *counters) bypassed(reason string) {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Hits:           c.hits.Load(),
-		Misses:         c.misses.Load(),
-		Stores:         c.stores.Load(),
-		Invalidations:  c.invalidations.Load(),
-		StoreErrors:    c.storeErrors.Load(),
-		StoreCanceled:  c.storeCanceled.Load(),
-		Outages:        c.outages.Load(),
-		CorruptEntries: c.corrupt.Load(),
-		Collisions:     c.collisions.Load(),
-		CatalogErrors:  c.catalogErrors.Load(),
-		Coalesced:      c.coalesced.Load(),
-		Revalidations:  c.revalidations.Load(),
-		Tables:         map[string]TableStats{},
-		Bypasses:       map[string]uint64{},
+		Hits:            c.hits.Load(),
+		Misses:          c.misses.Load(),
+		Stores:          c.stores.Load(),
+		Invalidations:   c.invalidations.Load(),
+		StoreErrors:     c.storeErrors.Load(),
+		StoreCanceled:   c.storeCanceled.Load(),
+		HoldRenewals:    c.renewals.Load(),
+		UnknownOutcomes: c.unknownOutcomes.Load(),
+		Outages:         c.outages.Load(),
+		CorruptEntries:  c.corrupt.Load(),
+		Collisions:      c.collisions.Load(),
+		CatalogErrors:   c.catalogErrors.Load(),
+		Coalesced:       c.coalesced.Load(),
+		Revalidations:   c.revalidations.Load(),
+		Tables:          map[string]TableStats{},
+		Bypasses:        map[string]uint64{},
 	}
 	c.bypass.Range(func(k, v any) bool {
 		s.Bypasses[k.(string)] = v.(*atomic.Uint64).Load()

@@ -2,6 +2,14 @@ package plugin
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gormcache/gormcache/store"
@@ -9,7 +17,7 @@ import (
 )
 
 // startWrite is called before a statement that may change data runs. It
-// returns the function to call once the statement is over.
+// returns the function to call once the statement is over, with its error.
 //
 // Outside a transaction: bump the tables and hold them (reads of them go to
 // the database and nothing is stored for them) until the statement is over,
@@ -17,7 +25,11 @@ import (
 // tables until the transaction ends (txPool.end). Inside a transaction we
 // cannot see end (begun outside GORM's pool): bump now and hold for
 // WriteLease, and again when the statement is over.
-func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func() {
+//
+// A statement whose outcome is unknown (it ended with a context or
+// connection error: the database may still commit it) keeps its tables
+// held for WriteLease, and bumps them again then (see linger).
+func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
 	p := s.p
 	tags := pl.writeTags
 	if s.db != nil && len(tags) > 0 && tags[0] != store.GlobalTag {
@@ -31,13 +43,13 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func() {
 		tx.hold(ctx, tags)
 		if pl.ddl {
 			tx.ddl.Store(true)
-			return p.schemaChanged
+			return func(error) { p.schemaChanged() }
 		}
-		return func() {}
+		return func(error) {}
 	}
 	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
 		id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
-		return func() {
+		return func(error) {
 			if id == 0 {
 				p.writeOver(tags)
 			}
@@ -47,22 +59,208 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func() {
 			}
 		}
 	}
-	id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
-	return func() {
-		p.endWrite(ctx, tags, id)
+	h := p.holdWrite(ctx, tags)
+	// A context already done when the statement starts: database/sql
+	// returns its error without running the statement.
+	done := ctx.Err() != nil
+	return func(err error) {
+		h.end(ctx, !done && outcomeUnknown(err))
 		if pl.ddl {
 			p.schemaChanged()
 		}
 	}
 }
 
+// outcomeUnknown tells whether a statement or a commit that ended with err
+// may still have taken effect: the caller's context ended it (pgx stops
+// reading at the deadline without cancelling the statement;
+// go-sql-driver/mysql closes the connection) or the connection failed
+// under it. An error the database returned is not such an error.
+func outcomeUnknown(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"invalid connection", "bad connection", "conn closed", "connection reset", "broken pipe", "timeout"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
 const bumpAttempts = 3
 
+// A writeHold protects the tables of one write (a statement, or the
+// writes of a transaction to tables it had not written before): they were
+// bumped and held before it ran, the hold is renewed every WriteLease/2
+// while it runs (a write may take longer than WriteLease: a transaction
+// left open, a statement waiting on a lock), and they are bumped again and
+// released when it is over.
+type writeHold struct {
+	p    *Plugin
+	tags []string
+
+	mu sync.Mutex
+	id uint64 // the store's lease; 0 when no hold could be placed
+	// unprotected: the store holds nothing for this write (its first bump
+	// or a renewal failed); its tags are counted in Plugin.writing, so that
+	// they stay broken (not served here) until it is over or held again.
+	unprotected bool
+	renewal     *time.Timer
+	since       time.Time
+	over        bool
+}
+
+// maxHoldRenewal bounds how long a hold is renewed: a write still running
+// after that (or a transaction or *sql.Rows the application never ended)
+// keeps its tables held only until the last hold expires.
+const maxHoldRenewal = time.Hour
+
+// holdWrite bumps and holds tags for a write about to run.
+func (p *Plugin) holdWrite(ctx context.Context, tags []string) *writeHold {
+	h := &writeHold{p: p, tags: tags, since: time.Now()}
+	h.id = p.beginWrite(ctx, tags, p.cfg.WriteLease)
+	h.unprotected = h.id == 0
+	h.mu.Lock() // renew reads h.renewal
+	h.renewal = time.AfterFunc(p.cfg.WriteLease/2, h.renew)
+	h.mu.Unlock()
+	return h
+}
+
+// renew places a fresh hold before the current one expires, then releases
+// the current one.
+func (h *writeHold) renew() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.over {
+		return
+	}
+	p := h.p
+	if time.Since(h.since) > maxHoldRenewal {
+		p.log.Error("gormcache: a write has held its tables for over an hour; its hold is no longer renewed", "tables", h.tags)
+		return
+	}
+	p.bg.add()
+	defer p.bg.done()
+	sctx, cancel := p.storeCtx(context.Background(), true)
+	id, err := p.store.Bump(sctx, h.tags, p.cfg.WriteLease)
+	cancel()
+	if err != nil {
+		if !h.unprotected {
+			h.unprotected = true
+			p.writeStarted(h.tags)
+		}
+		p.bumpFailed(h.tags, err)
+		h.renewal.Reset(min(time.Second, p.cfg.WriteLease/4))
+		return
+	}
+	p.stats.invalidations.Add(uint64(len(h.tags)))
+	p.stats.renewals.Add(1)
+	old := h.id
+	h.id = id
+	if h.unprotected {
+		// Held again, and bumped: whatever was stored meanwhile is invalid.
+		h.unprotected = false
+		p.writeOver(h.tags)
+	}
+	if old != 0 {
+		p.release(context.Background(), h.tags, old)
+	}
+	h.renewal.Reset(p.cfg.WriteLease / 2)
+}
+
+// end bumps the tags again and releases the hold, once the write is over;
+// when its outcome is unknown, the tags stay held for WriteLease (linger).
+func (h *writeHold) end(ctx context.Context, unknown bool) {
+	h.mu.Lock()
+	if h.over {
+		h.mu.Unlock()
+		return
+	}
+	h.over = true
+	h.renewal.Stop()
+	id, unprotected := h.id, h.unprotected
+	h.mu.Unlock()
+	p := h.p
+	if unknown {
+		p.linger(ctx, h.tags, id, unprotected)
+		return
+	}
+	if unprotected {
+		p.writeOver(h.tags)
+	}
+	p.endWrite(ctx, h.tags, id)
+}
+
+// linger keeps the tags of a write whose outcome is unknown held for
+// WriteLease from now (the database may still commit it: a statement
+// waiting on a lock runs on after its caller gave up), then bumps and
+// releases them. Statement and lock timeouts shorter than WriteLease bound
+// how long such a write can run.
+func (p *Plugin) linger(ctx context.Context, tags []string, id uint64, unprotected bool) {
+	p.stats.unknownOutcomes.Add(1)
+	p.log.Warn("gormcache: a write ended without a known outcome (context or connection error); its tables are not cached until WriteLease has passed", "tables", tags, "lease", p.cfg.WriteLease)
+	next := p.beginWrite(ctx, tags, p.cfg.WriteLease)
+	if unprotected {
+		p.writeOver(tags)
+	}
+	if id != 0 {
+		p.release(ctx, tags, id)
+	}
+	p.lingerMu.Lock()
+	defer p.lingerMu.Unlock()
+	if p.lingering == nil {
+		p.lingering = map[*time.Timer]bool{}
+	}
+	var t *time.Timer
+	t = time.AfterFunc(p.cfg.WriteLease, func() {
+		p.lingerMu.Lock()
+		live := p.lingering[t]
+		delete(p.lingering, t)
+		p.lingerMu.Unlock()
+		if !live {
+			return // stopped by Close
+		}
+		if next == 0 {
+			p.writeOver(tags)
+		}
+		p.endWrite(context.Background(), tags, next)
+	})
+	p.lingering[t] = true
+}
+
+// stopLingering stops the timers of writes of unknown outcome (Close):
+// their holds stay in the store until they expire by themselves.
+func (p *Plugin) stopLingering() int {
+	p.lingerMu.Lock()
+	defer p.lingerMu.Unlock()
+	n := 0
+	for t := range p.lingering {
+		if t.Stop() {
+			n++
+		}
+		delete(p.lingering, t)
+	}
+	return n
+}
+
 // beginWrite bumps tags and holds them for hold; it returns the lease id.
-// It never fails: a bump that does not reach the store marks the tags broken.
+// It never fails: a bump that does not reach the store marks the tags
+// broken, and counts them as written (writeStarted) until writeOver.
 func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Duration) uint64 {
-	p.pending.Add(1)
-	defer p.pending.Done()
+	p.bg.add()
+	defer p.bg.done()
 	var err error
 	for i := 0; i < bumpAttempts; i++ {
 		sctx, cancel := p.storeCtx(ctx, true)
@@ -77,6 +275,13 @@ func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Durati
 	// No hold protects the tables while the write runs: they stay broken
 	// (not served, not stored) until the write is over and bumped after it
 	// (writeOver), whatever a background retry manages before.
+	p.writeStarted(tags)
+	p.bumpFailed(tags, err)
+	return 0
+}
+
+// writeStarted counts a write in flight that no hold protects.
+func (p *Plugin) writeStarted(tags []string) {
 	p.brokenMu.Lock()
 	if p.writing == nil {
 		p.writing = map[string]int{}
@@ -85,8 +290,6 @@ func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Durati
 		p.writing[t]++
 	}
 	p.brokenMu.Unlock()
-	p.bumpFailed(tags, err)
-	return 0
 }
 
 // holdAgain bumps tags and holds them for WriteLease (a write in a
@@ -103,8 +306,8 @@ func (p *Plugin) holdAgain(ctx context.Context, tags []string) bool {
 	return true
 }
 
-// writeOver ends the in-flight accounting of a write whose first bump
-// failed, once the write is over: from here on, a successful bump of its
+// writeOver ends the in-flight accounting of a write that no hold
+// protected, once it is over: from here on, a successful bump of its
 // tables (made now, or retried in the background) clears them.
 func (p *Plugin) writeOver(tags []string) {
 	p.brokenMu.Lock()
@@ -116,13 +319,10 @@ func (p *Plugin) writeOver(tags []string) {
 	p.brokenMu.Unlock()
 }
 
-// endWrite bumps tags again and releases the hold of lease id.
+// endWrite bumps tags again and releases the hold of lease id (0: none).
 func (p *Plugin) endWrite(ctx context.Context, tags []string, id uint64) {
-	if id == 0 {
-		p.writeOver(tags)
-	}
-	p.pending.Add(1)
-	defer p.pending.Done()
+	p.bg.add()
+	defer p.bg.done()
 	var err error
 	for i := 0; i < bumpAttempts; i++ {
 		sctx, cancel := p.storeCtx(ctx, true)
@@ -139,13 +339,34 @@ func (p *Plugin) endWrite(ctx context.Context, tags []string, id uint64) {
 		}
 	}
 	if id != 0 {
-		// The hold would otherwise last until it expires (WriteLease), and
-		// the tables be read from the database all that time.
-		p.brokenMu.Lock()
-		p.unreleased = append(p.unreleased, lease{tags: tags, id: id})
-		p.brokenMu.Unlock()
+		p.unreleasedLease(tags, id)
 	}
 	p.bumpFailed(tags, err)
+}
+
+// release drops the hold of lease id (bumping tags once more); a release
+// that fails is retried in the background.
+func (p *Plugin) release(ctx context.Context, tags []string, id uint64) {
+	p.bg.add()
+	defer p.bg.done()
+	sctx, cancel := p.storeCtx(ctx, true)
+	err := p.store.Release(sctx, tags, id)
+	cancel()
+	if err != nil {
+		p.unreleasedLease(tags, id)
+		p.bumpFailed(tags, err)
+		return
+	}
+	p.stats.invalidations.Add(uint64(len(tags)))
+}
+
+// unreleasedLease records a hold whose release failed: it would otherwise
+// last until it expires (WriteLease), and its tables be read from the
+// database all that time. retryBroken releases it.
+func (p *Plugin) unreleasedLease(tags []string, id uint64) {
+	p.brokenMu.Lock()
+	p.unreleased = append(p.unreleased, lease{tags: tags, id: id})
+	p.brokenMu.Unlock()
 }
 
 // bump is a plain invalidation (no hold).
@@ -193,54 +414,70 @@ func (p *Plugin) markBroken(tags []string) bool {
 	p.nBroken.Store(int32(len(p.broken)))
 	p.brokenMu.Unlock()
 	if !added || p.closed.Load() {
-		return false
+		return added
 	}
-	p.pending.Add(1)
+	p.bg.add()
 	go p.retryBroken()
 	return true
 }
 
 func (p *Plugin) retryBroken() {
-	defer p.pending.Done()
-	for delay := 50 * time.Millisecond; !p.closed.Load(); delay = min(2*delay, 5*time.Second) {
-		time.Sleep(delay)
-		p.brokenMu.Lock()
-		tags := make([]string, 0, len(p.broken))
-		for t := range p.broken {
-			tags = append(tags, t)
-		}
-		leases := p.unreleased
-		p.unreleased = nil
-		p.brokenMu.Unlock()
-		// Release the holds whose release failed (it bumps them too).
-		for i, l := range leases {
-			sctx, cancel := p.storeCtx(context.Background(), true)
-			err := p.store.Release(sctx, l.tags, l.id)
-			cancel()
-			if err != nil {
-				p.brokenMu.Lock()
-				p.unreleased = append(p.unreleased, leases[i:]...)
-				p.brokenMu.Unlock()
-				break
-			}
-		}
-		if len(tags) > 0 {
-			sctx, cancel := p.storeCtx(context.Background(), true)
-			_, err := p.store.Bump(sctx, tags, 0)
-			cancel()
-			if err != nil {
-				continue
-			}
-			p.stats.invalidations.Add(uint64(len(tags)))
-			p.clearBroken(tags)
-		}
-		p.brokenMu.Lock()
-		done := len(p.broken) == 0 && len(p.unreleased) == 0
-		p.brokenMu.Unlock()
-		if done {
+	defer p.bg.done()
+	for delay := 50 * time.Millisecond; p.bg.sleep(delay); delay = min(2*delay, 5*time.Second) {
+		if p.retryBrokenOnce() {
 			return
 		}
 	}
+}
+
+// retryBrokenOnce releases the holds whose release failed and bumps the
+// broken tags, once; it reports whether nothing is left to do.
+func (p *Plugin) retryBrokenOnce() bool {
+	p.brokenMu.Lock()
+	tags := make([]string, 0, len(p.broken))
+	for t := range p.broken {
+		tags = append(tags, t)
+	}
+	leases := p.unreleased
+	p.unreleased = nil
+	p.brokenMu.Unlock()
+	// Release the holds whose release failed (it bumps them too).
+	for i, l := range leases {
+		sctx, cancel := p.storeCtx(context.Background(), true)
+		err := p.store.Release(sctx, l.tags, l.id)
+		cancel()
+		if err != nil {
+			p.brokenMu.Lock()
+			p.unreleased = append(p.unreleased, leases[i:]...)
+			p.brokenMu.Unlock()
+			break
+		}
+	}
+	if len(tags) > 0 {
+		sctx, cancel := p.storeCtx(context.Background(), true)
+		_, err := p.store.Bump(sctx, tags, 0)
+		cancel()
+		if err != nil {
+			return false
+		}
+		p.stats.invalidations.Add(uint64(len(tags)))
+		p.clearBroken(tags)
+	}
+	p.brokenMu.Lock()
+	done := len(p.broken) == 0 && len(p.unreleased) == 0
+	p.brokenMu.Unlock()
+	return done
+}
+
+// leftBroken lists the tags still broken and the holds still unreleased.
+func (p *Plugin) leftBroken() (tags []string, leases int) {
+	p.brokenMu.Lock()
+	defer p.brokenMu.Unlock()
+	for t := range p.broken {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	return tags, len(p.unreleased)
 }
 
 func (p *Plugin) clearBroken(tags []string) {
