@@ -64,6 +64,9 @@ func Classify(d Dialect, sql string) Statement {
 		}
 		if end > start {
 			p.pos, p.end, p.write, p.ctes, p.depth = start, end, false, p.ctes[:0], 0
+			if tc := p.txControl(); tc != TxNone {
+				res.Tx = tc
+			}
 			k := p.statement()
 			res.Statements++
 			if first || rank(k) > rank(res.Kind) {

@@ -101,6 +101,10 @@ type Statement struct {
 	// Tables may be missing some: do not cache a read, invalidate everything
 	// after a write.
 	Complete bool
+	// Tx is what the statement does to the session's transaction when it
+	// is transaction control sent as SQL (BEGIN, COMMIT, SET autocommit, XA,
+	// PREPARE TRANSACTION…); for several statements, the last one's.
+	Tx TxControl
 	// Locking: FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE, LOCK IN SHARE
 	// MODE, LOCK TABLE(S).
 	Locking bool

@@ -300,6 +300,9 @@ func (p *Plugin) fastProbe(db *gorm.DB, opts *queryOptions) *probe {
 	case gorm.TxCommitter, *sql.Conn:
 		return nil
 	}
+	if p.rawShared.inTx() {
+		return nil // (the ordinary way counts the reason)
+	}
 	query := db.Statement.SQL.String()
 	p.depsGraph()
 	pl := p.planFor(query)

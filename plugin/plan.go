@@ -10,12 +10,13 @@ import (
 
 // plan is what the plugin does with one SQL text; plans are memoised by text.
 type plan struct {
-	cacheable bool     // a plain read whose result may be served and stored
-	reason    string   // why not, for a read that is not cacheable
-	tags      []string // a cacheable read's tags: its tables, then the global tag
-	write     bool     // the statement may change data: bump writeTags around it
-	writeTags []string // tables written, or just the global tag
-	ddl       bool     // the statement may change the schema: read the catalog again
+	cacheable bool                   // a plain read whose result may be served and stored
+	reason    string                 // why not, for a read that is not cacheable
+	tags      []string               // a cacheable read's tags: its tables, then the global tag
+	write     bool                   // the statement may change data: bump writeTags around it
+	writeTags []string               // tables written, or just the global tag
+	ddl       bool                   // the statement may change the schema: read the catalog again
+	tx        invalidation.TxControl // transaction control sent as SQL
 	deps      *depGraph
 	ttl       time.Duration // from Config.TableTTL (0: none)
 	counts    []*tableCount // per-table counters of a cacheable read's tables
@@ -34,7 +35,7 @@ func (p *Plugin) planFor(sql string) *plan {
 }
 
 func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
-	pl := &plan{deps: g}
+	pl := &plan{deps: g, tx: st.Tx}
 	switch st.Kind {
 	case invalidation.Neutral:
 		pl.reason = reasonNotSelect

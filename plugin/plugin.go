@@ -66,6 +66,14 @@ type Plugin struct {
 	writing map[string]int
 	nBroken atomic.Int32
 
+	// transactions opened by SQL: on the shared pool, on dedicated
+	// connections (weak.Pointer[sql.Conn] → *rawTx), and prepared ones
+	// (PREPARE TRANSACTION, XA PREPARE) waiting to be resolved
+	rawShared  rawTx
+	rawConns   sync.Map
+	preparedMu sync.Mutex
+	prepared   []*writeHold
+
 	// lingering: timers of writes whose outcome is unknown (linger)
 	lingerMu  sync.Mutex
 	lingering map[*time.Timer]bool

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
 	"github.com/gormcache/gormcache/serializer"
 	"github.com/gormcache/gormcache/store"
@@ -76,6 +77,11 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		s.p.depsGraph()
 	}
 	pl := s.p.planFor(query)
+	if pl.tx != invalidation.TxNone {
+		if raw := s.rawScope(); raw != nil {
+			defer func() { raw.control(s.p, pl.tx, err) }()
+		}
+	}
 	if !pl.write {
 		return s.inner.ExecContext(ctx, query, args...)
 	}
@@ -128,10 +134,26 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		p.depsGraph()
 	}
 	pl := p.planFor(query)
+	if pl.tx != invalidation.TxNone && !pl.write {
+		if raw := s.rawScope(); raw != nil {
+			// Transaction control through Raw(…).Rows(): applied once sent.
+			rows, err := s.inner.QueryContext(ctx, query, args...)
+			raw.control(p, pl.tx, err)
+			p.stats.bypassed(reasonTransaction)
+			return nil, rows, err
+		}
+	}
 	if pl.write {
 		p.stats.bypassed(pl.reason)
 		p.recordPlan(ctx, pl, nil)
 		finish := s.startWrite(ctx, pl)
+		if raw := s.rawScope(); pl.tx != invalidation.TxNone && raw != nil {
+			write := finish
+			finish = func(err error) {
+				write(err)
+				raw.control(p, pl.tx, err)
+			}
+		}
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		if err != nil {
 			finish(err)
@@ -182,6 +204,9 @@ func (s *stmtPool) bypassReason(pl *plan) string {
 		return reasonTransaction
 	case *sql.Conn:
 		return reasonConnection
+	}
+	if s.p.rawShared.inTx() {
+		return reasonTransaction // BEGIN sent through the shared pool
 	}
 	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
 	"gorm.io/gorm"
 )
@@ -47,6 +48,14 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
 		}
 		return func(error) {}
 	}
+	if raw := s.rawScope(); raw.inTx() || raw != nil && opensTx(pl.tx) {
+		raw.hold(ctx, p, tags)
+		return func(error) {
+			if pl.ddl {
+				p.schemaChanged()
+			}
+		}
+	}
 	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
 		id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
 		return func(error) {
@@ -69,6 +78,12 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
 			p.schemaChanged()
 		}
 	}
+}
+
+// opensTx tells whether a statement leaves a transaction open ("BEGIN;
+// UPDATE …" in one Exec): its writes are held until that ends.
+func opensTx(c invalidation.TxControl) bool {
+	return c == invalidation.TxBegin || c == invalidation.TxChain || c == invalidation.TxAutocommitOff
 }
 
 // outcomeUnknown tells whether a statement or a commit that ended with err

@@ -1,0 +1,150 @@
+package plugin
+
+import (
+	"context"
+	"database/sql"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"weak"
+
+	"github.com/gormcache/gormcache/invalidation"
+	"github.com/gormcache/gormcache/store"
+	"gorm.io/gorm"
+)
+
+// A rawTx follows a session's transaction opened and ended by SQL (BEGIN,
+// START TRANSACTION, SET autocommit = 0, XA START … COMMIT, ROLLBACK), which
+// the pools never see begin or end: while it is open, reads through that
+// session are not cached, and the tables it writes stay held until it ends,
+// then are bumped.
+//
+// A dedicated connection (db.Connection's *sql.Conn) has a rawTx of its
+// own. The shared pool has one for all its connections: database/sql may
+// run each statement on another connection, so a BEGIN sent through it
+// (the usual SQLite setup has one connection) makes every read through the
+// pool go to the database until the COMMIT.
+type rawTx struct {
+	active atomic.Bool // open or manual: read on every statement
+
+	mu     sync.Mutex
+	open   bool // BEGIN … COMMIT / ROLLBACK
+	manual bool // SET autocommit = 0: every statement is in a transaction
+	held   map[string]bool
+	holds  []*writeHold
+}
+
+// rawScope returns the rawTx of the session a statement runs on, or nil
+// inside a transaction begun through a pool (transaction control sent
+// there is the application's business with that transaction).
+func (s *stmtPool) rawScope() *rawTx {
+	switch in := s.inner.(type) {
+	case gorm.TxCommitter:
+		return nil
+	case *sql.Conn:
+		return s.p.rawTxOf(in)
+	}
+	return &s.p.rawShared
+}
+
+// rawTxOf returns conn's rawTx. It is dropped when conn is garbage
+// collected (a connection closed inside a transaction rolled it back): its
+// holds end then.
+func (p *Plugin) rawTxOf(conn *sql.Conn) *rawTx {
+	w := weak.Make(conn)
+	if r, ok := p.rawConns.Load(w); ok {
+		return r.(*rawTx)
+	}
+	r, loaded := p.rawConns.LoadOrStore(w, &rawTx{})
+	if !loaded {
+		runtime.AddCleanup(conn, func(w weak.Pointer[sql.Conn]) {
+			if r, ok := p.rawConns.LoadAndDelete(w); ok {
+				r.(*rawTx).endHolds(false)
+			}
+		}, w)
+	}
+	return r.(*rawTx)
+}
+
+// inTx reports whether the session is inside a transaction opened by SQL.
+func (r *rawTx) inTx() bool { return r != nil && r.active.Load() }
+
+// hold records tags as written inside the transaction; the first time a
+// tag is written, it is bumped and held until the transaction ends.
+func (r *rawTx) hold(ctx context.Context, p *Plugin, tags []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var fresh []string
+	for _, t := range tags {
+		if !r.held[t] {
+			fresh = append(fresh, t)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if r.held == nil {
+		r.held = map[string]bool{}
+	}
+	for _, t := range fresh {
+		r.held[t] = true
+	}
+	r.holds = append(r.holds, p.holdWrite(ctx, fresh))
+}
+
+// control applies a transaction control statement that ended with err.
+func (r *rawTx) control(p *Plugin, c invalidation.TxControl, err error) {
+	unknown := outcomeUnknown(err)
+	if err != nil && !unknown && c == invalidation.TxBegin {
+		return // not begun
+	}
+	r.mu.Lock()
+	var ending []*writeHold
+	switch c {
+	case invalidation.TxBegin:
+		r.open = true
+	case invalidation.TxEnd, invalidation.TxChain, invalidation.TxAutocommitOn, invalidation.TxPrepare, invalidation.TxResolve:
+		ending = r.holds
+		r.holds, r.held = nil, nil
+		r.open = c == invalidation.TxChain
+		if c == invalidation.TxAutocommitOn {
+			r.manual = false
+		}
+	case invalidation.TxAutocommitOff:
+		r.manual = true
+	}
+	r.active.Store(r.open || r.manual)
+	r.mu.Unlock()
+	switch c {
+	case invalidation.TxPrepare:
+		// Prepared, not committed: the holds stay until a COMMIT or
+		// ROLLBACK PREPARED (from any session) resolves it.
+		p.preparedMu.Lock()
+		p.prepared = append(p.prepared, ending...)
+		p.preparedMu.Unlock()
+		return
+	case invalidation.TxResolve:
+		// A prepared transaction, which any session or instance may have
+		// written, is committed or rolled back: everything is invalid.
+		p.preparedMu.Lock()
+		ending = append(ending, p.prepared...)
+		p.prepared = nil
+		p.preparedMu.Unlock()
+		_ = p.bump(context.Background(), []string{store.GlobalTag})
+	}
+	for _, h := range ending {
+		h.end(context.Background(), unknown)
+	}
+}
+
+// endHolds ends the transaction's holds (its connection is gone).
+func (r *rawTx) endHolds(unknown bool) {
+	r.mu.Lock()
+	holds := r.holds
+	r.holds, r.held, r.open, r.manual = nil, nil, false, false
+	r.active.Store(false)
+	r.mu.Unlock()
+	for _, h := range holds {
+		h.end(context.Background(), unknown)
+	}
+}
