@@ -126,8 +126,15 @@ type Config struct {
 	StaleWhileRevalidate time.Duration
 
 	// SkipEmpty does not store results with no rows (by default they are
-	// cached like any other: "no such user" is an answer too).
+	// cached like any other: "no such user" is an answer too, and First,
+	// Take and Last give gorm.ErrRecordNotFound on a hit as on a miss).
 	SkipEmpty bool
+
+	// EmptyTTL, when positive, is the TTL of results with no rows, if it
+	// is shorter than theirs would be: lookups of ids that do not exist
+	// (or not yet) stay cached for less time. 0 means the same TTL as any
+	// other result. The insert that creates a row invalidates them anyway.
+	EmptyTTL time.Duration
 
 	// Version is part of every key, like Django's VERSION: changing it
 	// (say, with a deployment that changes models) leaves every entry of
@@ -188,6 +195,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MaxRows must not be negative, got %d", ErrInvalidConfig, c.MaxRows)
 	case c.MaxBytes < 0:
 		return fmt.Errorf("%w: MaxBytes must not be negative, got %d", ErrInvalidConfig, c.MaxBytes)
+	case c.EmptyTTL < 0:
+		return fmt.Errorf("%w: EmptyTTL must not be negative, got %v", ErrInvalidConfig, c.EmptyTTL)
 	case c.WriteLease < 0:
 		return fmt.Errorf("%w: WriteLease must not be negative, got %v", ErrInvalidConfig, c.WriteLease)
 	case c.StoreTimeout < 0:

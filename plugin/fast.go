@@ -167,7 +167,9 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	case c == nil:
 	case c.reason != "":
 		p.stats.bypassed(c.reason)
-	case complete && db.Error == nil:
+	case complete && (db.Error == nil || db.Error == gorm.ErrRecordNotFound && db.RowsAffected == 0):
+		// (First, Take and Last of no rows: the scan's own error, which a
+		// hit gives again)
 		if p.put(pr.key, &c.entry, pr.ttl) {
 			pr.stored = &c.entry
 		}

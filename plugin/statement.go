@@ -417,6 +417,9 @@ func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
 		p.stats.bypassed(reasonEmpty)
 		return false
 	}
+	if e.Rows == 0 && p.cfg.EmptyTTL > 0 && (ttl <= 0 || p.cfg.EmptyTTL < ttl) {
+		ttl = p.cfg.EmptyTTL
+	}
 	e.Created = time.Now().UnixNano()
 	sctx, cancel := p.storeCtx(context.Background(), true)
 	defer cancel()
