@@ -17,8 +17,9 @@ import (
 
 // TestClusterFailover stops a master of the shared cluster under load, waits
 // for its replica to take over, checks that the store only ever failed with
-// store.ErrUnavailable, never returned a wrong value or a version that went
-// backwards or repeated, and works again after the promotion; then it
+// store.ErrUnavailable, never returned a wrong value or a version that came
+// back once replaced (versions are random: they are compared for equality
+// only), and works again after the promotion; then it
 // restarts the stopped node, which rejoins as a replica, and waits until the
 // cluster is healthy again.
 //
@@ -129,8 +130,8 @@ func TestClusterFailover(t *testing.T) {
 		mu         sync.Mutex
 		problems   []string
 		unavail    atomic.Int64
-		okVictim   atomic.Int64 // successful Gets touching the victim's tags
-		maxSeen    = map[string]uint64{}
+		okVictim   atomic.Int64                   // successful Gets touching the victim's tags
+		replaced   = map[string]map[uint64]bool{} // versions some goroutine saw replaced
 		slowest    atomic.Int64
 		phaseAfter atomic.Bool // set once the heir is master
 		okAfter    atomic.Int64
@@ -160,6 +161,7 @@ func TestClusterFailover(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			last := map[string]uint64{}
+			seen := map[string]map[uint64]bool{}
 			bumped := map[string]bool{}
 			for i := 0; !stop.Load(); i++ {
 				key := fmt.Sprintf("c%d", (g*3+i)%8) // entries the cleanup knows
@@ -184,11 +186,15 @@ func TestClusterFailover(t *testing.T) {
 						switch {
 						case v[j] == 0:
 							problem("tag %s read 0 with no hold", tag)
-						case v[j] < last[tag]:
-							problem("tag %s went backwards: %d after %d", tag, v[j], last[tag])
+						case v[j] != last[tag] && seen[tag][v[j]]:
+							problem("tag %s came back to %d, replaced before", tag, v[j])
 						case v[j] == last[tag] && bumped[tag]:
 							problem("tag %s repeated %d after a bump", tag, v[j])
 						}
+						if seen[tag] == nil {
+							seen[tag] = map[uint64]bool{}
+						}
+						seen[tag][v[j]] = true
 						last[tag], bumped[tag] = v[j], false
 					}
 				}
@@ -201,9 +207,14 @@ func TestClusterFailover(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			mu.Lock()
-			for tag, v := range last {
-				if v > maxSeen[tag] {
-					maxSeen[tag] = v
+			for tag, vs := range seen {
+				if replaced[tag] == nil {
+					replaced[tag] = map[uint64]bool{}
+				}
+				for v := range vs {
+					if v != last[tag] {
+						replaced[tag][v] = true
+					}
 				}
 			}
 			mu.Unlock()
@@ -257,14 +268,14 @@ func TestClusterFailover(t *testing.T) {
 	if d := time.Duration(slowest.Load()); d > 200*time.Millisecond+250*time.Millisecond {
 		t.Errorf("a call took %v with Timeout 200ms", d)
 	}
-	// After the load: no tag reads below what any goroutine saw.
+	// After the load: no tag reads a version that was replaced before.
 	v := make([]uint64, len(tags))
 	if err := s.Versions(ctx, tags, v); err != nil {
 		t.Fatal(err)
 	}
 	for i, tag := range tags {
-		if v[i] < maxSeen[tag] {
-			t.Errorf("tag %s reads %d after the failover, below %d seen before", tag, v[i], maxSeen[tag])
+		if replaced[tag][v[i]] {
+			t.Errorf("tag %s reads %d after the failover, a version replaced before", tag, v[i])
 		}
 	}
 
