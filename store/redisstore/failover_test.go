@@ -67,10 +67,10 @@ func TestClusterFailover(t *testing.T) {
 	if !strings.HasPrefix(conf["cluster-config-file"], "/") {
 		conf["cluster-config-file"] = conf["dir"] + "/" + conf["cluster-config-file"]
 	}
-	restarted := false
+	stopped, restarted := false, false
 	restart := func() {
-		if restarted {
-			return
+		if !stopped || restarted {
+			return // still running (the test ended before the stop), or back
 		}
 		restarted = true
 		args := []string{"--daemonize", "yes", "--bind", "127.0.0.1", "--port", conf["port"],
@@ -222,15 +222,24 @@ func TestClusterFailover(t *testing.T) {
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
 
-	time.Sleep(500 * time.Millisecond)
-	if unavail.Load() != 0 || okVictim.Load() == 0 {
-		t.Fatalf("before the failover: %d errors, %d successes; problems %v", unavail.Load(), okVictim.Load(), problems)
+	// The store works before the failover. On a loaded machine a call may
+	// miss its 200ms deadline now and then: that is ErrUnavailable, as it
+	// should be, and not what this test is about.
+	for wait := time.Now(); okVictim.Load() < 20; {
+		if time.Since(wait) > 10*time.Second {
+			t.Fatalf("before the failover: %d errors, %d successes in 10s; problems %v", unavail.Load(), okVictim.Load(), problems)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := unavail.Load(); n > 0 {
+		t.Logf("before the failover: %d calls failed with ErrUnavailable (a loaded machine), %d succeeded", n, okVictim.Load())
 	}
 
 	// Stop the master. SHUTDOWN NOSAVE: the process exits, and since Redis 7
 	// only after its replica has what it acknowledged (see the package doc on
 	// asynchronous replication).
 	start := time.Now()
+	stopped = true
 	_ = admin.ShutdownNoSave(ctx).Err()
 	t.Logf("stopped master %s; its replica is %s", victim.Addr, heir.Addr)
 
