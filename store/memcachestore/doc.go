@@ -44,20 +44,51 @@
 //     one round trip. A record that lists leases costs one more GetMulti for
 //     the lease keys (only while writes are in flight, or until a dead
 //     writer's lease is pruned). A missing record is created with add and a
-//     fresh random version in [2^62, 2^63) (crypto/rand); on a lost add race
-//     the winner's record is read back, so concurrent creators agree.
+//     fresh random version (see Versions below); on a lost add race the
+//     winner's record is read back, so concurrent creators agree.
 //   - Bump reads every record with one GetMulti (while it adds the lease
 //     keys, when hold > 0), then, for every tag in parallel, prunes the
 //     leases whose keys are gone (one more GetMulti, only when the record
-//     lists any) and writes version+1 plus the new lease with cas. A cas
-//     conflict re-reads that record and tries again (with a short random
-//     back-off after a few conflicts). A missing record gets a fresh random
-//     version with add. Versions only grow within a
-//     record's life (2^62 bumps before a wrap), and a record lost to eviction,
-//     flush_all or a restart comes back with a new random base, so an entry
-//     stamped before the loss never matches again.
-//   - Release does the same cas without the lease (version+1, lease dropped),
-//     then deletes the lease keys.
+//     lists any) and writes a fresh random version plus the new lease with
+//     cas. A cas conflict re-reads that record and tries again (with a short
+//     random back-off after a few conflicts); a bump that loses 100 races in
+//     a row (a very hot tag, such as [store.GlobalTag] under many writers)
+//     gives up and fails with an error wrapping [store.ErrUnavailable], so
+//     that the plugin treats the tag as not bumped (it stops serving it and
+//     retries in the background); the breaker is not counted, since the
+//     server answered. A missing record gets a fresh random version with add.
+//   - Release does the same cas without the lease (a fresh version, the lease
+//     dropped), then deletes the lease keys.
+//
+// # Versions
+//
+// A version is a random number in [1, 2^63) (crypto/rand), drawn anew for
+// every bump and for every record created; nothing is incremented. So a
+// version is never 0 (0 reads as held or unknown), versions are compared for
+// equality only (neither the store nor the plugin orders them), and a version
+// never repeats (except with probability about 2^-63 for a pair of
+// versions): a record lost to eviction, flush_all or a restart comes back
+// with a new version, and a record that went back to an older state (a copy
+// from before the last bump) is bumped to a version never seen, not to one
+// handed out before, so an entry stamped with a replaced version never
+// matches again through a later bump.
+//
+// # Changing the server list
+//
+// gomemcache picks a tag record's server by hashing its key over the server
+// list, so adding, removing or replacing a server moves most tags (and
+// entries) to other servers. A moved tag is read from its new server, where
+// it has no record (a fresh version: its entries read as misses) or the
+// record of an earlier stay there. Random versions keep the change from
+// reviving entries through later bumps, even when instances run with
+// different lists during a rolling change; but while instances disagree,
+// one instance's bump of a tag lands on a server another does not read it
+// from, and an old record left on a server that becomes a tag's home again
+// still validates the entries stamped with it. So reads during the change may
+// miss, or serve what a write on the other list invalidated: after changing
+// the server list everywhere, bump [store.GlobalTag] (everything is then
+// invalid once), and keep the rolling change short; or move to a new
+// [Config.Prefix] together with the new list, which starts from nothing.
 //
 // # Race analysis
 //
@@ -72,7 +103,7 @@
 // the superseded version is fresh data, and nobody reads that version as
 // current any more. Two leases on one tag are two list items and two keys: the
 // tag reads 0 until both are released or expired. Concurrent bumps serialise
-// on cas, each getting its own version+1. Lease ids are random and non-zero;
+// on cas, each writing its own fresh version. Lease ids are random and non-zero;
 // the add of the lease key detects the (2^-64) collision with a live lease.
 //
 // What remains is memcached losing data in the middle of a write. If a tag

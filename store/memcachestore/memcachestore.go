@@ -268,7 +268,7 @@ func (s *Store) Bump(ctx context.Context, tags []string, hold time.Duration) (ui
 			leaseErr = parallel(len(tags), func(i int) error {
 				err := s.mc.Add(&memcache.Item{Key: s.leaseKey(tags[i], lease), Value: []byte{'1'}, Expiration: exp})
 				if errors.Is(err, memcache.ErrNotStored) {
-					return fmt.Errorf("memcachestore: lease id %016x already in use on tag %q", lease, tags[i])
+					return fmt.Errorf("memcachestore: lease id %016x already in use on tag %q: %w", lease, tags[i], store.ErrUnavailable)
 				}
 				return s.check("add lease", err)
 			})

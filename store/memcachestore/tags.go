@@ -5,12 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/gormcache/gormcache/store"
 )
 
 // maxAttempts bounds the cas retries of one tag update.
@@ -52,13 +52,19 @@ func (r record) bytes() []byte {
 	return b
 }
 
-// randomVersion returns a fresh base version in [2^62, 2^63), as memstore
-// does: 2^62 bumps before a wrap, and two bases (two lives of a record) are
-// unlikely to overlap.
-func randomVersion() uint64 {
+// randomVersion returns a fresh random version in [1, 2^63) other than
+// old: never 0 (held or unknown), and drawn anew for every bump, so that a
+// version handed out once is not handed out again (except with probability
+// about 2^-63 for a pair), whatever memcached forgot or which server the tag
+// lived on. Versions are compared for equality only.
+func randomVersion(old uint64) uint64 {
 	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return binary.LittleEndian.Uint64(b[:])>>2 | 1<<62
+	for {
+		_, _ = rand.Read(b[:])
+		if v := binary.LittleEndian.Uint64(b[:]) >> 1; v != 0 && v != old {
+			return v
+		}
+	}
 }
 
 // newLease returns a random non-zero lease id.
@@ -160,7 +166,7 @@ func (s *Store) applyHolds(tags []string, recs []record) error {
 func (s *Store) createTag(tag string) (record, error) {
 	key := s.recordKey(tag)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		r := record{version: randomVersion()}
+		r := record{version: randomVersion(0)}
 		err := s.mc.Add(&memcache.Item{Key: key, Value: r.bytes()})
 		if err = s.check("add", err); err == nil {
 			s.created.Add(1)
@@ -183,14 +189,16 @@ func (s *Store) createTag(tag string) (record, error) {
 		v, leases, err := s.bumpTag(tag, 0, 0, nil)
 		return record{version: v, leases: leases}, err
 	}
-	return record{}, fmt.Errorf("memcachestore: tag %q: no stable record after %d attempts", tag, maxAttempts)
+	return record{}, fmt.Errorf("memcachestore: tag %q: no stable record after %d attempts: %w", tag, maxAttempts, store.ErrUnavailable)
 }
 
-// bumpTag gives tag a new version with cas: version+1 (or a fresh random
-// version when the record is missing or damaged), the leases whose keys are
-// gone pruned, drop removed and add (when non-zero) added. It returns the new
-// version and leases. The first attempt takes the record from records when
-// it is not nil (a record absent from it is missing).
+// bumpTag gives tag a new version with cas (add when the record is
+// missing): a fresh random version, the leases whose keys are gone pruned,
+// drop removed and add (when non-zero) added. It returns the new version and
+// leases. The first attempt takes the record from records when it is not nil
+// (a record absent from it is missing). A bump that loses maxAttempts races
+// fails with store.ErrUnavailable: the caller must treat the tag as not
+// bumped.
 func (s *Store) bumpTag(tag string, add, drop uint64, records map[string]*memcache.Item) (uint64, []uint64, error) {
 	key := s.recordKey(tag)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -208,7 +216,7 @@ func (s *Store) bumpTag(tag string, add, drop uint64, records map[string]*memcac
 			err = s.check("get", err)
 		}
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			r := record{version: randomVersion()}
+			r := record{version: randomVersion(0)}
 			if add != 0 {
 				r.leases = []uint64{add}
 			}
@@ -226,13 +234,10 @@ func (s *Store) bumpTag(tag string, add, drop uint64, records map[string]*memcac
 			return 0, nil, err
 		}
 		r, ok := parseRecord(it.Value)
-		if ok && r.version < math.MaxUint64 {
-			r.version++
-		} else {
-			// Damaged, or at the end of the range (2^63 bumps after its base):
-			// start again.
-			r = record{version: randomVersion()}
+		if !ok {
+			r = record{} // damaged: start again, without leases
 		}
+		r.version = randomVersion(r.version)
 		if r.leases, err = s.liveLeases(tag, r.leases, drop); err != nil {
 			return 0, nil, err
 		}
@@ -253,7 +258,9 @@ func (s *Store) bumpTag(tag string, add, drop uint64, records map[string]*memcac
 			return 0, nil, err
 		}
 	}
-	return 0, nil, fmt.Errorf("memcachestore: tag %q: bump lost %d cas races", tag, maxAttempts)
+	// Not a server failure (it answered every call), so the breaker is left
+	// alone; but the tag is not bumped, and the caller must know it.
+	return 0, nil, fmt.Errorf("memcachestore: tag %q: bump lost %d cas races: %w", tag, maxAttempts, store.ErrUnavailable)
 }
 
 // records reads the records of tags in one round trip.

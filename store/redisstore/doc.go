@@ -12,8 +12,10 @@
 // the entry and of each tag's version and held-until keys; on a
 // *redis.ClusterClient, where an entry and its tags live in different hash
 // slots, one pipeline of single-key GETs, which the client splits per node
-// and sends in parallel. Other clients (*redis.Ring, wrappers) are served as
-// a cluster is. A tag found without a version (its first read, or after
+// and sends in parallel. Other clients (wrappers) are served as a cluster
+// is, except *redis.Ring, which New refuses: when a shard is down a ring
+// moves its keys to other shards, so a tag's bumps land where its version
+// is no longer read once the shard is back. A tag found without a version (its first read, or after
 // Redis lost it) or held takes a second round trip, a Lua script that
 // creates the version (SET NX) or judges the holds by the server's clock; a
 // held tag reads as 0, a miss anyway. Plain reads rather than a script on the
@@ -45,13 +47,23 @@
 //
 // # Versions
 //
-// A tag that has no version (its first read, or after Redis lost it: a
-// restart without persistence, FLUSHALL, eviction) gets a fresh random one in
-// [2^62, 2^63), drawn by the client and set by a script with SET NX semantics; a
-// bump increments it (or draws a fresh one if it is missing). So a version is
-// never 0 and never comes back after a loss, except with negligible
-// probability, and entries stamped with versions from before the loss read
-// as misses.
+// A version is a decimal string holding a random number in [1, 2^63),
+// drawn by the client (crypto/rand) and passed to a script, one value for
+// each tag of a call: a tag that has no version (its first read, or after
+// Redis lost it: a restart without persistence, FLUSHALL, eviction) gets one
+// with SET NX semantics, and every bump (and Release) overwrites it with a
+// fresh one. Nothing is incremented. So:
+//
+//   - a version is never 0 (0 reads as held or unknown);
+//   - versions are compared for equality only: the store never orders them,
+//     and neither does the plugin;
+//   - a version never comes back (except with probability about 2^-63 for a
+//     pair of versions), not even after Redis went back in time: a restart
+//     from a snapshot, or a failover to a replica that had not received the
+//     last bumps, sets a tag back to a version it had, and the next bump
+//     moves it to a value never seen, where a counter would hand out the
+//     lost bump's version again, and make valid again every entry stamped
+//     with it (in a cluster, entries stored on the nodes that did not fail).
 //
 // A hold makes a tag read as version 0 until its lease is released or its
 // deadline, measured on the clock of the Redis node that owns the tag, has
@@ -67,8 +79,18 @@
 // early).
 //
 // Replication is asynchronous: a failover can lose the last writes a master
-// acknowledged, bumps among them. The store does not detect that; a caller
-// that must survive it bumps [store.GlobalTag] when the master changes.
+// acknowledged, bumps among them, and a restart from a snapshot loses the
+// writes after it. Random versions keep the next bumps from reviving entries,
+// but the lost bump itself is lost: the tag reads as the version it had
+// before, which validates the entries stamped with that version. The store
+// does not detect a changed master or restarted server (it does not watch
+// run_id). The plugin serves nothing from a shared store, after a read of it
+// failed with store.ErrUnavailable, until it has bumped [store.GlobalTag]
+// there: that covers a failover or restart the store saw failing, but not
+// one that the client hid by reconnecting and retrying (go-redis retries a
+// command on a broken connection, MaxRetries 3 by default). A caller
+// that must survive those bumps [store.GlobalTag] when the master changes,
+// or sets Config.WaitReplicas.
 //
 // # Failures
 //

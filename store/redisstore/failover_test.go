@@ -17,8 +17,9 @@ import (
 
 // TestClusterFailover stops a master of the shared cluster under load, waits
 // for its replica to take over, checks that the store only ever failed with
-// store.ErrUnavailable, never returned a wrong value or a version that went
-// backwards or repeated, and works again after the promotion; then it
+// store.ErrUnavailable, never returned a wrong value or a version that came
+// back once replaced (versions are random: they are compared for equality
+// only), and works again after the promotion; then it
 // restarts the stopped node, which rejoins as a replica, and waits until the
 // cluster is healthy again.
 //
@@ -66,10 +67,10 @@ func TestClusterFailover(t *testing.T) {
 	if !strings.HasPrefix(conf["cluster-config-file"], "/") {
 		conf["cluster-config-file"] = conf["dir"] + "/" + conf["cluster-config-file"]
 	}
-	restarted := false
+	stopped, restarted := false, false
 	restart := func() {
-		if restarted {
-			return
+		if !stopped || restarted {
+			return // still running (the test ended before the stop), or back
 		}
 		restarted = true
 		args := []string{"--daemonize", "yes", "--bind", "127.0.0.1", "--port", conf["port"],
@@ -129,8 +130,8 @@ func TestClusterFailover(t *testing.T) {
 		mu         sync.Mutex
 		problems   []string
 		unavail    atomic.Int64
-		okVictim   atomic.Int64 // successful Gets touching the victim's tags
-		maxSeen    = map[string]uint64{}
+		okVictim   atomic.Int64                   // successful Gets touching the victim's tags
+		replaced   = map[string]map[uint64]bool{} // versions some goroutine saw replaced
 		slowest    atomic.Int64
 		phaseAfter atomic.Bool // set once the heir is master
 		okAfter    atomic.Int64
@@ -160,6 +161,7 @@ func TestClusterFailover(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			last := map[string]uint64{}
+			seen := map[string]map[uint64]bool{}
 			bumped := map[string]bool{}
 			for i := 0; !stop.Load(); i++ {
 				key := fmt.Sprintf("c%d", (g*3+i)%8) // entries the cleanup knows
@@ -184,11 +186,15 @@ func TestClusterFailover(t *testing.T) {
 						switch {
 						case v[j] == 0:
 							problem("tag %s read 0 with no hold", tag)
-						case v[j] < last[tag]:
-							problem("tag %s went backwards: %d after %d", tag, v[j], last[tag])
+						case v[j] != last[tag] && seen[tag][v[j]]:
+							problem("tag %s came back to %d, replaced before", tag, v[j])
 						case v[j] == last[tag] && bumped[tag]:
 							problem("tag %s repeated %d after a bump", tag, v[j])
 						}
+						if seen[tag] == nil {
+							seen[tag] = map[uint64]bool{}
+						}
+						seen[tag][v[j]] = true
 						last[tag], bumped[tag] = v[j], false
 					}
 				}
@@ -201,9 +207,14 @@ func TestClusterFailover(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			mu.Lock()
-			for tag, v := range last {
-				if v > maxSeen[tag] {
-					maxSeen[tag] = v
+			for tag, vs := range seen {
+				if replaced[tag] == nil {
+					replaced[tag] = map[uint64]bool{}
+				}
+				for v := range vs {
+					if v != last[tag] {
+						replaced[tag][v] = true
+					}
 				}
 			}
 			mu.Unlock()
@@ -211,15 +222,24 @@ func TestClusterFailover(t *testing.T) {
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
 
-	time.Sleep(500 * time.Millisecond)
-	if unavail.Load() != 0 || okVictim.Load() == 0 {
-		t.Fatalf("before the failover: %d errors, %d successes; problems %v", unavail.Load(), okVictim.Load(), problems)
+	// The store works before the failover. On a loaded machine a call may
+	// miss its 200ms deadline now and then: that is ErrUnavailable, as it
+	// should be, and not what this test is about.
+	for wait := time.Now(); okVictim.Load() < 20; {
+		if time.Since(wait) > 10*time.Second {
+			t.Fatalf("before the failover: %d errors, %d successes in 10s; problems %v", unavail.Load(), okVictim.Load(), problems)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := unavail.Load(); n > 0 {
+		t.Logf("before the failover: %d calls failed with ErrUnavailable (a loaded machine), %d succeeded", n, okVictim.Load())
 	}
 
 	// Stop the master. SHUTDOWN NOSAVE: the process exits, and since Redis 7
 	// only after its replica has what it acknowledged (see the package doc on
 	// asynchronous replication).
 	start := time.Now()
+	stopped = true
 	_ = admin.ShutdownNoSave(ctx).Err()
 	t.Logf("stopped master %s; its replica is %s", victim.Addr, heir.Addr)
 
@@ -257,14 +277,14 @@ func TestClusterFailover(t *testing.T) {
 	if d := time.Duration(slowest.Load()); d > 200*time.Millisecond+250*time.Millisecond {
 		t.Errorf("a call took %v with Timeout 200ms", d)
 	}
-	// After the load: no tag reads below what any goroutine saw.
+	// After the load: no tag reads a version that was replaced before.
 	v := make([]uint64, len(tags))
 	if err := s.Versions(ctx, tags, v); err != nil {
 		t.Fatal(err)
 	}
 	for i, tag := range tags {
-		if v[i] < maxSeen[tag] {
-			t.Errorf("tag %s reads %d after the failover, below %d seen before", tag, v[i], maxSeen[tag])
+		if replaced[tag][v[i]] {
+			t.Errorf("tag %s reads %d after the failover, a version replaced before", tag, v[i])
 		}
 	}
 

@@ -143,8 +143,13 @@ var _ store.Store = (*Store)(nil)
 
 // New returns a store on rdb: a *redis.Client (single node, or Sentinel
 // through redis.NewFailoverClient / NewUniversalClient with MasterName), a
-// *redis.ClusterClient, or any other redis.UniversalClient (a *redis.Ring,
-// for example, which is served as a cluster is). New does not contact Redis.
+// *redis.ClusterClient, or another redis.UniversalClient (a wrapper), which
+// is served as a cluster is. New does not contact Redis.
+//
+// A *redis.Ring is refused: when a shard is down the ring moves its keys to
+// the other shards, where a tag's version reads as new and its bumps land
+// out of sight of the shard that comes back, whose old versions then
+// validate entries again.
 //
 // The store does not own rdb: Close leaves it open. Give it
 // ContextTimeoutEnabled: true, so that Config.Timeout ends socket reads;
@@ -194,7 +199,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		// failed call asks for a reload (lazy, coalesced by the client).
 		s.reload = c.ReloadState
 	case *redis.Ring:
-		s.direct = c.Options().ContextTimeoutEnabled
+		return nil, errors.New("redisstore: *redis.Ring is not supported: it moves keys to other shards while a shard is down, so a tag's bumps can land on a shard other than the one its version is read from once the shard is back; use a *redis.ClusterClient (or a single node with Sentinel)")
 	}
 	if s.wait > 0 && !s.oneNode {
 		return nil, errors.New("redisstore: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes")
@@ -310,7 +315,7 @@ func (s *Store) read(ctx context.Context, op, ek string, tags []string, versions
 			v[i] = parseVersion(ver)
 		}
 		if len(slow) > 0 {
-			r, err := s.runScript(ctx, readScript, slow, newBase())
+			r, err := s.runScript(ctx, readScript, slow, nil, newVersions(len(slow)))
 			if err != nil {
 				return err
 			}
@@ -370,15 +375,17 @@ func (s *Store) getAll(ctx context.Context, keys []string) ([]any, error) {
 
 // runScript runs sc over the keys of tags in one round trip: one script
 // over every tag on a single node, a pipeline of one script per tag (whose
-// keys share a slot) elsewhere. It returns sc's reply for each tag, when sc
-// answers a list with one value per tag.
-func (s *Store) runScript(ctx context.Context, sc *script, tags []tagKeys, args ...any) ([]any, error) {
+// keys share a slot) elsewhere. The arguments of a script are args, then
+// the versions of its tags (versions[i] is the new version of tags[i]). It
+// returns sc's reply for each tag, when sc answers a list with one value
+// per tag.
+func (s *Store) runScript(ctx context.Context, sc *script, tags []tagKeys, args []any, versions []string) ([]any, error) {
 	if s.oneNode {
 		keys := make([]string, 0, 3*len(tags))
 		for _, t := range tags {
 			keys = append(keys, t.version, t.heldUntil, t.leases)
 		}
-		cmd := s.eval(ctx, sc, keys, args...)
+		cmd := s.eval(ctx, sc, keys, scriptArgs(args, versions...)...)
 		if err := cmd.Err(); err != nil {
 			return nil, err
 		}
@@ -390,10 +397,12 @@ func (s *Store) runScript(ctx context.Context, sc *script, tags []tagKeys, args 
 	}
 	pipe := s.rdb.Pipeline()
 	keys := make([][]string, len(tags))
+	argv := make([][]any, len(tags))
 	cmds := make([]*redis.Cmd, len(tags))
 	for i, t := range tags {
 		keys[i] = []string{t.version, t.heldUntil, t.leases}
-		cmds[i] = pipe.EvalSha(ctx, sc.sha, keys[i], args...)
+		argv[i] = scriptArgs(args, versions[i])
+		cmds[i] = pipe.EvalSha(ctx, sc.sha, keys[i], argv[i]...)
 	}
 	s.roundTrips.Add(1)
 	_, _ = pipe.Exec(ctx) // errors are read command by command
@@ -403,7 +412,7 @@ func (s *Store) runScript(ctx context.Context, sc *script, tags []tagKeys, args 
 			if retry == nil {
 				retry = s.rdb.Pipeline()
 			}
-			cmds[i] = retry.Eval(ctx, sc.src, keys[i], args...)
+			cmds[i] = retry.Eval(ctx, sc.src, keys[i], argv[i]...)
 		}
 	}
 	if retry != nil {
@@ -534,11 +543,15 @@ func (s *Store) write(ctx context.Context, op string, tags []string, holdMS int6
 		drop = "1"
 	}
 	l := strconv.FormatUint(lease, 10)
+	args := []any{holdMS, l, drop}
 	return s.call(ctx, op, func(ctx context.Context) error {
+		// Fresh versions for every attempt: a call that timed out may
+		// have written the ones it sent.
+		vs := newVersions(len(tks))
 		if s.wait > 0 {
-			return s.writeAndWait(ctx, tks, newBase(), holdMS, l, drop)
+			return s.writeAndWait(ctx, tks, scriptArgs(args, vs...))
 		}
-		_, err := s.runScript(ctx, writeScript, tks, newBase(), holdMS, l, drop)
+		_, err := s.runScript(ctx, writeScript, tks, args, vs)
 		return err
 	})
 }
@@ -546,7 +559,7 @@ func (s *Store) write(ctx context.Context, op string, tags []string, holdMS int6
 // writeAndWait runs the write script and WAIT in one pipeline, so that
 // WAIT counts the replicas that have this very write (it waits for the
 // writes of its own connection).
-func (s *Store) writeAndWait(ctx context.Context, tags []tagKeys, args ...any) error {
+func (s *Store) writeAndWait(ctx context.Context, tags []tagKeys, args []any) error {
 	keys := make([]string, 0, 3*len(tags))
 	for _, t := range tags {
 		keys = append(keys, t.version, t.heldUntil, t.leases)
@@ -687,13 +700,38 @@ func tripsBreaker(err error) bool {
 	return false
 }
 
-// newBase returns a fresh random version base in [2^62, 2^63): never 0,
-// within Redis's signed 64-bit integers, with 2^61 bumps of room on average
-// (a bump that would overflow draws a fresh base).
-func newBase() string {
+// scriptArgs returns args followed by versions, as a script's ARGV.
+func scriptArgs(args []any, versions ...string) []any {
+	out := make([]any, 0, len(args)+len(versions))
+	out = append(out, args...)
+	for _, v := range versions {
+		out = append(out, v)
+	}
+	return out
+}
+
+// newVersions returns n fresh random versions (decimal), one for each tag
+// of a script: see newVersion.
+func newVersions(n int) []string {
+	vs := make([]string, n)
+	for i := range vs {
+		vs[i] = strconv.FormatUint(newVersion(), 10)
+	}
+	return vs
+}
+
+// newVersion returns a fresh random version in [1, 2^63): never 0 (a held
+// or unknown tag), within Redis's signed 64-bit integers, and drawn anew for
+// every bump, so that a version handed out once is never handed out again,
+// whatever Redis forgets (see scripts.go).
+func newVersion() uint64 {
 	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:])>>2|1<<62, 10)
+	for {
+		_, _ = rand.Read(b[:])
+		if v := binary.LittleEndian.Uint64(b[:]) >> 1; v != 0 {
+			return v
+		}
+	}
 }
 
 // newLease returns a random, non-zero lease id.

@@ -25,13 +25,20 @@ func isNoScript(err error) bool {
 }
 
 // Versions are decimal strings in the scripts: Lua numbers are doubles and
-// would round a 63-bit version. Integer replies of INCR are never read.
+// would round a 63-bit version. The scripts never do arithmetic on a
+// version; they only store values the client drew.
 //
-// A version is created from ARGV[1], a fresh random number in [2^62, 2^63)
-// the client draws for every call, whenever a tag has no version key: on the
-// first read of the tag, or after Redis lost it (restart without persistence,
-// FLUSHALL, eviction). So versions are never 0 and never come back after a
-// loss, except with probability about bumps/2^62.
+// Every version is a fresh random number in [1, 2^63) that the client draws
+// (crypto/rand) and passes as an argument, one per tag: a tag that has no
+// version key gets one on its first read (or after Redis lost it: restart
+// without persistence, FLUSHALL, eviction), and every bump writes a new one.
+// Nothing is counted, so a version never comes back (except with probability
+// about 2^-63 per pair of versions), whatever Redis forgets: a restart from
+// an old snapshot or a failover to a lagging replica turns a version back to
+// one it had, and the next bump moves it to a value nobody has seen, not to
+// one handed out before the loss (as INCR would, reviving the entries stamped
+// with it, here or on the nodes of a cluster that did not fail). Versions are
+// compared for equality only.
 //
 // Holds are deadlines in ms on the clock (TIME) of the node that owns the
 // tag: one per lease in the leases hash, and the latest of them all in the
@@ -47,14 +54,14 @@ func isNoScript(err error) bool {
 // have all expired. In Redis Cluster it runs with one tag at a time.
 //
 //	KEYS:    version, held-until, leases keys of each tag
-//	ARGV[1]: a fresh random version base (decimal)
+//	ARGV:    a fresh random version (decimal) for each tag, in KEYS order,
+//	         set if the tag has none
 //	reply:   one version per tag ("0" while held)
 var readScript = newScript(`
-local base = ARGV[1]
 local out = {}
 local now
 for i = 1, #KEYS, 3 do
-  redis.call('SET', KEYS[i], base, 'NX')
+  redis.call('SET', KEYS[i], ARGV[#out + 1], 'NX')
   local v = redis.call('GET', KEYS[i])
   local u = redis.call('GET', KEYS[i + 1])
   if u then
@@ -79,17 +86,16 @@ return out
 // held-until key. In Redis Cluster it runs with one tag at a time.
 //
 //	KEYS:    version, held-until, leases keys of each tag
-//	ARGV[1]: a fresh random version base (decimal), used when a tag has no
-//	         version or its version would overflow
-//	ARGV[2]: hold in ms, 0 for none
-//	ARGV[3]: lease id (decimal)
-//	ARGV[4]: "1" to drop the lease's hold
+//	ARGV[1]: hold in ms, 0 for none
+//	ARGV[2]: lease id (decimal)
+//	ARGV[3]: "1" to drop the lease's hold
+//	ARGV[4…]: the new version (decimal, fresh and random) of each tag, in
+//	         KEYS order
 //	reply:   the number of tags
 var writeScript = newScript(`
-local base = ARGV[1]
-local hold = tonumber(ARGV[2])
-local lease = ARGV[3]
-local release = ARGV[4] == '1'
+local hold = tonumber(ARGV[1])
+local lease = ARGV[2]
+local release = ARGV[3] == '1'
 local now
 local function clock()
   if not now then
@@ -98,14 +104,11 @@ local function clock()
   end
   return now
 end
+local n = 0
 for i = 1, #KEYS, 3 do
   local vk, uk, lk = KEYS[i], KEYS[i + 1], KEYS[i + 2]
-  if not redis.call('SET', vk, base, 'NX') then
-    local r = redis.pcall('INCR', vk)
-    if type(r) == 'table' and r.err then
-      redis.call('SET', vk, base)
-    end
-  end
+  n = n + 1
+  redis.call('SET', vk, ARGV[3 + n])
   if release then
     redis.call('HDEL', lk, lease)
   end
