@@ -125,7 +125,7 @@ func TestCorruptEntryIsACountedMiss(t *testing.T) {
 // transaction: everything is answered by the database, and errors are counted.
 func TestFailingStoreFailsOpen(t *testing.T) {
 	t.Parallel()
-	db, p := cachedDB(t, "sqlite", plugin.Config{Store: &failingStore{}})
+	db, p := cachedDB(t, "sqlite", plugin.Config{Store: &failingStore{}, BumpFailure: plugin.ProceedWrite})
 	for i := 0; i < 3; i++ {
 		if got := account(t, db, 3); got.Owner != "owner3" {
 			t.Fatalf("got %+v", got)

@@ -12,6 +12,37 @@ import (
 	"github.com/gormcache/gormcache/store"
 )
 
+// BumpFailure is what a write does when its first bump fails (see
+// Config.BumpFailure).
+type BumpFailure int
+
+const (
+	// FailWrite fails the write before it reaches the database, with an
+	// error wrapping store.ErrUnavailable: nothing changed, so no instance
+	// can serve data older than it, and the guarantee holds whole. Writes
+	// fail while the store cannot be reached. The in-process default store
+	// never fails a bump.
+	FailWrite BumpFailure = iota
+	// ProceedWrite runs the write anyway. This instance serves nothing of
+	// its tables from the store until a bump of them lands (retried in the
+	// background with a backoff of up to 5 s, and once more, bounded by
+	// StoreTimeout, at Close, which logs what it could not bump). Other
+	// instances may serve entries from before the write meanwhile: while
+	// the store stays unreachable from this instance, up to the entries'
+	// TTL.
+	ProceedWrite
+)
+
+func (b BumpFailure) String() string {
+	switch b {
+	case FailWrite:
+		return "FailWrite"
+	case ProceedWrite:
+		return "ProceedWrite"
+	}
+	return fmt.Sprintf("BumpFailure(%d)", int(b))
+}
+
 // Forever, as a TTL, keeps entries until a write invalidates them or the
 // store evicts them (Django's TIMEOUT=None).
 const Forever time.Duration = -1
@@ -130,6 +161,12 @@ type Config struct {
 	// Take and Last give gorm.ErrRecordNotFound on a hit as on a miss).
 	SkipEmpty bool
 
+	// BumpFailure says what a write does when the bump that must come
+	// before it cannot be placed in a shared store (the store is down or
+	// too slow, or this instance's circuit breaker is open): FailWrite, the
+	// default, or ProceedWrite.
+	BumpFailure BumpFailure
+
 	// EmptyTTL, when positive, is the TTL of results with no rows, if it
 	// is shorter than theirs would be: lookups of ids that do not exist
 	// (or not yet) stay cached for less time. 0 means the same TTL as any
@@ -195,6 +232,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MaxRows must not be negative, got %d", ErrInvalidConfig, c.MaxRows)
 	case c.MaxBytes < 0:
 		return fmt.Errorf("%w: MaxBytes must not be negative, got %d", ErrInvalidConfig, c.MaxBytes)
+	case c.BumpFailure != FailWrite && c.BumpFailure != ProceedWrite:
+		return fmt.Errorf("%w: unknown BumpFailure %d", ErrInvalidConfig, c.BumpFailure)
 	case c.EmptyTTL < 0:
 		return fmt.Errorf("%w: EmptyTTL must not be negative, got %v", ErrInvalidConfig, c.EmptyTTL)
 	case c.WriteLease < 0:

@@ -170,8 +170,9 @@ func (t *txPool) Rollback() error {
 }
 
 // hold records tags as written by the transaction; the first time a tag is
-// written, it is bumped and held until the transaction ends.
-func (t *txPool) hold(ctx context.Context, tags []string) {
+// written, it is bumped and held until the transaction ends. An error
+// (Config.BumpFailure) means the write must not run.
+func (t *txPool) hold(ctx context.Context, tags []string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var fresh []string
@@ -181,7 +182,11 @@ func (t *txPool) hold(ctx context.Context, tags []string) {
 		}
 	}
 	if len(fresh) == 0 {
-		return
+		return nil
+	}
+	h, err := t.p.holdWrite(ctx, fresh)
+	if err != nil {
+		return err
 	}
 	if t.held == nil {
 		t.held = make(map[string]bool, len(fresh))
@@ -189,7 +194,8 @@ func (t *txPool) hold(ctx context.Context, tags []string) {
 	for _, tag := range fresh {
 		t.held[tag] = true
 	}
-	t.holds = append(t.holds, t.p.holdWrite(ctx, fresh))
+	t.holds = append(t.holds, h)
+	return nil
 }
 
 // end ends the holds of the transaction's writes, once it is over (when

@@ -70,8 +70,9 @@ func (p *Plugin) rawTxOf(conn *sql.Conn) *rawTx {
 func (r *rawTx) inTx() bool { return r != nil && r.active.Load() }
 
 // hold records tags as written inside the transaction; the first time a
-// tag is written, it is bumped and held until the transaction ends.
-func (r *rawTx) hold(ctx context.Context, p *Plugin, tags []string) {
+// tag is written, it is bumped and held until the transaction ends. An
+// error (Config.BumpFailure) means the write must not run.
+func (r *rawTx) hold(ctx context.Context, p *Plugin, tags []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var fresh []string
@@ -81,7 +82,11 @@ func (r *rawTx) hold(ctx context.Context, p *Plugin, tags []string) {
 		}
 	}
 	if len(fresh) == 0 {
-		return
+		return nil
+	}
+	h, err := p.holdWrite(ctx, fresh)
+	if err != nil {
+		return err
 	}
 	if r.held == nil {
 		r.held = map[string]bool{}
@@ -89,7 +94,8 @@ func (r *rawTx) hold(ctx context.Context, p *Plugin, tags []string) {
 	for _, t := range fresh {
 		r.held[t] = true
 	}
-	r.holds = append(r.holds, p.holdWrite(ctx, fresh))
+	r.holds = append(r.holds, h)
+	return nil
 }
 
 // control applies a transaction control statement that ended with err.

@@ -165,7 +165,7 @@ func TestRetryBrokenClearsMarkOfWriteInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &bumpDownStore{bytesStore: newBytesStore()}
-	p := plugin.New(plugin.Config{Store: st, Logger: quiet})
+	p := plugin.New(plugin.Config{BumpFailure: plugin.ProceedWrite, Store: st, Logger: quiet})
 	if err := db.Use(p); err != nil {
 		t.Fatal(err)
 	}

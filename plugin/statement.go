@@ -86,7 +86,10 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		return s.inner.ExecContext(ctx, query, args...)
 	}
 	s.p.recordPlan(ctx, pl, nil)
-	finish := s.startWrite(ctx, pl)
+	finish, err := s.startWrite(ctx, pl)
+	if err != nil {
+		return nil, err
+	}
 	defer func() { finish(err) }()
 	return s.inner.ExecContext(ctx, query, args...)
 }
@@ -146,7 +149,10 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	if pl.write {
 		p.stats.bypassed(pl.reason)
 		p.recordPlan(ctx, pl, nil)
-		finish := s.startWrite(ctx, pl)
+		finish, err := s.startWrite(ctx, pl)
+		if err != nil {
+			return nil, nil, err
+		}
 		if raw := s.rawScope(); pl.tx != invalidation.TxNone && raw != nil {
 			write := finish
 			finish = func(err error) {

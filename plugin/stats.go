@@ -54,6 +54,9 @@ type Stats struct {
 	// or connection error, so that the database may still have committed
 	// them: their tables stayed held for WriteLease.
 	UnknownOutcomes uint64
+	// WritesRefused counts writes failed before they ran because their
+	// tables could not be invalidated first (Config.BumpFailure FailWrite).
+	WritesRefused uint64
 	// StoreErrors counts failed store calls (each one served from the database).
 	StoreErrors uint64
 	// StoreCanceled counts store calls that ended because the application
@@ -90,9 +93,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, renewals, unknownOutcomes, storeErrors, storeCanceled, outages, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
-	tables                                                                                                                                                            tableCounts
-	bypass                                                                                                                                                            sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, invalidations, renewals, unknownOutcomes, refused, storeErrors, storeCanceled, outages, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
+	tables                                                                                                                                                                     tableCounts
+	bypass                                                                                                                                                                     sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -113,6 +116,7 @@ func (c *counters) snapshot() Stats {
 		StoreCanceled:   c.storeCanceled.Load(),
 		HoldRenewals:    c.renewals.Load(),
 		UnknownOutcomes: c.unknownOutcomes.Load(),
+		WritesRefused:   c.refused.Load(),
 		Outages:         c.outages.Load(),
 		CorruptEntries:  c.corrupt.Load(),
 		Collisions:      c.collisions.Load(),

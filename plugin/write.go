@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -30,7 +31,11 @@ import (
 // A statement whose outcome is unknown (it ended with a context or
 // connection error: the database may still commit it) keeps its tables
 // held for WriteLease, and bumps them again then (see linger).
-func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
+//
+// When the first bump cannot be placed and Config.BumpFailure is FailWrite,
+// it returns an error wrapping store.ErrUnavailable instead: the statement
+// must not run.
+func (s *stmtPool) startWrite(ctx context.Context, pl *plan) (func(error), error) {
 	p := s.p
 	tags := pl.writeTags
 	if s.db != nil && len(tags) > 0 && tags[0] != store.GlobalTag {
@@ -41,23 +46,30 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
 	}
 	tags = p.currentDeps().writeTags(tags) // cascades, partitions, triggers
 	if tx := ourTx(s.inner); tx != nil {
-		tx.hold(ctx, tags)
+		if err := tx.hold(ctx, tags); err != nil {
+			return nil, err
+		}
 		if pl.ddl {
 			tx.ddl.Store(true)
-			return func(error) { p.schemaChanged() }
+			return func(error) { p.schemaChanged() }, nil
 		}
-		return func(error) {}
+		return func(error) {}, nil
 	}
 	if raw := s.rawScope(); raw.inTx() || raw != nil && opensTx(pl.tx) {
-		raw.hold(ctx, p, tags)
+		if err := raw.hold(ctx, p, tags); err != nil {
+			return nil, err
+		}
 		return func(error) {
 			if pl.ddl {
 				p.schemaChanged()
 			}
-		}
+		}, nil
 	}
 	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
-		id := p.beginWrite(ctx, tags, p.cfg.WriteLease)
+		id, err := p.beginWrite(ctx, tags, p.cfg.WriteLease, true)
+		if err != nil {
+			return nil, err
+		}
 		return func(error) {
 			if id == 0 {
 				p.writeOver(tags)
@@ -66,9 +78,12 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
 			if pl.ddl {
 				p.schemaChanged()
 			}
-		}
+		}, nil
 	}
-	h := p.holdWrite(ctx, tags)
+	h, err := p.holdWrite(ctx, tags)
+	if err != nil {
+		return nil, err
+	}
 	// A context already done when the statement starts: database/sql
 	// returns its error without running the statement.
 	done := ctx.Err() != nil
@@ -77,7 +92,7 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) func(error) {
 		if pl.ddl {
 			p.schemaChanged()
 		}
-	}
+	}, nil
 }
 
 // opensTx tells whether a statement leaves a transaction open ("BEGIN;
@@ -142,15 +157,19 @@ type writeHold struct {
 // keeps its tables held only until the last hold expires.
 const maxHoldRenewal = time.Hour
 
-// holdWrite bumps and holds tags for a write about to run.
-func (p *Plugin) holdWrite(ctx context.Context, tags []string) *writeHold {
+// holdWrite bumps and holds tags for a write about to run (see beginWrite
+// for its error).
+func (p *Plugin) holdWrite(ctx context.Context, tags []string) (*writeHold, error) {
 	h := &writeHold{p: p, tags: tags, since: time.Now()}
-	h.id = p.beginWrite(ctx, tags, p.cfg.WriteLease)
+	var err error
+	if h.id, err = p.beginWrite(ctx, tags, p.cfg.WriteLease, true); err != nil {
+		return nil, err
+	}
 	h.unprotected = h.id == 0
 	h.mu.Lock() // renew reads h.renewal
 	h.renewal = time.AfterFunc(p.cfg.WriteLease/2, h.renew)
 	h.mu.Unlock()
-	return h
+	return h, nil
 }
 
 // renew places a fresh hold before the current one expires, then releases
@@ -226,7 +245,7 @@ func (h *writeHold) end(ctx context.Context, unknown bool) {
 func (p *Plugin) linger(ctx context.Context, tags []string, id uint64, unprotected bool) {
 	p.stats.unknownOutcomes.Add(1)
 	p.log.Warn("gormcache: a write ended without a known outcome (context or connection error); its tables are not cached until WriteLease has passed", "tables", tags, "lease", p.cfg.WriteLease)
-	next := p.beginWrite(ctx, tags, p.cfg.WriteLease)
+	next, _ := p.beginWrite(ctx, tags, p.cfg.WriteLease, false)
 	if unprotected {
 		p.writeOver(tags)
 	}
@@ -271,9 +290,11 @@ func (p *Plugin) stopLingering() int {
 }
 
 // beginWrite bumps tags and holds them for hold; it returns the lease id.
-// It never fails: a bump that does not reach the store marks the tags
-// broken, and counts them as written (writeStarted) until writeOver.
-func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Duration) uint64 {
+// A bump that does not reach the store fails a write that has not run yet
+// (before) under Config.BumpFailure FailWrite, with an error wrapping
+// store.ErrUnavailable; otherwise it marks the tags broken, counts them as
+// written (writeStarted) until writeOver, and returns 0.
+func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Duration, before bool) (uint64, error) {
 	p.bg.add()
 	defer p.bg.done()
 	var err error
@@ -284,15 +305,28 @@ func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Durati
 		cancel()
 		if err == nil {
 			p.stats.invalidations.Add(uint64(len(tags)))
-			return id
+			return id, nil
 		}
+	}
+	if before && p.cfg.BumpFailure == FailWrite && !p.ownStore {
+		p.stats.refused.Add(1)
+		p.storeFailed("bump", err)
+		return 0, fmt.Errorf("gormcache: write refused: its tables could not be invalidated in the store first (Config.BumpFailure is FailWrite): %w", errUnavailable(err))
 	}
 	// No hold protects the tables while the write runs: they stay broken
 	// (not served, not stored) until the write is over and bumped after it
 	// (writeOver), whatever a background retry manages before.
 	p.writeStarted(tags)
 	p.bumpFailed(tags, err)
-	return 0
+	return 0, nil
+}
+
+// errUnavailable makes sure err wraps store.ErrUnavailable.
+func errUnavailable(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 }
 
 // writeStarted counts a write in flight that no hold protects.
