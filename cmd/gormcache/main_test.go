@@ -310,6 +310,13 @@ func TestHelp(t *testing.T) {
 					t.Errorf("%s --help lacks %q:\n%s", c.name, want, r.stdout)
 				}
 			}
+			// Each command's exit codes are those the main help lists.
+			if c.notFound && !strings.Contains(r.stdout, ", 3 no live entry") {
+				t.Errorf("%s --help does not list exit code 3:\n%s", c.name, r.stdout)
+			}
+			if c.noTarget != strings.Contains(r.stdout, ", 4 no version") {
+				t.Errorf("%s --help: exit code 4 listed %t, want %t:\n%s", c.name, !c.noTarget, c.noTarget, r.stdout)
+			}
 			if h := ok(t, append([]string{"help"}, strings.Fields(c.name)...)...); h.stdout != r.stdout {
 				t.Errorf("gormcache help %s differs from --help", c.name)
 			}
