@@ -67,7 +67,9 @@ func TestStores(t *testing.T) {
 				rdb.Close()
 				testdb.Unavailable(t, "redis at "+addr, err)
 			}
-			s, err := redisstore.New(rdb, redisstore.Config{Prefix: randomPrefix("redis"), Timeout: 2 * time.Second})
+			prefix := randomPrefix("redis")
+			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{addr}}, prefix)
+			s, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, Timeout: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

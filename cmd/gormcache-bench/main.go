@@ -17,8 +17,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -31,7 +29,6 @@ import (
 	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"github.com/gormcache/gormcache/internal/pgadmin"
-	"github.com/gormcache/gormcache/store/redisstore"
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection
 	"github.com/redis/go-redis/v9"
 	"gorm.io/driver/postgres"
@@ -116,18 +113,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if err := rdb.Ping(context.Background()).Err(); err != nil {
 				return fmt.Errorf("Redis unreachable at %s (use -redis off to skip it): %w", *redisAddr, err)
 			}
-			var b [4]byte
-			_, _ = rand.Read(b[:])
-			prefix := "gcbench:" + hex.EncodeToString(b[:]) + ":"
-			st, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+			opt, drop, err := suite.RedisStore(rdb)
 			if err != nil {
 				return err
 			}
-			re, err := suite.Open("postgres+redis", func() gorm.Dialector { return postgres.Open(dsn) }, suite.Options{
-				Store:  st,
-				RawGet: func(ctx context.Context, k string) ([]byte, error) { return rdb.Get(ctx, k).Bytes() },
-				RawKey: st.EntryKey,
-			})
+			var re *suite.Env
+			defer func() {
+				if re != nil {
+					re.Close() // first: nothing writes after the keys are gone
+				}
+				if err := drop(context.Background()); err != nil {
+					fmt.Fprintf(stderr, "delete the benchmark's keys from Redis at %s: %v\n", *redisAddr, err)
+				}
+			}()
+			re, err = suite.Open("postgres+redis", func() gorm.Dialector { return postgres.Open(dsn) }, opt)
 			if err != nil {
 				return err
 			}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,8 +14,6 @@ import (
 
 	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
 	"github.com/gormcache/gormcache/internal/nulldb"
-	"github.com/gormcache/gormcache/store"
-	"github.com/gormcache/gormcache/store/redisstore"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -165,8 +161,7 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 }
 
 // openRedisEnv opens the shared-store case: the same database through a
-// plugin on Redis, under a fresh prefix whose version keys it deletes at the
-// end (its entries expire by themselves).
+// plugin on Redis, under a fresh prefix whose keys it deletes at the end.
 func openRedisEnv(ctx context.Context, e *env, name string, dial func() gorm.Dialector, addr string) (*suite.Env, func(), error) {
 	u := addr
 	if !strings.Contains(u, "://") {
@@ -190,34 +185,28 @@ func openRedisEnv(ctx context.Context, e *env, name string, dial func() gorm.Dia
 		rdb.Close()
 		return nil, nil, fmt.Errorf("cannot reach %s: %s — is the server running? check --redis, or leave it out", spec, netReason(err, e.g.timeout))
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	prefix := "gcbench:" + hex.EncodeToString(b[:]) + ":"
-	st, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+	opt, drop, err := suite.RedisStore(rdb)
 	if err != nil {
 		rdb.Close()
 		return nil, nil, err
 	}
-	re, err := suite.Open(name+"+redis", dial, suite.Options{
-		Store:  st,
-		RawGet: func(ctx context.Context, k string) ([]byte, error) { return rdb.Get(ctx, k).Bytes() },
-		RawKey: st.EntryKey,
-	})
-	if err != nil {
-		rdb.Close()
-		return nil, nil, err
-	}
+	var re *suite.Env
 	cleanup := func() {
-		var ks []string
-		for _, tag := range []string{suite.Table, store.GlobalTag} {
-			for _, s := range []string{"v", "u", "l"} { // redisstore's documented key layout
-				ks = append(ks, prefix+"{t:"+tag+"}:"+s)
-			}
+		if re != nil {
+			re.Close() // first: nothing writes after the keys are gone
 		}
-		for _, k := range ks {
-			rdb.Del(context.Background(), k)
+		// Not ctx: the keys go after an interrupt too.
+		cctx, cancel := context.WithTimeout(context.Background(), 4*e.g.timeout)
+		defer cancel()
+		if err := drop(cctx); err != nil {
+			fmt.Fprintf(e.stderr, "gormcache bench: delete the benchmark's keys from %s: %v\n", spec, err)
 		}
 		rdb.Close()
+	}
+	re, err = suite.Open(name+"+redis", dial, opt)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
 	}
 	return re, cleanup, nil
 }

@@ -43,7 +43,19 @@
 // Exit codes: 0 success; 1 runtime error (a server unreachable, an operation
 // refused, an interrupted bench); 2 usage error (unknown command or flag,
 // missing or malformed argument, bad URL); 3 no live entry under the key
-// (inspect, get).
+// (inspect, get): none, or a stale or expired one, which inspect prints;
+// 4 nothing to invalidate (invalidate, flush): the store had no version of
+// "*" under the prefix before the bump, so the application has cached
+// nothing there and --store (its ?prefix=, database or server) is probably
+// not the application's; with invalidate --strict, also when a named table
+// had no version. The bump is made either way, and a table without a
+// version is always a warning on stderr. Redis and memcached are checked; a
+// file store cannot tell.
+//
+// Exit code 4 rather than a warning alone: a script that runs
+// "gormcache invalidate orders" after a batch job must not take a
+// misconfigured --store for a success, yet a table that is merely not cached
+// yet (while "*" exists) is no failure, so only --strict makes it one.
 //
 // Every command has --help, with examples.
 package main

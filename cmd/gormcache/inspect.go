@@ -53,7 +53,10 @@ SQL exactly as the driver receives it (placeholders $1, $2 on PostgreSQL,
 the database as the plugin reads it; give --identity if the application sets
 plugin.Config.Identity.
 
-Exits 3 when KEY holds no entry (never stored, expired, evicted or deleted).`,
+Exits 3 when KEY holds no live entry: none (never stored, expired, evicted or
+deleted), or one the application no longer serves (stale: a table was written
+since; a low-level entry past its expiry; a key that is not its query's hash),
+which is printed first.`,
 	examples: `  gormcache inspect gc:1:3q2-7wXQn0S5u3zB8s9aUw
   gormcache inspect --rows 50 gc:1:3q2-7wXQn0S5u3zB8s9aUw
   gormcache inspect --json gc:1:3q2-7wXQn0S5u3zB8s9aUw | jq .sql
@@ -193,10 +196,30 @@ func inspect(ctx context.Context, e *env, key string, rows int, asJSON bool) err
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.text(e.stdout, rows)
 	}
-	rep.text(e.stdout, rows)
+	if why := rep.notLive(); why != "" {
+		return &notFoundError{msg: fmt.Sprintf("the entry under %q is not live: %s", key, why)}
+	}
 	return nil
+}
+
+// notLive says why the application would not serve the entry, or "" when
+// it would.
+func (rep *report) notLive() string {
+	switch {
+	case rep.KeyMismatch:
+		return "the key is not the hash of the entry's query"
+	case rep.Fresh != nil && !*rep.Fresh:
+		return "it is stale (a table it depends on was written since, or is held by a write in flight)"
+	case rep.Expires != nil && !rep.Expires.After(time.Now()):
+		return "it is past its expiry"
+	}
+	return ""
 }
 
 // query fills rep from a plugin entry.

@@ -143,11 +143,17 @@ func TestInspect(t *testing.T) {
 		t.Errorf("inspect --sql: %s", r)
 	}
 
-	// After the table is invalidated, the entry is stale.
+	// After the table is invalidated, the entry is stale: no live entry
+	// (exit 3), printed all the same.
 	ok(t, "invalidate", "--store", url, "items")
-	r = ok(t, "inspect", "--store", url, ex.Key)
-	if !strings.Contains(r.stdout, "written since") || !looseContains(r.stdout, "state stale") {
-		t.Errorf("inspect after invalidate:\n%s", r.stdout)
+	r = gc(t, nil, "inspect", "--store", url, ex.Key)
+	if r.code != exitNotFound || !strings.Contains(r.stdout, "written since") || !looseContains(r.stdout, "state stale") || !strings.Contains(r.stderr, "stale") {
+		t.Errorf("inspect after invalidate: want exit %d, the entry and why: %s", exitNotFound, r)
+	}
+	r = gc(t, nil, "inspect", "--store", url, "--json", ex.Key)
+	var stale struct{ Fresh *bool }
+	if err := json.Unmarshal([]byte(r.stdout), &stale); r.code != exitNotFound || err != nil || stale.Fresh == nil || *stale.Fresh {
+		t.Errorf("inspect --json after invalidate: want exit %d and fresh false (%v): %s", exitNotFound, err, r)
 	}
 
 	// A key with no entry exits 3; garbage under a key is reported.
@@ -189,8 +195,8 @@ func TestInspectFileStore(t *testing.T) {
 		}
 	}
 	ok(t, "flush", "--store", "file://"+dir)
-	if r := ok(t, "inspect", "--store", "file://"+dir, ex.Key); !looseContains(r.stdout, "state stale") {
-		t.Errorf("inspect after flush:\n%s", r.stdout)
+	if r := gc(t, nil, "inspect", "--store", "file://"+dir, ex.Key); r.code != exitNotFound || !looseContains(r.stdout, "state stale") {
+		t.Errorf("inspect after flush: want exit %d: %s", exitNotFound, r)
 	}
 	var third item
 	if err := db.First(&third, 42).Error; err != nil || p.Stats().Hits != 0 {

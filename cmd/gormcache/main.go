@@ -21,6 +21,7 @@ const (
 	exitError    = 1 // runtime error: a server unreachable, an operation failed
 	exitUsage    = 2 // usage error: unknown command or flag, missing or bad argument
 	exitNotFound = 3 // inspect, get: no live entry under the key
+	exitNoTarget = 4 // invalidate, flush: the prefix holds nothing of the application's
 )
 
 // Defaults of the global flags.
@@ -68,6 +69,7 @@ type command struct {
 	help     string // what it does, in a few paragraphs
 	examples string
 	notFound bool // may exit with exitNotFound
+	noTarget bool // may exit with exitNoTarget
 	setup    func(fs *flag.FlagSet) runFunc
 }
 
@@ -106,6 +108,12 @@ func usagef(format string, args ...any) error {
 type notFoundError struct{ msg string }
 
 func (e *notFoundError) Error() string { return e.msg }
+
+// noTargetError reports that a bump reached no version the application
+// uses (the prefix or the store is not the application's): exit code 4.
+type noTargetError struct{ msg string }
+
+func (e *noTargetError) Error() string { return e.msg }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	g := &globals{store: os.Getenv("GORMCACHE_STORE"), prefix: defaultPrefix, timeout: defaultTimeout}
@@ -167,6 +175,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err = runCmd(ctx, &env{g: g, stdout: stdout, stderr: stderr}, pos)
 	var ue *usageError
 	var nf *notFoundError
+	var nt *noTargetError
 	switch {
 	case err == nil:
 		return exitOK
@@ -175,6 +184,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &nf):
 		fmt.Fprintf(stderr, "gormcache %s: %s\n", cmd.name, nf.msg)
 		return exitNotFound
+	case errors.As(err, &nt):
+		fmt.Fprintf(stderr, "gormcache %s: %s\n", cmd.name, nt.msg)
+		return exitNoTarget
 	}
 	fmt.Fprintf(stderr, "gormcache %s: %v\n", cmd.name, err)
 	return exitError
@@ -267,7 +279,13 @@ const exitCodesHelp = `Exit codes:
   0  success
   1  runtime error: a store or database unreachable, an operation refused
   2  usage error: unknown command or flag, missing or malformed argument
-  3  not found: inspect or get found no live entry under the key
+  3  not found: inspect or get found no live entry under the key (none, or
+     only a stale or expired one, which inspect still prints)
+  4  nothing to invalidate: invalidate or flush found no version of "*" under
+     the store's prefix before bumping (with invalidate --strict: no version of
+     a named table), so the application never read this prefix of this store:
+     --store's ?prefix=, database or server is probably not the application's.
+     The bump was made; a warning on stderr says which tags had no version
 `
 
 func mainHelp(w io.Writer) {
@@ -346,7 +364,10 @@ Global flags (before or after the command's name):
 	}
 	fmt.Fprint(w, "\nExit codes: 0 success, 1 runtime error, 2 usage error")
 	if cmd.notFound {
-		fmt.Fprint(w, ", 3 no live entry under the key")
+		fmt.Fprint(w, ", 3 no live entry under the key (absent, expired or stale)")
+	}
+	if cmd.noTarget {
+		fmt.Fprint(w, ", 4 no version of \"*\" under the prefix before the bump: the store or prefix is not the application's")
 	}
 	fmt.Fprintln(w, ".")
 }

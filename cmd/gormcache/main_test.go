@@ -129,20 +129,14 @@ func redisStore(t testing.TB) (string, string, *redis.Client) {
 		rdb.Close()
 		testdb.Unavailable(t, "redis at "+redisAddr, err)
 	}
+	t.Cleanup(func() { rdb.Close() })
 	prefix := "gccli-" + randomHex(4) + ":"
-	t.Cleanup(func() {
-		defer rdb.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
+	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{redisAddr}}, prefix)
 	return "redis://" + redisAddr + "?prefix=" + prefix, prefix, rdb
 }
 
 // clusterStore returns a --store URL on the local Redis Cluster with a fresh
-// prefix, holding the cluster's shared test lock (tests elsewhere stop its
+// prefix (its keys are deleted at the end), holding the cluster's shared test lock (tests elsewhere stop its
 // nodes under an exclusive one).
 func clusterStore(t testing.TB) string {
 	t.Helper()
@@ -150,41 +144,25 @@ func clusterStore(t testing.TB) string {
 		testdb.Unavailable(t, "redis cluster at "+strings.Join(rediscluster.Addrs, ","), err)
 	}
 	prefix := "gccli-" + randomHex(4) + ":"
-	t.Cleanup(func() {
-		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rediscluster.Addrs})
-		defer rdb.Close()
-		ctx := context.Background()
-		_ = rdb.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				c.Del(ctx, iter.Val())
-			}
-			return nil
-		})
-	})
+	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: rediscluster.Addrs}, prefix)
 	return "redis+cluster://" + strings.Join(rediscluster.Addrs[:3], ",") + "?prefix=" + prefix
 }
 
 // sentinelStore returns a --store URL on the master the local Sentinel
-// watches, with a fresh prefix.
+// watches, with a fresh prefix; the prefix's keys are deleted at the end.
 func sentinelStore(t testing.TB) string {
 	t.Helper()
-	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sentinelMaster, SentinelAddrs: []string{sentinelAddr}, DialTimeout: 2 * time.Second})
+	opt := redis.UniversalOptions{MasterName: sentinelMaster, Addrs: []string{sentinelAddr}, DialTimeout: 2 * time.Second}
+	rdb := redis.NewUniversalClient(&opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
+	err := rdb.Ping(ctx).Err()
+	rdb.Close()
+	if err != nil {
 		testdb.Unavailable(t, "redis sentinel at "+sentinelAddr, err)
 	}
 	prefix := "gccli-" + randomHex(4) + ":"
-	t.Cleanup(func() {
-		defer rdb.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
+	testdb.CleanRedis(t, opt, prefix)
 	return "redis+sentinel://" + sentinelAddr + "?master=" + sentinelMaster + "&prefix=" + prefix
 }
 
@@ -309,6 +287,13 @@ func TestHelp(t *testing.T) {
 				if !strings.Contains(r.stdout, want) {
 					t.Errorf("%s --help lacks %q:\n%s", c.name, want, r.stdout)
 				}
+			}
+			// Each command's exit codes are those the main help lists.
+			if c.notFound && !strings.Contains(r.stdout, ", 3 no live entry") {
+				t.Errorf("%s --help does not list exit code 3:\n%s", c.name, r.stdout)
+			}
+			if c.noTarget != strings.Contains(r.stdout, ", 4 no version") {
+				t.Errorf("%s --help: exit code 4 listed %t, want %t:\n%s", c.name, !c.noTarget, c.noTarget, r.stdout)
 			}
 			if h := ok(t, append([]string{"help"}, strings.Fields(c.name)...)...); h.stdout != r.stdout {
 				t.Errorf("gormcache help %s differs from --help", c.name)

@@ -73,6 +73,55 @@ func TestInvalidateAndFlush(t *testing.T) {
 	}
 }
 
+// TestInvalidateWrongPrefix: a bump under a prefix the application never
+// used changes nothing for it. invalidate and flush say so on stderr and exit
+// 4 when "*" had no version; a table without one is a warning (exit 0), an
+// error with --strict.
+func TestInvalidateWrongPrefix(t *testing.T) {
+	t.Parallel()
+	for _, s := range stores {
+		if s.name == "file" {
+			continue // a file store cannot tell whether a tag has a version
+		}
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			url := s.url(t)
+			// As the application would: "*" and users get versions.
+			versionsOf(t, url, "users")
+			// prefix= is the URL's last parameter: these prefixes extend the
+			// test's own, whose keys its cleanup deletes.
+			wrong, other := url+"elsewhere:", url+"other:"
+
+			for _, args := range [][]string{{"invalidate", "users"}, {"invalidate", "--json", "users", "orders"}, {"flush"}} {
+				r := gc(t, nil, append(args, "--store", wrong)...)
+				if r.code != exitNoTarget || !strings.Contains(r.stderr, `no version of "*" under prefix "`) || !strings.Contains(r.stderr, "check ?prefix=") {
+					t.Errorf("%q under a prefix the application never used: want exit %d and a warning: %s", args, exitNoTarget, r)
+				}
+			}
+
+			// The application's prefix, a table it has not cached: a warning.
+			r := gc(t, nil, "invalidate", "--store", url, "users", "orders")
+			if r.code != 0 || !strings.Contains(r.stderr, "warning: no version of orders under prefix") || strings.Contains(r.stderr, "users") {
+				t.Errorf("invalidate of a table not cached yet: want exit 0 and a warning about orders alone: %s", r)
+			}
+			if r := gc(t, nil, "invalidate", "--strict", "--store", url, "users", "articles"); r.code != exitNoTarget || !strings.Contains(r.stderr, "no version of articles") {
+				t.Errorf("invalidate --strict of a table not cached yet: want exit %d: %s", exitNoTarget, r)
+			}
+			if r := gc(t, nil, "invalidate", "--strict", "--store", url, "users", "orders", "articles"); r.code != 0 || r.stderr != "" {
+				t.Errorf("invalidate --strict of tables with versions: want exit 0, no warning: %s", r)
+			}
+
+			// versions creates what it reads: it warns, once.
+			if r := gc(t, nil, "versions", "--store", other, "users"); r.code != 0 || !strings.Contains(r.stderr, `warning: no version of "*"`) {
+				t.Errorf("versions under a prefix the application never used: want exit 0 and a warning: %s", r)
+			}
+			if r := gc(t, nil, "versions", "--store", other, "users"); r.code != 0 || r.stderr != "" {
+				t.Errorf("versions again: want no warning: %s", r)
+			}
+		})
+	}
+}
+
 func TestGetSet(t *testing.T) {
 	t.Parallel()
 	for _, s := range stores {

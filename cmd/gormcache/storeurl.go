@@ -296,8 +296,11 @@ type target struct {
 	entryKey func(key string) string
 	// ttl returns the remaining TTL of an entry: ok false when the store
 	// cannot say (why says why), forever true when it has none.
-	ttl     func(ctx context.Context, key string) (d time.Duration, forever, ok bool, why string, err error)
-	closers []func() error
+	ttl func(ctx context.Context, key string) (d time.Duration, forever, ok bool, why string, err error)
+	// hasVersions reports which tags have a version in the store, without
+	// creating any (Versions creates them); nil when the store cannot say.
+	hasVersions func(ctx context.Context, tags []string) ([]bool, error)
+	closers     []func() error
 }
 
 func (t *target) Close() error {
@@ -368,6 +371,23 @@ func (e *env) openStore(ctx context.Context) (*target, error) {
 			}
 			return d, false, true, "", nil
 		}
+		t.hasVersions = func(ctx context.Context, tags []string) ([]bool, error) {
+			cmds := make([]*redis.IntCmd, len(tags))
+			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, tag := range tags {
+					cmds[i] = p.Exists(ctx, st.VersionKey(tag))
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			has := make([]bool, len(tags))
+			for i, c := range cmds {
+				has[i] = c.Val() > 0
+			}
+			return has, nil
+		}
 	case kindMemcache:
 		mc := memcache.New(spec.hosts...)
 		st, err := memcachestore.New(mc, memcachestore.Config{Prefix: spec.prefix, Timeout: timeout})
@@ -382,6 +402,21 @@ func (e *env) openStore(ctx context.Context) (*target, error) {
 		t.closers = append(t.closers, mc.Close)
 		t.ttl = func(context.Context, string) (time.Duration, bool, bool, string, error) {
 			return 0, false, false, "memcached does not tell an item's TTL", nil
+		}
+		t.hasVersions = func(_ context.Context, tags []string) ([]bool, error) {
+			keys := make([]string, len(tags))
+			for i, tag := range tags {
+				keys[i] = st.VersionKey(tag)
+			}
+			items, err := mc.GetMulti(keys)
+			if err != nil {
+				return nil, err
+			}
+			has := make([]bool, len(tags))
+			for i, k := range keys {
+				_, has[i] = items[k]
+			}
+			return has, nil
 		}
 	case kindFile:
 		fi, err := os.Stat(spec.dir)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/redisstore"
 )
 
 var invalidateCommand = &command{
@@ -30,12 +32,25 @@ database's foreign keys and views, which the plugin's own Invalidate follows:
 name every table whose cached results should go (the children of an ON DELETE
 CASCADE, the tables under a view).
 
-Prints each table's new version.`,
+Prints each table's new version.
+
+A version the store does not have is created by the bump, which changes
+nothing for the application: no cached result depended on it. So that a
+wrong --store (another ?prefix=, database or server) does not pass for a
+success, invalidate first checks which tags have a version (Redis and
+memcached; a file store cannot say). A table without one gets a warning on
+stderr (misspelt, not cached yet, or not this prefix). If "*", which every
+cached result depends on, has none either, the application has cached
+nothing under this prefix of this store: invalidate says so and exits 4.
+With --strict, it exits 4 when any table named had no version, too.`,
 	examples: `  gormcache invalidate --store redis://127.0.0.1:6379 users
   gormcache invalidate users orders public.order_items
-  GORMCACHE_STORE=memcache://10.0.0.5:11211 gormcache invalidate articles`,
+  GORMCACHE_STORE=memcache://10.0.0.5:11211 gormcache invalidate articles
+  gormcache invalidate --strict orders || alert "orders not invalidated"`,
+	noTarget: true,
 	setup: func(fs *flag.FlagSet) runFunc {
 		asJSON := fs.Bool("json", false, "print the new versions as a JSON object")
+		strict := fs.Bool("strict", false, "exit 4 when a table named had no version under the prefix before the bump")
 		return func(ctx context.Context, e *env, args []string) error {
 			tags, err := tableTags(args)
 			if err != nil {
@@ -44,7 +59,7 @@ Prints each table's new version.`,
 			if len(tags) == 0 {
 				return usagef("name at least one table (to make everything stale, use gormcache flush)")
 			}
-			return bumpAndPrint(ctx, e, tags, *asJSON, "invalidated")
+			return bumpAndPrint(ctx, e, tags, *asJSON, "invalidated", *strict)
 		}
 	},
 }
@@ -58,16 +73,21 @@ Bumps the global tag "*", on which every entry of the plugin and of package
 lowlevel depends: everything in the store is stale at once, as after
 plugin.Plugin.Flush. Nothing is scanned or deleted (no KEYS, no SCAN): stale
 entries stop being served at once and go when their TTL ends or the store
-evicts them.`,
+evicts them.
+
+If "*" had no version under the prefix before the bump (checked on Redis
+and memcached), the application has cached nothing there: flush says so and
+exits 4 (check ?prefix= in --store, the database number and the server).`,
 	examples: `  gormcache flush --store redis://127.0.0.1:6379
   gormcache flush --store 'redis+cluster://10.0.0.1:7000,10.0.0.2:7000?prefix=myapp:'`,
+	noTarget: true,
 	setup: func(fs *flag.FlagSet) runFunc {
 		asJSON := fs.Bool("json", false, "print the new version of \"*\" as a JSON object")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("flush takes no arguments (got %q); to invalidate tables, use gormcache invalidate TABLE…", args)
 			}
-			return bumpAndPrint(ctx, e, []string{store.GlobalTag}, *asJSON, "flushed: every cached result is stale;")
+			return bumpAndPrint(ctx, e, []string{store.GlobalTag}, *asJSON, "flushed: every cached result is stale;", false)
 		}
 	},
 }
@@ -82,7 +102,9 @@ Prints the version each table has in the store, and that of the global tag
 those it was stored with, so a version that changed means the entries stored
 before are stale. A version the store does not have yet is created (a random
 number, as the application would); 0 means the table is held by a write in
-flight (reads go to the database until it ends).`,
+flight (reads go to the database until it ends). If "*" had no version
+before (Redis and memcached tell), a warning on stderr says that the
+application has cached nothing under this prefix.`,
 	examples: `  gormcache versions users orders
   gormcache versions --json users`,
 	setup: func(fs *flag.FlagSet) runFunc {
@@ -100,11 +122,21 @@ flight (reads go to the database until it ends).`,
 				return err
 			}
 			defer t.Close()
+			missing, err := missingVersions(ctx, e, t, tags)
+			if err != nil {
+				return err
+			}
 			vs, err := readVersions(ctx, e, t, tags)
 			if err != nil {
 				return err
 			}
-			return printVersions(e.stdout, tags, vs, *asJSON, "")
+			if err := printVersions(e.stdout, tags, vs, *asJSON, ""); err != nil {
+				return err
+			}
+			if slices.Contains(missing, store.GlobalTag) {
+				fmt.Fprintf(e.stderr, "gormcache versions: warning: %s\n", emptyPrefix(t, "these versions were created by this read"))
+			}
+			return nil
 		}
 	},
 }
@@ -137,13 +169,65 @@ func readVersions(ctx context.Context, e *env, t *target, tags []string) ([]uint
 	return vs, nil
 }
 
-// bumpAndPrint bumps tags and prints their new versions.
-func bumpAndPrint(ctx context.Context, e *env, tags []string, asJSON bool, verb string) error {
+// missingVersions returns the tags, and "*", that have no version in t's
+// store, without creating any; none when the store cannot tell.
+func missingVersions(ctx context.Context, e *env, t *target, tags []string) ([]string, error) {
+	if t.hasVersions == nil {
+		return nil, nil
+	}
+	check := tags
+	if !slices.Contains(check, store.GlobalTag) {
+		check = append(slices.Clip(tags), store.GlobalTag)
+	}
+	cctx, cancel := e.withTimeout(ctx)
+	has, err := t.hasVersions(cctx, check)
+	cancel()
+	if err != nil {
+		return nil, t.fail("check versions", err)
+	}
+	var missing []string
+	for i, tag := range check {
+		if !has[i] {
+			missing = append(missing, tag)
+		}
+	}
+	return missing, nil
+}
+
+// underPrefix names t's store and prefix for messages: `prefix "p:" in
+// redis at host:port`.
+func underPrefix(t *target) string {
+	at := *t.spec
+	at.prefix = ""
+	if t.spec.prefix == "" {
+		return fmt.Sprintf("the default prefix %q (no ?prefix= in --store) in %s", redisstore.DefaultPrefix, at.String())
+	}
+	return fmt.Sprintf("prefix %q in %s", t.spec.prefix, at.String())
+}
+
+// emptyPrefix says that "*" had no version in t's store, so that the
+// application has never read that prefix; then says what so.
+func emptyPrefix(t *target, so string) string {
+	return fmt.Sprintf(`no version of "*" under %s: every cached result depends on "*", so the application has cached nothing under this prefix (or the store lost it since) and %s. `+
+		`Its store is probably another: check ?prefix= in --store (the application's redisstore or memcachestore Config.Prefix), the database number and the server`,
+		underPrefix(t), so)
+}
+
+// bumpAndPrint bumps tags and prints their new versions. Before the bump it
+// checks which of them, and "*", have a version: a bump that creates a
+// version changes nothing for the application. It warns of tables without
+// one, and returns a noTargetError when "*" has none (or, strict, when a
+// table has none).
+func bumpAndPrint(ctx context.Context, e *env, tags []string, asJSON bool, verb string, strict bool) error {
 	t, err := e.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
+	missing, err := missingVersions(ctx, e, t, tags)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := e.withTimeout(ctx)
 	_, err = t.Bump(cctx, tags, 0)
 	cancel()
@@ -154,7 +238,29 @@ func bumpAndPrint(ctx context.Context, e *env, tags []string, asJSON bool, verb 
 	if err != nil {
 		return err
 	}
-	return printVersions(e.stdout, tags, vs, asJSON, verb)
+	if err := printVersions(e.stdout, tags, vs, asJSON, verb); err != nil {
+		return err
+	}
+	if slices.Contains(missing, store.GlobalTag) {
+		return &noTargetError{msg: emptyPrefix(t, "this bump invalidated nothing it reads")}
+	}
+	var tables []string
+	for _, tag := range missing {
+		if slices.Contains(tags, tag) {
+			tables = append(tables, tag)
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf(`no version of %s under %s before this bump: no cached result depended on it, so the bump changed nothing. `+
+		`The table is not cached yet, or misspelt (name it as the SQL does), or the application uses another ?prefix=`,
+		strings.Join(tables, ", "), underPrefix(t))
+	if strict {
+		return &noTargetError{msg: msg}
+	}
+	fmt.Fprintf(e.stderr, "gormcache invalidate: warning: %s\n", msg)
+	return nil
 }
 
 func printVersions(w io.Writer, tags []string, vs []uint64, asJSON bool, verb string) error {

@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/pgadmin"
+	"github.com/gormcache/gormcache/internal/redisprefix"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -518,15 +519,8 @@ func deleteRedisKeys(addr, prefix string) error {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil || len(keys) == 0 {
-		return err
-	}
-	return rdb.Del(ctx, keys...).Err()
+	_, err := redisprefix.Delete(ctx, rdb, prefix)
+	return err
 }
 
 func randomHex(n int) string {

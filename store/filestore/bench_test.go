@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/redisprefix"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/filestore"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -60,9 +61,8 @@ func benchStores(b *testing.B) []struct {
 		rs.Close()
 		// The tags' version keys have no TTL: remove everything under the
 		// benchmark's own prefix.
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		if _, err := redisprefix.Delete(ctx, rdb, prefix); err != nil {
+			b.Logf("delete the keys under %q: %v", prefix, err)
 		}
 		rdb.Close()
 	})

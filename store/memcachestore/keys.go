@@ -51,3 +51,7 @@ func leaseHex(lease uint64) string {
 	h := strconv.FormatUint(lease, 16)
 	return digits[len(h):] + h
 }
+
+// VersionKey returns the memcached key of tag's version record (for tools
+// that check whether a tag has one without creating it, as Versions would).
+func (s *Store) VersionKey(tag string) string { return s.recordKey(tag) }

@@ -102,9 +102,14 @@ func TestClusterFailover(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	t.Cleanup(restart) // whatever happens, leave the cluster whole
+	prefix := randomPrefix()
+	cleanup(t, rdb, prefix) // registered first, so it runs once the victim is back
+	t.Cleanup(restart)      // whatever happens, leave the cluster whole
 
-	s := newTestStore(t, rdb, Config{Timeout: 200 * time.Millisecond, BreakerFailures: 5, BreakerCooldown: 100 * time.Millisecond})
+	s, err := New(rdb, Config{Prefix: prefix, Timeout: 200 * time.Millisecond, BreakerFailures: 5, BreakerCooldown: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Tags on every master, among them some on the victim's slots.
 	var tags, victimTags []string
 	for i := 0; len(victimTags) < 2 || len(tags) < 8; i++ {
@@ -122,7 +127,6 @@ func TestClusterFailover(t *testing.T) {
 			tags = append(tags, tag)
 		}
 	}
-	cleanup(t, rdb, s.keys.entryPrefix[:len(s.keys.entryPrefix)-2], tags...)
 
 	var (
 		stop       atomic.Bool

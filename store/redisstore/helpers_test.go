@@ -157,34 +157,24 @@ func (h *countHook) keep(cmd redis.Cmder) {
 
 func (h *countHook) requests() int64 { return h.process.Load() + h.pipeline.Load() }
 
-// Names the conformance suite and this package's tests use, deleted from the
-// shared servers when a test ends (there is no SCAN anywhere, tests included).
-var (
-	testTags    = []string{"users", "orders", "t", "u", "a", "b", "c", "shared", "x", "bench1", "bench2"}
-	testEntries = []string{"absent", "k", "empty", "short", "long", "d1", "d2", "d3", "never-set", "x", "bench",
-		"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"}
-)
+// cleanOpts says how to reach the server of each shared client (singleClient,
+// clusterClient, sentinelClient), for cleanup.
+var cleanOpts sync.Map // redis.UniversalClient → redis.UniversalOptions
 
-// cleanup deletes the test names under prefix, one key per DEL (any slot).
-func cleanup(t testing.TB, rdb redis.UniversalClient, prefix string, extraTags ...string) {
-	t.Cleanup(func() {
-		ks := newKeyspace(prefix)
-		ctx, cancel := context.WithTimeout(bg, 5*time.Second)
-		defer cancel()
-		pipe := rdb.Pipeline()
-		for _, tag := range append(testTags, extraTags...) {
-			k := ks.tag(tag)
-			pipe.Del(ctx, k.version)
-			pipe.Del(ctx, k.heldUntil)
-			pipe.Del(ctx, k.leases)
-		}
-		for _, e := range testEntries {
-			pipe.Del(ctx, ks.entry(e))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			t.Logf("cleanup of %s: %v", prefix, err)
-		}
-	})
+// cleanup deletes every key under prefix from rdb's server when the test
+// ends (testdb.CleanRedis: a SCAN with MATCH on the test's own prefix,
+// through a client of its own, which no guard watches).
+func cleanup(t testing.TB, rdb redis.UniversalClient, prefix string) {
+	t.Helper()
+	var opt redis.UniversalOptions
+	if o, ok := cleanOpts.Load(rdb); ok {
+		opt = o.(redis.UniversalOptions)
+	} else if c, ok := rdb.(*redis.Client); ok { // a private server
+		opt = redis.UniversalOptions{Addrs: []string{c.Options().Addr}, DB: c.Options().DB}
+	} else {
+		t.Fatalf("cleanup: unknown client %T", rdb)
+	}
+	testdb.CleanRedis(t, opt, prefix)
 }
 
 // Clients of the shared servers. Each skips the test when its server cannot
@@ -203,7 +193,8 @@ func singleClient(t testing.TB, opt *redis.Options) *redis.Client {
 		rdb.Close()
 		testdb.Unavailable(t, "Redis at "+singleAddr, err)
 	}
-	t.Cleanup(func() { rdb.Close() })
+	cleanOpts.Store(rdb, redis.UniversalOptions{Addrs: []string{singleAddr}, DB: opt.DB})
+	t.Cleanup(func() { rdb.Close(); cleanOpts.Delete(rdb) })
 	return rdb
 }
 
@@ -217,20 +208,23 @@ func clusterClient(t testing.TB, opt *redis.ClusterOptions) *redis.ClusterClient
 	}
 	opt.Addrs = clusterAddrs
 	rdb := redis.NewClusterClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	cleanOpts.Store(redis.UniversalClient(rdb), redis.UniversalOptions{Addrs: clusterAddrs})
+	t.Cleanup(func() { rdb.Close(); cleanOpts.Delete(redis.UniversalClient(rdb)) })
 	return rdb
 }
 
 func sentinelClient(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{MasterName: sentinelName, Addrs: sentinelAddrs})
+	opt := redis.UniversalOptions{MasterName: sentinelName, Addrs: sentinelAddrs}
+	rdb := redis.NewUniversalClient(&opt)
 	ctx, cancel := context.WithTimeout(bg, 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
 		testdb.Unavailable(t, "Redis Sentinel at "+strings.Join(sentinelAddrs, ","), err)
 	}
-	t.Cleanup(func() { rdb.Close() })
+	cleanOpts.Store(rdb, opt)
+	t.Cleanup(func() { rdb.Close(); cleanOpts.Delete(rdb) })
 	return rdb
 }
 
@@ -271,11 +265,11 @@ func newTestStore(t testing.TB, rdb redis.UniversalClient, cfg Config) *Store {
 	if cfg.Prefix == "" {
 		cfg.Prefix = randomPrefix()
 	}
+	cleanup(t, rdb, cfg.Prefix)
 	s, err := New(rdb, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cleanup(t, rdb, cfg.Prefix)
 	return s
 }
 

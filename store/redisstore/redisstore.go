@@ -774,3 +774,7 @@ func toBytes(str string) []byte {
 // EntryKey returns the Redis key under which the entry of the plugin's key
 // is stored (for tools and benchmarks that read it directly).
 func (s *Store) EntryKey(key string) string { return s.keys.entry(key) }
+
+// VersionKey returns the Redis key that holds tag's version (for tools that
+// check whether a tag has one without creating it, as Versions would).
+func (s *Store) VersionKey(tag string) string { return s.keys.tag(tag).version }

@@ -188,7 +188,7 @@ func (e *Env) check() error {
 	return nil
 }
 
-// Close closes both handles' pools and the plugin.
+// Close closes both handles' pools and the plugin. It may be called again.
 func (e *Env) Close() {
 	for _, db := range []*gorm.DB{e.Plain, e.Cached} {
 		if db == nil {
