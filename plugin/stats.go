@@ -5,47 +5,67 @@ import (
 	"sync/atomic"
 )
 
-// Reasons a statement bypassed the cache, as counted in [Stats].Bypasses.
+// Reasons a statement bypassed the cache, as counted in [Stats].Bypasses and
+// given in [Explanation].Reason. README.md has the same list, with an
+// example of each.
 const (
 	reasonTransaction      = "transaction"       // inside a transaction: reads go to the database
-	reasonConnection       = "connection"        // on a dedicated connection (db.Connection) or a pool we cannot see through
-	reasonWrite            = "write"             // the statement writes (RETURNING, writable CTE, UPDATE through Raw)
-	reasonNotSelect        = "not_select"        // SET, SHOW, EXPLAIN, savepoints…: nothing to cache
+	reasonConnection       = "connection"        // on a dedicated connection (db.Connection's *sql.Conn)
+	reasonWrite            = "write"             // a write sent as a query returning rows: INSERT … RETURNING (GORM's Create on PostgreSQL, SQLite, MariaDB), UPDATE … RETURNING, writable CTEs, DDL through Raw; writes sent with Exec are not counted
+	reasonNotSelect        = "not_select"        // SET, SHOW, EXPLAIN, PRAGMA, savepoints… sent as a query: nothing to cache
 	reasonLocking          = "locking"           // FOR UPDATE / FOR SHARE
-	reasonVolatile         = "volatile_function" // now(), random(), nextval(), an unknown function…
+	reasonVolatile         = "volatile_function" // now(), random(), nextval(), an unknown function (which also invalidates everything)…
 	reasonCatalog          = "catalog"           // system catalogs: nothing bumps them
-	reasonUnknownTables    = "unknown_tables"    // the tables read could not all be determined
-	reasonInto             = "select_into"       // SELECT … INTO
+	reasonUnknownTables    = "unknown_tables"    // the tables read could not all be determined (SQL not followed, a view of unknown tables)
+	reasonInto             = "select_into"       // SELECT … INTO (MySQL variables, OUTFILE)
 	reasonUnsupportedArg   = "unsupported_arg"   // an argument that cannot be encoded into a key
-	reasonUnsupportedValue = "unsupported_value" // a result value that is not a driver value
-	reasonTooManyRows      = "too_many_rows"     // over MaxRows
-	reasonTooLarge         = "too_large"         // over MaxBytes
-	reasonPartialRead      = "partial_read"      // the caller did not read the result to the end
+	reasonUnsupportedValue = "unsupported_value" // after a miss: a result value that is not a driver value
+	reasonTooManyRows      = "too_many_rows"     // after a miss: over MaxRows
+	reasonTooLarge         = "too_large"         // after a miss: over MaxBytes, or more than the store accepts
+	reasonPartialRead      = "partial_read"      // after a miss: the caller did not read the result to the end
 	reasonHeld             = "write_in_flight"   // a write to one of its tables has not committed yet
-	reasonStoreError       = "store_error"       // the store failed: served from the database
-	reasonBumpFailed       = "bump_failed"       // a table whose invalidation did not reach the store
+	reasonStoreError       = "store_error"       // the lookup failed (or the caller gave up during it): served from the database
+	reasonBumpFailed       = "bump_failed"       // a table whose invalidation did not reach the store (after an outage: every table until the epoch bump)
 	reasonMultiStatement   = "multi_statement"   // several statements in one query
-	reasonClosed           = "closed"            // the plugin was closed
+	reasonClosed           = "closed"            // the plugin was closed (on a store it does not own; on its own store it steps aside and counts nothing)
 	reasonSkip             = "skip"              // the Skip option
 	reasonDenied           = "denied"            // reads a table in Config.Deny
 	reasonNotAllowed       = "not_allowed"       // reads a table not in Config.Allow
 	reasonOptIn            = "opt_in"            // Config.OptIn and the statement did not ask
-	reasonEmpty            = "empty"             // no rows, and Config.SkipEmpty
-	reasonBadOption        = "bad_option"        // a per-query option was invalid (the statement failed)
+	reasonEmpty            = "empty"             // after a miss: no rows, and Config.SkipEmpty
+	reasonBadOption        = "bad_option"        // a per-query option from the context was invalid (the statement failed); a bad clause fails the statement before the plugin sees it
 	reasonReplicaBehind    = "replica_behind"    // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
 	reasonReplicaLag       = "replica_lag"       // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
 )
 
 // Stats counts what the plugin did since it was created.
 type Stats struct {
-	Hits   uint64 // queries answered from the cache
-	Misses uint64 // cacheable queries answered by the database
-	Stores uint64 // results stored
-	// Bypasses counts statements that neither read nor filled the cache, by reason.
+	// Hits counts statements answered from a fresh entry (entries served
+	// past their TTL under Config.StaleWhileRevalidate included), not the
+	// Coalesced ones.
+	Hits uint64
+	// Misses counts cacheable reads that were looked up, found no fresh
+	// entry (or had the Refresh option) and ran on the database with their
+	// result captured for the store. A miss whose result is then not stored
+	// is also counted in Bypasses (too_many_rows, too_large,
+	// unsupported_value, partial_read, empty).
+	Misses uint64
+	// Stores counts results the store accepted, background refreshes
+	// (Config.StaleWhileRevalidate) included.
+	Stores uint64
+	// Bypasses counts, by reason, statements the cache neither served nor
+	// stored: reads it did not look up, reads looked up but not usable
+	// (store_error, write_in_flight, bump_failed, replicas), and misses whose
+	// result was not stored. Writes are counted only when they are sent as
+	// queries returning rows (write: GORM's Create with INSERT … RETURNING);
+	// writes sent with Exec (Update, Delete) are not.
 	Bypasses map[string]uint64
-	// Invalidations counts table version bumps sent to the store: a write
-	// bumps each of its tables twice (when it starts, holding them, and when
-	// it commits, releasing them).
+	// Invalidations counts table versions bumped in the store, one per
+	// table per successful bump: a write bumps each of its tables (with what
+	// its cascades, partitions and triggers reach, or just "*") twice, when
+	// it starts, holding them, and when it is over or its transaction ends,
+	// releasing them; Invalidate bumps each table once, Flush bumps "*" once,
+	// and a background retry of a failed bump counts when it succeeds.
 	Invalidations uint64
 	// HoldRenewals counts holds renewed because a write (a transaction, a
 	// statement waiting on a lock) ran for longer than WriteLease/2.
@@ -57,16 +77,21 @@ type Stats struct {
 	// WritesRefused counts writes failed before they ran because their
 	// tables could not be invalidated first (Config.BumpFailure FailWrite).
 	WritesRefused uint64
-	// StoreErrors counts failed store calls (each one served from the database).
+	// StoreErrors counts failed store calls: a lookup or version read (the
+	// query is served from the database), a store of a result, or a bump
+	// that still failed after its retries. A StoreTimeout that expires is
+	// a failure.
 	StoreErrors uint64
 	// StoreCanceled counts store calls that ended because the application
 	// cancelled the query's context (or its own deadline passed): served
 	// from the database, not counted as store errors, and no outage.
 	StoreCanceled uint64
-	// Outages counts the times a shared store failed with
-	// store.ErrUnavailable while nothing was being held back for an
-	// earlier failure: each time, nothing is served from the store until
-	// everything there has been invalidated once (the epoch bump).
+	// Outages counts the times a shared store failed a call (a lookup, a
+	// version read, a store, or a refused write's bump) with
+	// store.ErrUnavailable while nothing was being held back
+	// for an earlier failure: each time, nothing is served from the store
+	// until everything there has been invalidated once (the epoch bump).
+	// Never counted for the plugin's own in-process store.
 	Outages uint64
 	// CorruptEntries counts entries that would not decode (treated as misses and overwritten).
 	CorruptEntries uint64
@@ -77,13 +102,15 @@ type Stats struct {
 	// views and triggers (retried; until then writes follow only their own tables).
 	CatalogErrors uint64
 	// Coalesced counts misses answered by an identical query already
-	// running (stampede protection): they did not query the database.
+	// running (stampede protection): they did not query the database, and
+	// are counted neither in Hits nor in Misses.
 	Coalesced uint64
-	// Revalidations counts entries served past their TTL while a
-	// background query refreshed them (Config.StaleWhileRevalidate).
+	// Revalidations counts the background refreshes started for entries
+	// served past their TTL (Config.StaleWhileRevalidate), at most one at a
+	// time per key; the stale hits themselves are counted in Hits.
 	Revalidations uint64
-	// Tables counts hits and misses by table read (a query reading two
-	// tables counts for both).
+	// Tables counts hits and misses by table read, under the table's
+	// lower-case name (a query reading two tables counts for both).
 	Tables map[string]TableStats
 }
 
