@@ -1,0 +1,125 @@
+package plugin_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/redisstore"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// cutBumps is a store whose bumps fail while cut is set: a path to the
+// store that fails for this instance only.
+type cutBumps struct {
+	store.Store
+	cut atomic.Bool
+}
+
+func (c *cutBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
+	if c.cut.Load() {
+		return 0, fmt.Errorf("cut: %w", store.ErrUnavailable)
+	}
+	return c.Store.Bump(ctx, tags, hold)
+}
+
+func (c *cutBumps) Release(ctx context.Context, tags []string, id uint64) error {
+	if c.cut.Load() {
+		return fmt.Errorf("cut: %w", store.ErrUnavailable)
+	}
+	return c.Store.Release(ctx, tags, id)
+}
+
+// TestBumpFailure: two instances share Redis; the writer's bumps cannot
+// reach it. FailWrite (the default) refuses the write before it reaches
+// the database, so the other instance's entries stay true; ProceedWrite
+// runs it, and the other instance serves its old entry until the writer's
+// retry lands (the stated window), then the new row.
+func TestBumpFailure(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []plugin.BumpFailure{plugin.FailWrite, plugin.ProceedWrite} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			t.Parallel()
+			dsn := testdb.FreshPostgres(t)
+			prefix := fmt.Sprintf("gcbf%d:", rand.Uint32())
+			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}}, prefix)
+			instance := func(wrap func(store.Store) store.Store) (*gorm.DB, *plugin.Plugin) {
+				rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+				t.Cleanup(func() { rdb.Close() })
+				st, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+				if err != nil {
+					testdb.Unavailable(t, "redis", err)
+				}
+				db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := plugin.New(plugin.Config{Store: wrap(st), BumpFailure: mode, Logger: quiet})
+				if err := db.Use(p); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { p.Close() })
+				return db, p
+			}
+			var cut *cutBumps
+			writer, wp := instance(func(s store.Store) store.Store { cut = &cutBumps{Store: s}; return cut })
+			reader, _ := instance(func(s store.Store) store.Store { return s })
+			if err := writer.AutoMigrate(&Account{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := writer.Create(&Account{Owner: "a", Balance: 10}).Error; err != nil {
+				t.Fatal(err)
+			}
+			readID(t, reader, 1)
+			if got := readID(t, reader, 1); got != 10 {
+				t.Fatal(got)
+			}
+			cut.cut.Store(true)
+			err := writer.Model(&Account{ID: 1}).Update("balance", 20).Error
+			var raw int64
+			if err := writer.Raw("SELECT balance FROM accounts WHERE id = 1").Row().Scan(&raw); err != nil {
+				t.Fatal(err)
+			}
+			switch mode {
+			case plugin.FailWrite:
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("write with its bump cut: %v, want an error wrapping store.ErrUnavailable", err)
+				}
+				if raw != 10 {
+					t.Fatalf("the refused write reached the database: balance %d", raw)
+				}
+				if got := readID(t, reader, 1); got != 10 {
+					t.Fatalf("other instance: %d, want 10", got)
+				}
+				if wp.Stats().WritesRefused != 1 {
+					t.Fatalf("WritesRefused = %d", wp.Stats().WritesRefused)
+				}
+			case plugin.ProceedWrite:
+				if err != nil || raw != 20 {
+					t.Fatalf("write with its bump cut: %v, balance %d; want it written", err, raw)
+				}
+				if got := readID(t, writer, 1); got != 20 {
+					t.Fatalf("the writer itself: %d, want 20 (its tables are broken: from the database)", got)
+				}
+				// The stated window: the other instance still serves its
+				// entry from before the write...
+				if got := readID(t, reader, 1); got != 10 {
+					t.Fatalf("other instance during the window: %d; the window is documented as serving 10", got)
+				}
+				// ...until the writer's background retry reaches the store.
+				cut.cut.Store(false)
+				eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
+			}
+		})
+	}
+}
