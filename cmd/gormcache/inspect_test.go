@@ -105,9 +105,10 @@ func TestInspect(t *testing.T) {
 		t.Errorf("inspect on Redis should tell the TTL:\n%s", r.stdout)
 	}
 
-	// JSON, one row, the bare hash with --prefix.
+	// JSON, one row, the bare hash with --prefix (after "--": one hash in
+	// 64 starts with "-").
 	hash := ex.Key[strings.LastIndexByte(ex.Key, ':')+1:]
-	r = ok(t, "inspect", "--store", url, "--json", "--rows", "1", hash)
+	r = ok(t, "inspect", "--store", url, "--json", "--rows", "1", "--", hash)
 	var rep struct {
 		Key   string
 		Query struct {
