@@ -13,18 +13,24 @@ import (
 // instance publishes the tags it bumped, and hears the tags every instance
 // bumped (its own included).
 //
-// Delivery may be late and may fail, but never silently: whenever a message
-// may have been lost, the subscriber is told so through onState(false), and
-// it learns that delivery is reliable again through onState(true).
+// Delivery may be late and may fail. Whenever a message may have been lost
+// as far as the subscription can tell, the subscriber is told so through
+// onState(false), and it learns that delivery is reliable again through
+// onState(true). Losses the subscription cannot see (a message dropped
+// between servers while the subscriber's own connection is healthy) are the
+// [Store]'s to notice: it publishes heartbeats, messages with no tags, and
+// stops trusting its L1 when it hears nothing for Config.HeartbeatTimeout.
+// A Bus delivers a message with no tags like any other.
 type Bus interface {
-	// Publish sends tags to every subscriber. It returns once the bus has
-	// accepted the message (for Redis: PUBLISH has returned); an error means
-	// other instances may never hear of it.
+	// Publish sends tags (maybe none) to every subscriber. It returns once
+	// the bus has accepted the message (for Redis: PUBLISH has returned);
+	// an error means other instances may never hear of it.
 	Publish(ctx context.Context, tags []string) error
 
 	// Subscribe delivers messages until stop is called or ctx ends:
 	//
-	//   - onTags(tags): tags were bumped through some instance;
+	//   - onTags(tags): tags were bumped through some instance, or, with no
+	//     tags, an instance published a heartbeat;
 	//   - onState(true): the subscription is established, and every message
 	//     published from now on will be delivered, until the next
 	//     onState(false). Messages published before may have been lost.

@@ -36,8 +36,19 @@
 //     soon as it reads the close, and drops them all when it has subscribed
 //     again;
 //   - the connection dies silently (a dead route, a failover that leaves no
-//     RST): the heartbeat (PING after 500ms of silence, 500ms to answer)
-//     notices within about one second;
+//     RST): the connection's heartbeat (PING after 500ms of silence, 500ms
+//     to answer) notices within about one second;
+//   - the connection is healthy but messages stop reaching it (a
+//     partitioned Redis Cluster bus, a subscriber left on an isolated old
+//     master): the bus's own heartbeat notices. A store that has heard no
+//     message for Config.HeartbeatInterval (1 second by default) publishes
+//     one with no tags on the bus; every message heard counts, its own
+//     heartbeats included, so a healthy bus, idle or not, delivers one at
+//     least every 1.5 intervals. If the subscription delivers nothing for
+//     Config.HeartbeatTimeout (3 intervals by default), B stops using local
+//     versions within that bound plus half an interval (counted in
+//     Stats.BusSilences), and forgets them all when a message arrives
+//     again (TestBusSilence, on Redis and on Redis Cluster);
 //   - A's bump landed in L2 but its PUBLISH failed: Bump returns an error
 //     wrapping store.ErrUnavailable, and B learns the new version when its
 //     local copy ages past Config.L1TTL (1 minute by default);
@@ -48,7 +59,8 @@
 //
 // Each instance keeps, besides its L1 entries, a local copy of the tag
 // versions it learned from L2. A read is served from L1 alone when the
-// subscription is up, every tag has a local version younger than L1TTL,
+// subscription is up and has delivered a message (a bump or a heartbeat)
+// within HeartbeatTimeout, every tag has a local version younger than L1TTL,
 // and the L1 entry is known to be as fresh as L2's copy. Otherwise it is
 // one L2 Get (entry and versions in one round trip, as without L1): the
 // versions it returns are learned, and L2's entry replaces the L1 copy
@@ -70,7 +82,8 @@
 // A receiving instance forgets its copy of the tags, and an outage report
 // (onState(false)) makes it forget every version and stop using local
 // versions until the subscription is up again (onState(true)), when it
-// forgets everything once more.
+// forgets everything once more; a silence of the bus does the same, until
+// a message arrives.
 //
 // A read that fetched an old version from L2 just before a bump landed
 // could install it after the bump's invalidation and keep it for good. To
@@ -108,6 +121,13 @@
 //
 // # Limits
 //
+//   - The bus's heartbeat proves only that some message reaches this
+//     instance's subscription, and its own heartbeats count (or an idle
+//     instance alone on its channel would drop its L1). An instance whose
+//     publishing client and subscription both still reach an isolated old
+//     master hears itself and not the others; it learns their bumps within
+//     L1TTL. Only this instance's clock is used: no timestamps cross
+//     machines.
 //   - L2 must read versions from where bumps are written (the Redis
 //     primary, not a lagging replica), as it must without L1.
 //   - A bump L2 makes by itself (a global epoch bump after it detects a

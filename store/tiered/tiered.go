@@ -59,6 +59,28 @@ type Config struct {
 	// codec's encode and decode functions).
 	Encode func(v any) ([]byte, error)
 	Decode func(b []byte) (any, error)
+
+	// HeartbeatInterval is how long a store with a Bus goes without hearing
+	// any message on it before it publishes a heartbeat through it (a
+	// message with no tags, which every instance hears, its publisher
+	// included); 0 means DefaultHeartbeatInterval. Bumps heard from any
+	// instance and other instances' heartbeats count as well, so a busy bus
+	// carries few heartbeats. Negative is an error, and so is a non-zero
+	// value without a Bus.
+	HeartbeatInterval time.Duration
+
+	// HeartbeatTimeout is how long the Bus's subscription may be up without
+	// delivering any message before the store stops trusting its L1: it
+	// then reads every version from L2, as while the subscription is down,
+	// until a message arrives again (and then forgets every version it
+	// knew, since bumps may have been lost). It bounds how long a loss of
+	// messages that the subscription's connection cannot see (a partitioned
+	// cluster bus, a subscriber left on an isolated node) goes unnoticed.
+	// 0 means three times HeartbeatInterval. It must be at least twice
+	// HeartbeatInterval: a healthy bus may go 1.5 intervals without a
+	// message. Negative is an error, and so is a non-zero value without a
+	// Bus.
+	HeartbeatTimeout time.Duration
 }
 
 func (c *Config) validate() error {
@@ -73,6 +95,15 @@ func (c *Config) validate() error {
 		return errors.New("tiered: L1TTL must be set when there is no Bus: it bounds how long other instances' writes go unseen")
 	case (c.Encode == nil) != (c.Decode == nil):
 		return errors.New("tiered: set both Encode and Decode, or neither")
+	case c.HeartbeatInterval < 0:
+		return fmt.Errorf("tiered: HeartbeatInterval must not be negative (got %v)", c.HeartbeatInterval)
+	case c.HeartbeatTimeout < 0:
+		return fmt.Errorf("tiered: HeartbeatTimeout must not be negative (got %v)", c.HeartbeatTimeout)
+	case c.Bus == nil && (c.HeartbeatInterval != 0 || c.HeartbeatTimeout != 0):
+		return errors.New("tiered: HeartbeatInterval and HeartbeatTimeout check a Bus; they must be 0 without one")
+	}
+	if interval, timeout := heartbeatTimes(c.HeartbeatInterval, c.HeartbeatTimeout); c.Bus != nil && timeout < 2*interval {
+		return fmt.Errorf("tiered: HeartbeatTimeout (%v) must be at least twice HeartbeatInterval (%v)", timeout, interval)
 	}
 	return nil
 }
@@ -89,6 +120,7 @@ type Store struct {
 	decode func([]byte) (any, error)
 	bus    Bus
 	stop   func()
+	hb     *heartbeat // nil without a bus
 	vt     *versionTable
 	seed   maphash.Seed
 
@@ -161,9 +193,8 @@ func New(l2 store.Store, cfg Config) (*Store, error) {
 		s.vt.live.Store(true)
 		return s, nil
 	}
-	stop, err := s.bus.Subscribe(context.Background(),
-		func(tags []string) { s.vt.invalidate(tags, true) },
-		func(up bool) { s.vt.reset(up) })
+	s.hb = newHeartbeat(s.vt, s.bus, cfg.HeartbeatInterval, cfg.HeartbeatTimeout)
+	stop, err := s.bus.Subscribe(context.Background(), s.hb.onTags, s.hb.onState)
 	if err != nil {
 		if s.ownL1 {
 			_ = s.l1.Close()
@@ -171,6 +202,7 @@ func New(l2 store.Store, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("tiered: subscribe: %w", err)
 	}
 	s.stop = stop
+	s.hb.start()
 	return s, nil
 }
 
@@ -388,9 +420,42 @@ func (s *Store) after(ctx context.Context, tags []string, err error) error {
 	return err
 }
 
+// Stats are counters of a Store since New. Without a Bus they stay 0, and
+// L1Trusted is true.
+type Stats struct {
+	// BusOutages counts the times the Bus reported that messages may have
+	// been lost (onState(false): a broken or silent connection, an
+	// unreadable message).
+	BusOutages uint64
+	// BusSilences counts the times the subscription was up but delivered
+	// no message, not even this store's own heartbeats, for
+	// Config.HeartbeatTimeout, so that the store stopped trusting its L1.
+	BusSilences uint64
+	// HeartbeatsSent counts the heartbeats this store published;
+	// HeartbeatErrors those whose publication failed.
+	HeartbeatsSent, HeartbeatErrors uint64
+	// L1Trusted tells whether local versions are used now (so that a read
+	// may be served from L1 without asking L2): false while the
+	// subscription is down or silent.
+	L1Trusted bool
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{L1Trusted: s.vt.live.Load()}
+	if h := s.hb; h != nil {
+		st.BusOutages = h.outages.Load()
+		st.BusSilences = h.silences.Load()
+		st.HeartbeatsSent = h.sent.Load()
+		st.HeartbeatErrors = h.publishErrors.Load()
+	}
+	return st
+}
+
 // Close implements [store.Store]. It waits for bumps in flight, stops the
-// subscription and closes the L1 the store made; it does not close L2, a
-// Config.L1 or the bus's client. Later calls return store.ErrClosed.
+// heartbeat and the subscription and closes the L1 the store made; it does
+// not close L2, a Config.L1 or the bus's client. Later calls return
+// store.ErrClosed.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	already := s.closed.Swap(true)
@@ -398,7 +463,8 @@ func (s *Store) Close() error {
 	if already {
 		return nil
 	}
-	if s.stop != nil {
+	if s.hb != nil {
+		s.hb.stop()
 		s.stop()
 	}
 	if s.ownL1 {

@@ -59,6 +59,14 @@ func TestConfig(t *testing.T) {
 		{"MaxBytesWithL1", Config{Bus: NewLocalBus(), L1: l1, L1MaxBytes: 1}, "must be 0 when L1 is set"},
 		{"GivenL1", Config{Bus: NewLocalBus(), L1: l1}, ""},
 		{"EncodeOnly", Config{Bus: NewLocalBus(), Encode: enc}, "both Encode and Decode"},
+		{"Heartbeat", Config{Bus: NewLocalBus(), HeartbeatInterval: time.Second, HeartbeatTimeout: 2 * time.Second}, ""},
+		{"HeartbeatIntervalOnly", Config{Bus: NewLocalBus(), HeartbeatInterval: time.Millisecond}, ""},
+		{"HeartbeatTimeoutOnly", Config{Bus: NewLocalBus(), HeartbeatTimeout: 5 * time.Second}, ""},
+		{"NegativeHeartbeat", Config{Bus: NewLocalBus(), HeartbeatInterval: -1}, "HeartbeatInterval must not be negative"},
+		{"NegativeHeartbeatTimeout", Config{Bus: NewLocalBus(), HeartbeatTimeout: -1}, "HeartbeatTimeout must not be negative"},
+		{"HeartbeatTimeoutShort", Config{Bus: NewLocalBus(), HeartbeatInterval: time.Second, HeartbeatTimeout: 1500 * time.Millisecond}, "at least twice HeartbeatInterval"},
+		{"HeartbeatTimeoutUnderDefault", Config{Bus: NewLocalBus(), HeartbeatTimeout: time.Second}, "at least twice HeartbeatInterval (1s)"},
+		{"HeartbeatNoBus", Config{L1TTL: time.Second, HeartbeatInterval: time.Second}, "must be 0 without one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := New(newL2(t), tc.cfg)

@@ -17,8 +17,8 @@ const nShards = 64
 //
 // The table is trustworthy only while nothing can have changed a version
 // without the table hearing of it: local bumps invalidate synchronously,
-// remote bumps arrive from the bus, and while the bus is down (live is false)
-// the table is not used at all. Three counters keep a slow L2 read from
+// remote bumps arrive from the bus, and while the bus is down or silent
+// (live is false) the table is not used at all. Three counters keep a slow L2 read from
 // installing a version that an invalidation has overtaken:
 //
 //   - gen counts resets (the bus went down or came up): a read that began
