@@ -272,6 +272,9 @@ func (c *Cache) bump(ctx context.Context, op string, tags []string) error {
 		}
 	}
 	c.stats.storeErrors.Add(1)
+	if c.p != nil {
+		c.p.ReportInvalidationFailed(tags, err)
+	}
 	return fmt.Errorf("lowlevel: %s %q: %w", op, tags, classify(err))
 }
 
@@ -414,13 +417,22 @@ func (c *Cache) load(ctx context.Context, k string, tags []string, versions []ui
 	return v, err
 }
 
-// record tells a recorded request (per-view caching) that it read tags.
+// record applies the plugin's rule to what a read of tags found, and tells
+// a recorded request (per-view caching) that it read them: a failed store
+// call is reported to the plugin (an outage stops all three caches), and
+// while the plugin does not serve one of the tags (its last invalidation
+// did not reach the store, or a shared store had an outage) their versions
+// read as unknown: nothing is served or stored for them.
 func (c *Cache) record(ctx context.Context, tags []string, versions []uint64, err error) {
 	if c.p == nil {
 		return
 	}
-	if err != nil {
+	switch {
+	case err != nil:
+		c.p.ReportStoreError(err)
 		versions = make([]uint64, len(tags)) // unknown: the request's response is not stored
+	case !c.p.Serving(tags...):
+		clear(versions)
 	}
 	c.p.RecordRead(ctx, tags, versions)
 }

@@ -253,7 +253,18 @@ func (c *Cache) storeCtx(ctx context.Context) (context.Context, context.CancelFu
 	return store.WithTimeout(ctx, c.timeout)
 }
 
+// judge applies the plugin's rule to versions just read: while the plugin
+// does not serve one of tags (its last invalidation did not reach the
+// store, or a shared store had an outage), they read as unknown, so that
+// no page is served or stored for them.
+func (c *Cache) judge(tags []string, versions []uint64) {
+	if !c.p.Serving(tags...) {
+		clear(versions)
+	}
+}
+
 func (c *Cache) storeFailed(op string, err error) {
+	c.p.ReportStoreError(err) // an outage stops the three caches alike
 	c.stats.storeErrors.Add(1)
 	c.logLimited(slog.LevelWarn, "viewcache: store error; served by the handler", "op", op, "error", err)
 }
@@ -290,6 +301,7 @@ func (c *Cache) get(ctx context.Context, key string, tags []string) (*record, []
 		c.storeFailed("get", err)
 		return nil, nil, err
 	}
+	c.judge(tags, versions)
 	switch v := raw.(type) {
 	case nil:
 		return nil, versions, nil
@@ -349,6 +361,7 @@ func (c *Cache) versionsOf(ctx context.Context, want, tags []string, versions []
 				c.storeFailed("versions", err)
 				return nil, err
 			}
+			c.judge(want, out)
 			return out, nil
 		}
 		out[i] = versions[j]

@@ -55,6 +55,7 @@ type envOptions struct {
 	dialect string      // "" means sqlite
 	store   store.Store // nil means the plugin's own memstore
 	cfg     viewcache.Config
+	bumps   plugin.BumpFailure
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -71,7 +72,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	p := plugin.New(plugin.Config{Store: o.store, Logger: quiet})
+	p := plugin.New(plugin.Config{Store: o.store, Logger: quiet, BumpFailure: o.bumps})
 	if err := db.Use(p); err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +200,27 @@ func mustMiss(t *testing.T, what string, r reply, want string) {
 // bytesStore hides memstore's ValueStore side (and its type), so that
 // entries are encoded as on Redis or Memcached.
 type bytesStore struct{ store.Store }
+
+// cutBumps is a store whose bumps fail while cut is set (reads still work):
+// a write's invalidation does not reach it.
+type cutBumps struct {
+	store.Store
+	cut atomic.Bool
+}
+
+func (c *cutBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
+	if c.cut.Load() {
+		return 0, fmt.Errorf("cut: %w", store.ErrUnavailable)
+	}
+	return c.Store.Bump(ctx, tags, hold)
+}
+
+func (c *cutBumps) Release(ctx context.Context, tags []string, id uint64) error {
+	if c.cut.Load() {
+		return fmt.Errorf("cut: %w", store.ErrUnavailable)
+	}
+	return c.Store.Release(ctx, tags, id)
+}
 
 // recordingStore is a bytesStore that remembers the keys set.
 type recordingStore struct {

@@ -652,3 +652,25 @@ func TestWriteInFlight(t *testing.T) {
 	}
 	mustHit(t, "after the commit", e.get("/articles"))
 }
+
+// TestBrokenTablesNotServed: a write whose invalidation did not reach the
+// store (Config.BumpFailure ProceedWrite) stops the plugin serving its
+// table, and the page cache too: one rule for the three caches.
+func TestBrokenTablesNotServed(t *testing.T) {
+	t.Parallel()
+	ms, _ := memstore.New(memstore.Config{})
+	st := &cutBumps{Store: bytesStore{ms}}
+	e := newEnv(t, envOptions{store: st, bumps: plugin.ProceedWrite})
+	e.mux.Handle("GET /articles", e.c.Page(e.list("list")))
+	e.get("/articles")
+	mustHit(t, "warm", e.get("/articles"))
+	st.cut.Store(true)
+	if err := e.db.Model(&Article{}).Where("id = 1").Update("title", "edited").Error; err != nil {
+		t.Fatal(err)
+	}
+	r := e.get("/articles")
+	if !strings.HasPrefix(r.body, "edited, ") {
+		t.Fatalf("after a write whose invalidation failed: %q (the page from before it), want the handler's", r.body)
+	}
+	st.cut.Store(false)
+}
