@@ -78,19 +78,61 @@
 // misses: safe, but wasteful (an evicted held-until key, though, ends a hold
 // early).
 //
+// # Masters that change
+//
 // Replication is asynchronous: a failover can lose the last writes a master
-// acknowledged, bumps among them, and a restart from a snapshot loses the
-// writes after it. Random versions keep the next bumps from reviving entries,
-// but the lost bump itself is lost: the tag reads as the version it had
-// before, which validates the entries stamped with that version. The store
-// does not detect a changed master or restarted server (it does not watch
-// run_id). The plugin serves nothing from a shared store, after a read of it
-// failed with store.ErrUnavailable, until it has bumped [store.GlobalTag]
-// there: that covers a failover or restart the store saw failing, but not
-// one that the client hid by reconnecting and retrying (go-redis retries a
-// command on a broken connection, MaxRetries 3 by default). A caller
-// that must survive those bumps [store.GlobalTag] when the master changes,
-// or sets Config.WaitReplicas.
+// acknowledged, bumps among them, and a restart loses the writes after its
+// last snapshot. Random versions keep the next bumps from reviving entries,
+// but a lost bump itself is lost: the tag reads as the version it had before,
+// which validates the entries stamped with that version. So the store
+// watches which masters it talks to, on a *redis.Client (single node or
+// Sentinel) and a *redis.ClusterClient (other clients are not watched). It
+// knows a master by its run_id (random for every start of a process) and
+// master_replid (new when a replica is promoted), read with INFO: on a
+// *redis.Client the one master it talks to, whatever its address (Sentinel
+// moves it); on a cluster every master of the client's current view, by
+// address. A hook on the client (on every node client of a cluster) notes
+// each new connection, each command that ends with a connection error or a
+// redirection (MOVED, ASK, READONLY, CLUSTERDOWN, MASTERDOWN, LOADING), and
+// each CLUSTER SLOTS that gives a cluster client a new view of which masters
+// serve which slots (not with ClusterOptions.ClusterSlots). The first call whose
+// result arrives after such an event runs INFO before it returns: one
+// command on a single node, one per master in parallel on a cluster,
+// coalesced between concurrent calls, bounded by Config.Timeout. If a master
+// is new or its run_id or master_replid changed, that call and every call in
+// flight meanwhile fail with an error wrapping [store.ErrUnavailable], and
+// [Stats].MasterChanges counts it: the plugin, which serves nothing after
+// such an error until it has bumped [store.GlobalTag], invalidates
+// everything before it serves from the new master. A check that cannot be
+// completed fails its call the same way. Calls on established connections
+// cost nothing more ([Stats].MasterChecks counts the checks): a master cannot
+// change under an established connection, since a restarted server or
+// another master means new connections, or on a cluster redirections or a
+// new view of the slots. A restart that lost nothing (persistence) counts as
+// a change too, as does a master added by resharding: one global bump each.
+//
+// What remains:
+//
+//   - The first check of a store records what it finds: there is nothing to
+//     compare. A store created after the change has cached nothing from
+//     before, and the instances that had notice the change themselves; but
+//     if every instance that knew the old master is gone, nobody bumps.
+//   - Bumps acknowledged by an old master after the promotion (a partition,
+//     or a forced Sentinel failover, during which the old master still
+//     accepts writes until Sentinel demotes it) are lost too. The writer's
+//     store notices the new master when its client reaches it, and the
+//     global bump follows; until then, instances already on the new master
+//     serve the entries those bumps invalidated.
+//   - A check needs INFO: through a proxy that refuses it or answers for
+//     another node, or under an ACL user without +info, every call fails.
+//   - On a cluster, while one master does not answer (a failover not yet
+//     complete), a pending check fails every call, even those that touch
+//     only other nodes.
+//   - Config.WaitReplicas closes the window on a single node with replicas
+//     or Sentinel: a bump returns only once that many replicas have it, so a
+//     promoted replica has it (if Sentinel promotes one of those). It is not
+//     available on a cluster (WAIT must be sent on the connection of the
+//     write): there, only the detection above applies.
 //
 // # Failures
 //

@@ -128,6 +128,14 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 
+	// A quiet instance, on its own client: it makes no call during the
+	// failover, so nothing fails for it there; its first calls after the
+	// promotion must still report the new master (or fail), never serve.
+	quiet := newTestStore(t, clusterClient(t, nil), Config{Prefix: s.keys.entryPrefix[:len(s.keys.entryPrefix)-2], Timeout: 200 * time.Millisecond})
+	if err := quiet.Versions(ctx, tags, make([]uint64, len(tags))); err != nil {
+		t.Fatalf("quiet store before the failover: %v", err)
+	}
+
 	var (
 		stop       atomic.Bool
 		wg         sync.WaitGroup
@@ -260,6 +268,28 @@ func TestClusterFailover(t *testing.T) {
 	}
 	phaseAfter.Store(true)
 	promoted := time.Since(start)
+
+	// The quiet store: failures (ErrUnavailable) until it has seen the new
+	// master, which it counts, then successes.
+	quietFails := 0
+	for {
+		err := quiet.Versions(ctx, tags, make([]uint64, len(tags)))
+		if err == nil {
+			break
+		}
+		if !isUnavailable(err) {
+			t.Fatalf("quiet store after the failover: %v; want ErrUnavailable", err)
+		}
+		quietFails++
+		if time.Since(start) > promoted+10*time.Second {
+			t.Fatalf("quiet store still failing 10s after the promotion: %v; %+v", err, quiet.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := quiet.Stats(); st.MasterChanges < 1 || quietFails == 0 {
+		t.Errorf("quiet store after the failover: %d failed calls, %+v; want the new master reported (MasterChanges ≥ 1)", quietFails, st)
+	}
+	t.Logf("quiet store: %d failed calls after the promotion, then served; %+v", quietFails, quiet.Stats())
 
 	// The store works again by itself.
 	for okAfter.Load() < 50 {

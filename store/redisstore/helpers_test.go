@@ -279,11 +279,12 @@ type server struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string // more arguments of redis-server
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 }
 
-func startServer(t testing.TB) *server {
+func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		testdb.Unavailable(t, "redis-server", err)
@@ -294,7 +295,7 @@ func startServer(t testing.TB) *server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &server{t: t, port: port, dir: t.TempDir()}
+	s := &server{t: t, port: port, dir: t.TempDir(), args: args}
 	t.Cleanup(s.kill)
 	s.start()
 	return s
@@ -308,6 +309,7 @@ func (s *server) start() {
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.dir,
 		"--logfile", filepath.Join(s.dir, "log"))
+	cmd.Args = append(cmd.Args, s.args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}

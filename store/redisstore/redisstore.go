@@ -131,6 +131,7 @@ type Store struct {
 	tagCache    sync.Map // tag → tagKeys
 	tagCacheLen atomic.Int64
 	reload      func(context.Context) // asks a cluster client to reload its topology
+	watch       *masterWatch          // nil for a client it cannot watch
 
 	roundTrips atomic.Uint64
 	errs       atomic.Uint64
@@ -204,6 +205,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if s.wait > 0 && !s.oneNode {
 		return nil, errors.New("redisstore: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes")
 	}
+	s.watch = newMasterWatch(rdb, s.timeout, &s.roundTrips)
 	return s, nil
 }
 
@@ -232,11 +234,18 @@ type Stats struct {
 	BreakerOpens uint64
 	// BreakerOpen tells whether the breaker is open now.
 	BreakerOpen bool
+	// MasterChanges counts the times the store found Redis served by
+	// another master than before (a restarted server, a failover): the
+	// calls whose results came from it failed with store.ErrUnavailable.
+	MasterChanges uint64
+	// MasterChecks counts the checks of the masters' identity (INFO), one
+	// after a new connection or a connection error, not one per call.
+	MasterChecks uint64
 }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	return Stats{
+	st := Stats{
 		RoundTrips:   s.roundTrips.Load(),
 		Errors:       s.errs.Load(),
 		Timeouts:     s.timeouts.Load(),
@@ -245,6 +254,11 @@ func (s *Store) Stats() Stats {
 		BreakerOpens: s.br.opens.Load(),
 		BreakerOpen:  s.br.isOpen(),
 	}
+	if s.watch != nil {
+		st.MasterChanges = s.watch.changes.Load()
+		st.MasterChecks = s.watch.checks.Load()
+	}
+	return st
 }
 
 // Get implements [store.Store]: the entry and the versions of its tags are
@@ -630,6 +644,18 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 		s.rejected.Add(1)
 		return fmt.Errorf("redisstore: %s: circuit breaker open: %w", op, store.ErrUnavailable)
 	}
+	if w := s.watch; w != nil {
+		// A result is trusted once the master that gave it is known to be
+		// the one before (see masterWatch): a check after new connections.
+		changes := w.changes.Load()
+		inner := fn
+		fn = func(ctx context.Context) error {
+			if err := inner(ctx); err != nil {
+				return err
+			}
+			return w.verify(ctx, changes)
+		}
+	}
 	cctx, cancel := store.WithTimeout(ctx, s.timeout)
 	var err error
 	if s.direct {
@@ -648,6 +674,10 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 	if err == nil {
 		s.br.success(probe)
 		return nil
+	}
+	if errors.Is(err, errMasterChanged) {
+		s.br.success(probe) // Redis answered: a new master
+		return s.fail(op, err)
 	}
 	if store.CallerGaveUp(ctx) {
 		// The application gave up: that tells nothing about Redis. (A
