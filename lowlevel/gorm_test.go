@@ -2,15 +2,13 @@ package lowlevel_test
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
-	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/storetest"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -112,34 +110,13 @@ func TestGORMWritesInvalidate(t *testing.T) {
 	}
 }
 
-// cutBumps is a byte store whose bumps fail while cut is set (reads still
-// work): a write's invalidation does not reach it.
-type cutBumps struct {
-	store.Store
-	cut atomic.Bool
-}
-
-func (c *cutBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
-	if c.cut.Load() {
-		return 0, fmt.Errorf("cut: %w", store.ErrUnavailable)
-	}
-	return c.Store.Bump(ctx, tags, hold)
-}
-
-func (c *cutBumps) Release(ctx context.Context, tags []string, id uint64) error {
-	if c.cut.Load() {
-		return fmt.Errorf("cut: %w", store.ErrUnavailable)
-	}
-	return c.Store.Release(ctx, tags, id)
-}
-
 // TestBrokenTablesNotServed: a write whose invalidation did not reach the
 // store (Config.BumpFailure ProceedWrite) stops the plugin serving its
 // table, and the low-level cache too; a failed Invalidate of the
 // low-level cache stops the plugin serving it. One rule for the caches.
 func TestBrokenTablesNotServed(t *testing.T) {
 	t.Parallel()
-	st := &cutBumps{Store: bytesStore{newMem(t)}}
+	st := &storetest.CutBumps{Store: bytesStore{newMem(t)}}
 	db := testdb.Open(t, "sqlite", &gorm.Config{Logger: logger.Discard})
 	must(t, db.AutoMigrate(&Order{}))
 	must(t, db.Create(&Order{Amount: 5}).Error)
@@ -151,18 +128,18 @@ func TestBrokenTablesNotServed(t *testing.T) {
 	must(t, lowlevel.Set(bg, c, "total", int64(5), time.Hour, "orders"))
 	mustGet[int64](t, c, "total", "orders")
 
-	st.cut.Store(true)
+	st.Cut.Store(true)
 	must(t, db.Model(&Order{}).Where("id = 1").Update("amount", 7).Error)
 	mustMiss[int64](t, c, "total", "orders")
 
 	// And the other way: the low-level cache's own invalidation fails.
 	var o Order
-	st.cut.Store(false)
+	st.Cut.Store(false)
 	eventually(t, func() bool { return p.Serving("orders") })
 	must(t, db.First(&o, 1).Error)
 	must(t, db.First(&o, 1).Error)
 	hits := p.Stats().Hits
-	st.cut.Store(true)
+	st.Cut.Store(true)
 	if err := c.Invalidate(bg, "orders"); err == nil {
 		t.Fatal("Invalidate with its bump cut succeeded")
 	}
@@ -170,7 +147,7 @@ func TestBrokenTablesNotServed(t *testing.T) {
 	if p.Stats().Hits != hits {
 		t.Fatal("the plugin served a table whose low-level invalidation failed")
 	}
-	st.cut.Store(false)
+	st.Cut.Store(false)
 }
 
 // eventually fails unless cond holds within 10s.

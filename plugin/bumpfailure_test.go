@@ -1,44 +1,21 @@
 package plugin_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/redisstore"
+	"github.com/gormcache/gormcache/store/storetest"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
-
-// cutBumps is a store whose bumps fail while cut is set: a path to the
-// store that fails for this instance only.
-type cutBumps struct {
-	store.Store
-	cut atomic.Bool
-}
-
-func (c *cutBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
-	if c.cut.Load() {
-		return 0, fmt.Errorf("cut: %w", store.ErrUnavailable)
-	}
-	return c.Store.Bump(ctx, tags, hold)
-}
-
-func (c *cutBumps) Release(ctx context.Context, tags []string, id uint64) error {
-	if c.cut.Load() {
-		return fmt.Errorf("cut: %w", store.ErrUnavailable)
-	}
-	return c.Store.Release(ctx, tags, id)
-}
 
 // TestBumpFailure: two instances share Redis; the writer's bumps cannot
 // reach it. FailWrite (the default) refuses the write before it reaches
@@ -71,8 +48,8 @@ func TestBumpFailure(t *testing.T) {
 				t.Cleanup(func() { p.Close() })
 				return db, p
 			}
-			var cut *cutBumps
-			writer, wp := instance(func(s store.Store) store.Store { cut = &cutBumps{Store: s}; return cut })
+			var cut *storetest.CutBumps
+			writer, wp := instance(func(s store.Store) store.Store { cut = &storetest.CutBumps{Store: s}; return cut })
 			reader, _ := instance(func(s store.Store) store.Store { return s })
 			if err := writer.AutoMigrate(&Account{}); err != nil {
 				t.Fatal(err)
@@ -84,7 +61,7 @@ func TestBumpFailure(t *testing.T) {
 			if got := readID(t, reader, 1); got != 10 {
 				t.Fatal(got)
 			}
-			cut.cut.Store(true)
+			cut.Cut.Store(true)
 			err := writer.Model(&Account{ID: 1}).Update("balance", 20).Error
 			var raw int64
 			if err := writer.Raw("SELECT balance FROM accounts WHERE id = 1").Row().Scan(&raw); err != nil {
@@ -117,7 +94,7 @@ func TestBumpFailure(t *testing.T) {
 					t.Fatalf("other instance during the window: %d; the window is documented as serving 10", got)
 				}
 				// ...until the writer's background retry reaches the store.
-				cut.cut.Store(false)
+				cut.Cut.Store(false)
 				eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
 			}
 		})

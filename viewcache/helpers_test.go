@@ -201,27 +201,6 @@ func mustMiss(t *testing.T, what string, r reply, want string) {
 // entries are encoded as on Redis or Memcached.
 type bytesStore struct{ store.Store }
 
-// cutBumps is a store whose bumps fail while cut is set (reads still work):
-// a write's invalidation does not reach it.
-type cutBumps struct {
-	store.Store
-	cut atomic.Bool
-}
-
-func (c *cutBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
-	if c.cut.Load() {
-		return 0, fmt.Errorf("cut: %w", store.ErrUnavailable)
-	}
-	return c.Store.Bump(ctx, tags, hold)
-}
-
-func (c *cutBumps) Release(ctx context.Context, tags []string, id uint64) error {
-	if c.cut.Load() {
-		return fmt.Errorf("cut: %w", store.ErrUnavailable)
-	}
-	return c.Store.Release(ctx, tags, id)
-}
-
 // recordingStore is a bytesStore that remembers the keys set.
 type recordingStore struct {
 	store.Store

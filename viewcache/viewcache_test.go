@@ -11,6 +11,7 @@ import (
 
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/memstore"
+	"github.com/gormcache/gormcache/store/storetest"
 	"github.com/gormcache/gormcache/viewcache"
 	"gorm.io/gorm"
 )
@@ -659,12 +660,12 @@ func TestWriteInFlight(t *testing.T) {
 func TestBrokenTablesNotServed(t *testing.T) {
 	t.Parallel()
 	ms, _ := memstore.New(memstore.Config{})
-	st := &cutBumps{Store: bytesStore{ms}}
+	st := &storetest.CutBumps{Store: bytesStore{ms}}
 	e := newEnv(t, envOptions{store: st, bumps: plugin.ProceedWrite})
 	e.mux.Handle("GET /articles", e.c.Page(e.list("list")))
 	e.get("/articles")
 	mustHit(t, "warm", e.get("/articles"))
-	st.cut.Store(true)
+	st.Cut.Store(true)
 	if err := e.db.Model(&Article{}).Where("id = 1").Update("title", "edited").Error; err != nil {
 		t.Fatal(err)
 	}
@@ -672,5 +673,5 @@ func TestBrokenTablesNotServed(t *testing.T) {
 	if !strings.HasPrefix(r.body, "edited, ") {
 		t.Fatalf("after a write whose invalidation failed: %q (the page from before it), want the handler's", r.body)
 	}
-	st.cut.Store(false)
+	st.Cut.Store(false)
 }

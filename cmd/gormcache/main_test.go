@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	gcBinary = filepath.Join(dir, "gormcache")
-	args := append(append([]string{"build"}, buildFlags()...), "-o", gcBinary, ".")
+	args := append(append([]string{"build"}, testdb.BuildFlags()...), "-o", gcBinary, ".")
 	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
@@ -44,21 +43,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// buildFlags are the go build flags that build the binary as this test
-// binary was built. Under go test -race, the packages the binary shares
-// with the test are then already in the build cache; without -race they
-// would all be compiled again (a minute on two cores with a cold cache).
-func buildFlags() []string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				return []string{"-race"}
-			}
-		}
-	}
-	return nil
 }
 
 // result is one run of the binary.

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -143,7 +142,7 @@ func TestSmokeScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "smoke.sh")
-	if flags := buildFlags(); len(flags) > 0 { // for smoke.sh's go build
+	if flags := testdb.BuildFlags(); len(flags) > 0 { // for smoke.sh's go build
 		cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" "+strings.Join(flags, " ")))
 	}
 	out, err := cmd.CombinedOutput()
@@ -154,21 +153,6 @@ func TestSmokeScript(t *testing.T) {
 		t.Fatalf("smoke.sh did not report ok:\n%s", out)
 	}
 	t.Logf("smoke.sh:\n%s", out)
-}
-
-// buildFlags are the go build flags that build the binary as this test
-// binary was built. Under go test -race, the packages the binary shares
-// with the test are then already in the build cache; without -race they
-// would all be compiled again (a minute on two cores with a cold cache).
-func buildFlags() []string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				return []string{"-race"}
-			}
-		}
-	}
-	return nil
 }
 
 // client makes requests to the server under test.
