@@ -130,45 +130,74 @@ func (p *parser) txControl() TxControl {
 	return TxNone
 }
 
-// autocommit reads SET [SESSION | LOCAL | @@[session.]]autocommit = v.
+// autocommit reads SET a = x, [SESSION | LOCAL | @@[session.]]autocommit
+// = v, b = y: what the last assignment to autocommit does. One it cannot
+// read (autocommit = @v, = (SELECT …)) counts as turning it off: it only
+// costs caching until autocommit is set back.
 func (p *parser) autocommit() TxControl {
-	k := 1
-	if t := p.peekAt(k); t.kind == tWord {
-		if w := strings.ToLower(p.text(t)); w == "session" || w == "local" {
-			k++
+	res := TxNone
+	for k := 1; ; {
+		c, next := p.assignment(k)
+		if c != TxNone {
+			res = c
+		}
+		if next < 0 {
+			return res
+		}
+		k = next
+	}
+}
+
+// assignment reads the assignment at k of a SET list: what it does to
+// autocommit, and where the next one starts (-1: none).
+func (p *parser) assignment(k int) (TxControl, int) {
+	// The tokens of the assignment, up to a comma outside parentheses.
+	start, end := k, k
+	for depth := 0; ; end++ {
+		t := p.peekAt(end)
+		if t.kind == tEOF || t.kind == tComma && depth == 0 {
+			break
+		}
+		switch t.kind {
+		case tLParen:
+			depth++
+		case tRParen:
+			depth--
 		}
 	}
-	// The variable, possibly spelled @@autocommit or @@session.autocommit:
-	// join the tokens up to "=" (or ":=", or TO).
+	next := -1
+	if p.peekAt(end).kind == tComma {
+		next = end + 1
+	}
+	// The variable: words and operators up to "=", ":=" or TO.
 	var name strings.Builder
-	for ; ; k++ {
-		t := p.peekAt(k)
-		if t.kind == tEOF {
-			return TxNone
-		}
+	i := start
+	for ; i < end; i++ {
+		t := p.peekAt(i)
 		s := p.text(t)
 		if s == "=" || s == ":=" || t.kind == tWord && strings.EqualFold(s, "to") {
 			break
 		}
-		name.WriteString(strings.ToLower(s))
-		if name.Len() > 40 {
-			return TxNone
+		if t.kind == tWord {
+			if w := strings.ToLower(s); name.Len() == 0 && (w == "session" || w == "local" || w == "global" || w == "persist") {
+				continue
+			}
 		}
+		name.WriteString(strings.ToLower(s))
 	}
 	n := strings.TrimPrefix(strings.TrimSuffix(name.String(), ":"), "@@")
 	n = strings.TrimPrefix(strings.TrimPrefix(n, "session."), "local.")
-	if n != "autocommit" {
-		return TxNone
+	if n != "autocommit" || i >= end {
+		return TxNone, next
 	}
-	v := p.peekAt(k + 1)
-	if p.peekAt(k+2).kind != tEOF {
-		return TxNone // SET autocommit = 0, other = 1: not read here
+	if i+2 != end {
+		return TxAutocommitOff, next // a value it cannot read
 	}
-	switch strings.Trim(strings.ToLower(p.text(v)), `'"`) {
+	switch strings.Trim(strings.ToLower(p.text(p.peekAt(i+1))), `'"`) {
 	case "0", "off", "false":
-		return TxAutocommitOff
+		return TxAutocommitOff, next
 	case "1", "on", "true":
-		return TxAutocommitOn
+		return TxAutocommitOn, next
 	}
-	return TxNone
+	return TxAutocommitOff, next
 }

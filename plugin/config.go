@@ -12,6 +12,11 @@ import (
 	"github.com/gormcache/gormcache/store"
 )
 
+// ErrWriteRefused is wrapped, with store.ErrUnavailable, by the error of a
+// write refused before it reached the database because its tables could
+// not be invalidated in the store first (Config.BumpFailure FailWrite).
+var ErrWriteRefused = errors.New("gormcache: write refused")
+
 // BumpFailure is what a write does when its first bump fails (see
 // Config.BumpFailure).
 type BumpFailure int

@@ -69,10 +69,11 @@ type Plugin struct {
 	// transactions opened by SQL: on the shared pool, on dedicated
 	// connections (weak.Pointer[sql.Conn] → *rawTx), and prepared ones
 	// (PREPARE TRANSACTION, XA PREPARE) waiting to be resolved
-	rawShared  rawTx
-	rawConns   sync.Map
-	preparedMu sync.Mutex
-	prepared   []*writeHold
+	rawShared    rawTx
+	warnedShared atomic.Bool
+	rawConns     sync.Map
+	preparedMu   sync.Mutex
+	prepared     []*writeHold
 
 	// lingering: timers of writes whose outcome is unknown (linger)
 	lingerMu  sync.Mutex

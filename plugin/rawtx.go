@@ -58,12 +58,42 @@ func (p *Plugin) rawTxOf(conn *sql.Conn) *rawTx {
 	r, loaded := p.rawConns.LoadOrStore(w, &rawTx{})
 	if !loaded {
 		runtime.AddCleanup(conn, func(w weak.Pointer[sql.Conn]) {
-			if r, ok := p.rawConns.LoadAndDelete(w); ok {
-				r.(*rawTx).endHolds(false)
+			r, ok := p.rawConns.LoadAndDelete(w)
+			if !ok {
+				return
+			}
+			if rt := r.(*rawTx); rt.inTx() {
+				// Closed inside a transaction opened as SQL: PostgreSQL's
+				// driver ends it, but go-sql-driver/mysql hands the
+				// connection back to the pool with it still open, to be
+				// committed by whatever runs on it next. Its fate is unknown.
+				p.log.Warn("gormcache: a dedicated connection (db.Connection) was closed inside a transaction opened as SQL; end such transactions before the callback returns")
+				rt.endHolds(true)
+				_ = p.bump(context.Background(), []string{store.GlobalTag})
+			} else {
+				rt.endHolds(false)
 			}
 		}, w)
 	}
 	return r.(*rawTx)
+}
+
+// warnShared warns, once, that transaction control sent as SQL through a
+// pool of several connections may run its statements on different ones.
+func (p *Plugin) warnShared(pool gorm.ConnPool) {
+	var sqlDB *sql.DB
+	switch in := pool.(type) {
+	case *sql.DB:
+		sqlDB = in
+	case gorm.GetDBConnector:
+		sqlDB, _ = in.GetDBConn()
+	}
+	if sqlDB != nil && sqlDB.Stats().MaxOpenConnections == 1 {
+		return
+	}
+	if p.warnedShared.CompareAndSwap(false, true) {
+		p.log.Warn("gormcache: transaction control sent as SQL through a pool of several connections: database/sql may run each statement on another connection; use db.Transaction, or db.Connection for a session of your own")
+	}
 }
 
 // inTx reports whether the session is inside a transaction opened by SQL.

@@ -77,20 +77,29 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		s.p.depsGraph()
 	}
 	pl := s.p.planFor(query)
+	var raw *rawTx // transaction control sent as SQL: applied once the statement was sent
 	if pl.tx != invalidation.TxNone {
-		if raw := s.rawScope(); raw != nil {
-			defer func() { raw.control(s.p, pl.tx, err) }()
+		if raw = s.rawScope(); raw == &s.p.rawShared && opensTx(pl.tx) {
+			s.p.warnShared(s.inner)
 		}
 	}
 	if !pl.write {
+		if raw != nil {
+			defer func() { raw.control(s.p, pl.tx, err) }()
+		}
 		return s.inner.ExecContext(ctx, query, args...)
 	}
-	s.p.recordPlan(ctx, pl, nil)
 	finish, err := s.startWrite(ctx, pl)
 	if err != nil {
-		return nil, err
+		return nil, err // refused: not sent, so neither recorded nor a transaction control
 	}
-	defer func() { finish(err) }()
+	s.p.recordPlan(ctx, pl, nil)
+	defer func() {
+		finish(err)
+		if raw != nil {
+			raw.control(s.p, pl.tx, err)
+		}
+	}()
 	return s.inner.ExecContext(ctx, query, args...)
 }
 
@@ -148,11 +157,11 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if pl.write {
 		p.stats.bypassed(pl.reason)
-		p.recordPlan(ctx, pl, nil)
 		finish, err := s.startWrite(ctx, pl)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, err // refused: not sent
 		}
+		p.recordPlan(ctx, pl, nil)
 		if raw := s.rawScope(); pl.tx != invalidation.TxNone && raw != nil {
 			write := finish
 			finish = func(err error) {
@@ -160,7 +169,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 				raw.control(p, pl.tx, err)
 			}
 		}
-		rows, err := s.inner.QueryContext(ctx, query, args...)
+		rows, err := s.queryWriting(ctx, query, args, finish)
 		if err != nil {
 			finish(err)
 			return nil, nil, err
@@ -194,6 +203,18 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	pr.db = s.db
 	s.pre = nil
 	return p.cachedQuery(ctx, s.inner, pr)
+}
+
+// queryWriting runs a write sent as a query; a panic under it ends the
+// write (its holds would otherwise be renewed) before going on.
+func (s *stmtPool) queryWriting(ctx context.Context, query string, args []any, finish func(error)) (*sql.Rows, error) {
+	defer func() {
+		if r := recover(); r != nil {
+			finish(fmt.Errorf("gormcache: panic: %v", r))
+			panic(r)
+		}
+	}()
+	return s.inner.QueryContext(ctx, query, args...)
 }
 
 // bypassReason says why a read of plan pl must go straight to the

@@ -107,7 +107,7 @@ func opensTx(c invalidation.TxControl) bool {
 // go-sql-driver/mysql closes the connection) or the connection failed
 // under it. An error the database returned is not such an error.
 func outcomeUnknown(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, ErrWriteRefused) {
 		return false
 	}
 	switch {
@@ -181,6 +181,9 @@ func (h *writeHold) renew() {
 		return
 	}
 	p := h.p
+	if p.closed.Load() {
+		return // closed: the hold stays in the store until it expires
+	}
 	if time.Since(h.since) > maxHoldRenewal {
 		p.log.Error("gormcache: a write has held its tables for over an hour; its hold is no longer renewed", "tables", h.tags)
 		return
@@ -311,7 +314,7 @@ func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Durati
 	if before && p.cfg.BumpFailure == FailWrite && !p.ownStore {
 		p.stats.refused.Add(1)
 		p.storeFailed("bump", err)
-		return 0, fmt.Errorf("gormcache: write refused: its tables could not be invalidated in the store first (Config.BumpFailure is FailWrite): %w", errUnavailable(err))
+		return 0, fmt.Errorf("%w: its tables could not be invalidated in the store first (Config.BumpFailure is FailWrite): %w", ErrWriteRefused, errUnavailable(err))
 	}
 	// No hold protects the tables while the write runs: they stay broken
 	// (not served, not stored) until the write is over and bumped after it

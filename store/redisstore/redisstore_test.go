@@ -301,13 +301,25 @@ func TestRoundTripsCluster(t *testing.T) {
 		{"BumpHold", func() error { _, err := s.Bump(bg, tags, time.Second); return err }},
 		{"Delete", func() error { return s.Delete(bg, "d1", "d2", "d3", "k") }},
 	} {
-		topBefore, rtBefore := top.requests(), s.Stats().RoundTrips
-		nodesBefore := nodes.pipeline.Load() + nodes.process.Load()
-		nodes.mu.Lock()
-		nodes.cmds = nil
-		nodes.mu.Unlock()
-		if err := tc.op(); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+		var topBefore, nodesBefore int64
+		var rtBefore uint64
+		for attempt := 0; ; attempt++ {
+			topBefore, rtBefore = top.requests(), s.Stats().RoundTrips
+			nodesBefore = nodes.pipeline.Load() + nodes.process.Load()
+			nodes.mu.Lock()
+			nodes.cmds = nil
+			nodes.mu.Unlock()
+			checks := s.Stats().MasterChecks
+			if err := tc.op(); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			// A new connection (the pool grows or replaces one on a loaded
+			// machine) makes the next call check the masters first
+			// (master.go): measure the steady state again.
+			if s.Stats().MasterChecks == checks || attempt == 3 {
+				break
+			}
+			t.Logf("%s: a master check ran (a new connection); measuring again", tc.name)
 		}
 		if got := top.requests() - topBefore; got != 1 {
 			t.Errorf("%s: %d calls on the cluster client, want 1 pipeline", tc.name, got)
