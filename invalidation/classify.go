@@ -63,11 +63,19 @@ func Classify(d Dialect, sql string) Statement {
 			end++
 		}
 		if end > start {
-			p.pos, p.end, p.write, p.ctes, p.depth = start, end, false, p.ctes[:0], 0
+			p.pos, p.end, p.write, p.planOnly, p.ctes, p.depth = start, end, false, false, p.ctes[:0], 0
 			if tc := p.txControl(); tc != TxNone {
 				res.Tx = tc
 			}
+			funcs := len(p.funcs)
 			k := p.statement()
+			if k == Neutral && !p.planOnly && p.mayWrite(p.funcs[funcs:]) {
+				// SET @x = f(), EXPLAIN ANALYZE SELECT f(), DECLARE … FOR
+				// SELECT f(), COPY (SELECT f()) TO: f runs, and may write
+				// anything, as it may in a read.
+				k = Write
+				p.markIncomplete()
+			}
 			res.Statements++
 			if first || rank(k) > rank(res.Kind) {
 				res.Kind = k
@@ -79,7 +87,7 @@ func Classify(d Dialect, sql string) Statement {
 	if (st.lex.bad || p.tooDeep) && rank(res.Kind) < rank(Unknown) {
 		res.Kind = Unknown
 	}
-	if st.lex.bad || res.Kind == Unknown {
+	if st.lex.bad || res.Kind == Unknown || res.Kind == Read && p.seqRead {
 		p.incomplete = true
 	}
 	res.Complete = !p.incomplete
@@ -97,6 +105,17 @@ func Classify(d Dialect, sql string) Statement {
 	}
 	st.p = parser{tables: p.tables[:0], written: p.written[:0], funcs: p.funcs[:0], ctes: p.ctes[:0]}
 	return res
+}
+
+// mayWrite reports whether one of funcs may write: a function that
+// [FunctionKind] does not know.
+func (p *parser) mayWrite(funcs []string) bool {
+	for _, f := range funcs {
+		if FunctionKind(p.d, f) == FuncUnknown {
+			return true
+		}
+	}
+	return false
 }
 
 // sortedSet returns a new sorted, deduplicated copy of s (nil when empty).
@@ -303,6 +322,7 @@ func (p *parser) explain() Kind {
 		k := p.statement()
 		if !analyze {
 			p.written = p.written[:mark]
+			p.planOnly = true
 			return Neutral
 		}
 		if k == Read {
@@ -438,12 +458,23 @@ func (p *parser) pragma() Kind {
 }
 
 // copy handles PostgreSQL COPY: COPY t FROM … writes t (Schema); COPY t TO
-// and COPY (query) TO only read (Neutral).
+// and COPY (query) TO only read (Neutral), except that COPY (DML RETURNING …)
+// TO runs the DML (Write).
 func (p *parser) copy() Kind {
 	p.next()
 	if p.peek().kind == tLParen {
-		p.paren()
+		if p.enter() {
+			p.next()
+			p.query() // a query, or INSERT/UPDATE/DELETE/MERGE … RETURNING
+			p.closeParen()
+			p.leave()
+		} else {
+			p.skipParen()
+		}
 		p.rest()
+		if p.write {
+			return Write
+		}
 		return Neutral
 	}
 	from, to, ok := p.targetName()

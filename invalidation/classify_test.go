@@ -331,3 +331,45 @@ func ExampleFunctionKind() {
 	fmt.Println(FunctionKind(Postgres, "count"), FunctionKind(Postgres, "now"), FunctionKind(Postgres, "my_func"))
 	// Output: stable volatile unknown
 }
+
+// TestSQLiteBuiltins checks every built-in SQLite function documented at
+// sqlite.org (core, math, aggregate, window, date and time, JSON, and the
+// percentile and full-text extensions): none may be FuncUnknown, since an
+// unknown function makes a read invalidate the whole cache.
+func TestSQLiteBuiltins(t *testing.T) {
+	t.Parallel()
+	for kind, names := range map[FuncKind]string{
+		FuncStable: `
+			abs char coalesce concat concat_ws format glob hex if ifnull iif instr length like
+			likelihood likely lower ltrim max min nullif octet_length printf quote replace round
+			rtrim sign soundex substr substring trim typeof unhex unicode unistr unistr_quote
+			unlikely upper zeroblob
+			acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log
+			log10 log2 mod pi pow power radians sin sinh sqrt tan tanh trunc
+			avg count group_concat string_agg sum total
+			median percentile percentile_cont percentile_disc
+			row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value
+			last_value nth_value
+			json jsonb json_array jsonb_array json_array_insert jsonb_array_insert
+			json_array_length json_error_position json_extract jsonb_extract json_insert
+			jsonb_insert json_object jsonb_object json_patch jsonb_patch json_pretty json_remove
+			jsonb_remove json_replace jsonb_replace json_set jsonb_set json_type json_valid
+			json_quote json_group_array jsonb_group_array json_group_object jsonb_group_object
+			json_each jsonb_each json_tree jsonb_tree
+			generate_series bm25 highlight snippet offsets matchinfo`,
+		// time, randomness, connection state, and values fixed by the build
+		// (a shared store can outlive an upgrade of the library)
+		FuncVolatile: `
+			random randomblob changes total_changes last_insert_rowid sqlite_version
+			sqlite_source_id sqlite_compileoption_get sqlite_compileoption_used sqlite_offset
+			date time datetime julianday unixepoch strftime timediff`,
+		// may run anything
+		FuncUnknown: `load_extension my_func`,
+	} {
+		for _, name := range strings.Fields(names) {
+			if got := FunctionKind(SQLite, name); got != kind {
+				t.Errorf("FunctionKind(SQLite, %q) = %v, want %v", name, got, kind)
+			}
+		}
+	}
+}

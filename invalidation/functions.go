@@ -144,16 +144,26 @@ var dialectStable = [...]map[string]struct{}{
 		inet_aton inet_ntoa inet6_aton inet6_ntoa is_ipv4 is_ipv6 uuid_to_bin bin_to_uuid
 		exists interval grouping match against
 	`),
+	// SQLite: core (lang_corefunc), math (lang_mathfunc), aggregate
+	// (lang_aggfunc, with the percentile extension), JSON (json1) and the
+	// read-only FTS3/FTS5 auxiliary functions. Date and time functions are
+	// volatile (below); so are the ones whose value is fixed by the build,
+	// since a shared store may outlive an upgrade of the library.
 	SQLite: set(`
-		char_length substring instr concat concat_ws ifnull iif nullif hex unhex quote
+		char_length substring instr concat concat_ws ifnull iif if nullif hex unhex quote
 		unicode char printf format glob like likely unlikely likelihood zeroblob typeof
-		total group_concat string_agg sign ceil ceiling floor mod power pow sqrt exp ln log log2 log10
+		octet_length soundex unistr unistr_quote
+		total group_concat string_agg median percentile percentile_cont percentile_disc
+		sign ceil ceiling floor mod power pow sqrt exp ln log log2 log10
 		trunc pi sin cos tan asin acos atan atan2 degrees radians
+		sinh cosh tanh asinh acosh atanh
 		json json_array json_array_length json_extract json_insert json_object json_patch
 		json_remove json_replace json_set json_type json_valid json_quote json_group_array
 		json_group_object json_each json_tree jsonb jsonb_array jsonb_extract jsonb_object
 		jsonb_insert jsonb_patch jsonb_remove jsonb_replace jsonb_set jsonb_group_array
-		jsonb_group_object json_error_position json_pretty
+		jsonb_group_object json_error_position json_pretty json_array_insert jsonb_array_insert
+		jsonb_each jsonb_tree
+		bm25 highlight snippet offsets matchinfo
 		generate_series exists
 	`),
 }
@@ -191,9 +201,13 @@ var dialectVolatile = [...]map[string]struct{}{
 		is_free_lock is_used_lock sleep benchmark master_pos_wait source_pos_wait load_file
 		nextval lastval setval
 	`),
+	// SQLite's date and time functions are judged by name, so always
+	// volatile: an argument of 'now' (or none) reads the clock, and a bound
+	// parameter or a column may hold 'now' just as well. load_extension is
+	// not here: an extension's initialisation can run anything.
 	SQLite: set(`
 		date time datetime julianday strftime unixepoch timediff randomblob
 		changes total_changes last_insert_rowid sqlite_version sqlite_source_id
-		sqlite_offset load_extension
+		sqlite_compileoption_get sqlite_compileoption_used sqlite_offset
 	`),
 }

@@ -24,6 +24,9 @@ type parser struct {
 	ctes    []string // CTE names in scope, innermost last
 
 	incomplete bool
+	inPosition bool // scanning the arguments of POSITION(a IN b)
+	planOnly   bool // a plain EXPLAIN: the statement inside is not run
+	seqRead    bool // a sequence column (last_value, is_called) is read
 	write      bool // an INSERT/UPDATE/DELETE/MERGE or SELECT … INTO table was seen
 	locking    bool
 	returning  bool
@@ -178,11 +181,17 @@ func (p *parser) closeParen() {
 }
 
 // paren handles a parenthesised group at "(": a subquery or an expression.
-func (p *parser) paren() {
+func (p *parser) paren() { p.group(false) }
+
+// group is paren; position says whether the group holds the arguments of
+// POSITION(a IN b), where IN is no operator.
+func (p *parser) group(position bool) {
 	if !p.enter() {
 		p.skipParen()
 		return
 	}
+	saved := p.inPosition
+	p.inPosition = position
 	p.next() // (
 	if p.startsQuery() {
 		p.query()
@@ -190,6 +199,7 @@ func (p *parser) paren() {
 		p.scan(false)
 	}
 	p.closeParen()
+	p.inPosition = saved
 	p.leave()
 }
 
@@ -345,6 +355,9 @@ func (p *parser) scan(fromClause bool) {
 				p.tableRef(false, nil)
 			}
 		default:
+			if t.kw == kwIn && p.inOperand() {
+				continue
+			}
 			if sawFrom && kwFlags[t.kw]&fJoin != 0 && p.peekAt(1).kind != tLParen {
 				if p.joinOp() {
 					p.tableRef(false, nil)
@@ -375,16 +388,73 @@ func (p *parser) nameOrCall() {
 		p.next()
 	}
 	if p.peek().kind == tLParen {
+		position := false
 		if p.isCall(start, before) {
-			p.addFunc(p.dottedName(start, p.pos))
+			name := p.dottedName(start, p.pos)
+			p.addFunc(name)
+			position = name == "position"
 		}
-		p.paren()
+		p.group(position)
 		return
 	}
 	if p.pos == start+1 && t.kind == tWord && niladic[t.kw].has(p.d) &&
 		before.kind != tDot && !before.is(kwAs) && p.peek().kind != tDot {
 		p.addFunc(strings.ToLower(p.text(t)))
 	}
+	if (p.d == Postgres || p.d == Generic) && !before.is(kwAs) && isSequenceColumn(p.identText(p.toks[p.pos-1])) {
+		p.seqRead = true
+	}
+}
+
+// isSequenceColumn reports whether name is a column that only a PostgreSQL
+// sequence has in common use (last_value and is_called). A sequence changes
+// through nextval and setval, which name it only in a string, so a read of
+// it cannot be invalidated.
+func isSequenceColumn(name string) bool {
+	switch len(name) {
+	case len("last_value"):
+		return strings.EqualFold(name, "last_value")
+	case len("is_called"):
+		return strings.EqualFold(name, "is_called")
+	}
+	return false
+}
+
+// inOperand handles the right operand of [NOT] IN, at IN, when it is not
+// parenthesised. SQLite (and Generic) read IN [schema.]table as a
+// subquery on that table, and IN fn(args) as one on a table-valued
+// function. Other dialects have no such form: outside POSITION(a IN b),
+// LOCK IN SHARE MODE and MySQL's IN BOOLEAN|NATURAL LANGUAGE MODE it is a
+// syntax error, and the statement is not Complete. inOperand reports whether
+// it consumed the operand; it leaves IN ( … ) to the caller.
+func (p *parser) inOperand() bool {
+	next := p.peekAt(1)
+	switch {
+	case next.kind == tLParen, p.inPosition, p.prev().is(kwLock):
+		return false
+	case next.kind == tWord && (p.peekAt(2).is(kwMode) || next.is(kwNatural) && p.peekAt(3).is(kwMode)):
+		return false // IN SHARE MODE, IN BOOLEAN MODE, IN NATURAL LANGUAGE MODE
+	case p.d != SQLite && p.d != Generic || !p.isName(next):
+		p.markIncomplete()
+		return false
+	}
+	p.next() // IN
+	start := p.pos
+	p.next()
+	for p.peek().kind == tDot && (p.peekAt(1).kind == tWord || p.peekAt(1).kind == tQuoted || p.peekAt(1).kind == tString) {
+		p.pos += 2
+	}
+	if p.peek().kind == tLParen {
+		name := p.dottedName(start, p.pos)
+		p.addFunc(name)
+		if strings.HasPrefix(name, "pragma_") {
+			p.catalog = true
+		}
+		p.paren()
+		return true
+	}
+	p.addTable(start, p.pos, false)
+	return true
 }
 
 // isCall reports whether the name toks[start:p.pos], followed by "(", is a
@@ -536,6 +606,9 @@ func (p *parser) scanCondition() {
 			}
 			if kwFlags[t.kw]&fJoin != 0 && p.peekAt(1).kind != tLParen {
 				return
+			}
+			if t.kw == kwIn && p.inOperand() {
+				continue
 			}
 			p.nameOrCall()
 			continue

@@ -53,8 +53,12 @@ const (
 	// candidate for caching (subject to the other fields of [Statement]).
 	Read
 	// Write: INSERT, UPDATE, DELETE, REPLACE, MERGE, upserts, INSERT … SELECT,
-	// writable CTEs and PostgreSQL's SELECT … INTO new_table. Written names
-	// the tables it writes.
+	// writable CTEs, PostgreSQL's SELECT … INTO new_table and COPY (DML
+	// RETURNING …) TO. Written names the tables it writes. A statement that
+	// would be Neutral but runs a function [FunctionKind] does not know
+	// (SET @x = f(), EXPLAIN ANALYZE SELECT f(), DECLARE … CURSOR FOR SELECT
+	// f(), COPY (SELECT f()) TO) is a Write that is not Complete: the
+	// function may write anything, as it may in a read.
 	Write
 	// Neutral: changes no table data and must not be cached: transaction
 	// control, savepoints, SET/RESET/SHOW, plain EXPLAIN, LISTEN/NOTIFY,
@@ -91,7 +95,8 @@ type Statement struct {
 	Kind Kind
 	// Tables lists every base table referenced anywhere (FROM, JOIN,
 	// subqueries, CTE bodies, DML targets, USING, UPDATE … FROM, INSERT …
-	// SELECT sources), normalised with [TableName], sorted and deduplicated.
+	// SELECT sources, SQLite's x IN t), normalised with [TableName], sorted
+	// and deduplicated.
 	// CTE names, aliases and table functions are not tables.
 	Tables []string
 	// Written is the subset of Tables that the statement writes, sorted and
@@ -99,7 +104,9 @@ type Statement struct {
 	Written []string
 	// Complete is true when every table reference was understood. When false,
 	// Tables may be missing some: do not cache a read, invalidate everything
-	// after a write.
+	// after a write. A PostgreSQL (or Generic) read of a column named
+	// last_value or is_called is not Complete: it may read a sequence, which
+	// nextval and setval change without naming it as a table.
 	Complete bool
 	// Tx is what the statement does to the session's transaction when it
 	// is transaction control sent as SQL (BEGIN, COMMIT, SET autocommit, XA,
