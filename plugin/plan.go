@@ -46,7 +46,9 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		if len(pl.writeTags) == 0 {
 			pl.writeTags = st.Tables
 		}
-		if len(pl.writeTags) == 0 || !st.Complete {
+		if len(pl.writeTags) == 0 || !st.Complete || p.mayWrite(st.Functions) {
+			// (a function the plugin does not know may write anywhere:
+			// UPDATE t SET x = f() as much as SELECT f())
 			pl.writeTags = globalOnly
 		}
 		return pl
@@ -99,6 +101,22 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		pl.counts = p.stats.tables.forTags(tags)
 	}
 	return pl
+}
+
+// mayWrite reports whether one of functions is neither known to the
+// dialect (stable or volatile) nor declared in Config.StableFunctions.
+func (p *Plugin) mayWrite(functions []string) bool {
+	for _, f := range functions {
+		if p.stable[f] {
+			continue
+		}
+		switch invalidation.FunctionKind(p.dialect, f) {
+		case invalidation.FuncStable, invalidation.FuncVolatile:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // withTables returns tags ∪ the normalised names, sorted, deduplicated.

@@ -287,3 +287,37 @@ func TestCloseWhileWriting(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestWriteCallingUnknownFunction: a write that calls a function the
+// plugin does not know (here one that writes another table) invalidates
+// everything, as a read calling it does.
+func TestWriteCallingUnknownFunction(t *testing.T) {
+	t.Parallel()
+	db, _ := cachedDB(t, "postgres", plugin.Config{})
+	for _, q := range []string{
+		"CREATE TABLE audit (n int)",
+		"INSERT INTO audit VALUES (0)",
+		"CREATE FUNCTION note_change(v bigint) RETURNS bigint LANGUAGE sql AS 'UPDATE audit SET n = n + 1; SELECT v'",
+	} {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	audit := func() int {
+		var n int
+		if err := db.Raw("SELECT n FROM audit").Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	audit()
+	if got := audit(); got != 0 {
+		t.Fatal(got)
+	}
+	if err := db.Exec("UPDATE accounts SET balance = note_change(balance) WHERE id = 1").Error; err != nil {
+		t.Fatal(err)
+	}
+	if got := audit(); got != 1 {
+		t.Fatalf("audit after a write whose function wrote it: %d (stale), want 1", got)
+	}
+}
