@@ -97,8 +97,14 @@ type Config struct {
 
 	// Identity names the database, so that two databases (or tenants,
 	// search_paths, users) sharing one store never share entries. "" means:
-	// asked from the database at Initialize (server, port, database, user,
-	// and search_path on PostgreSQL).
+	// asked from the database at Initialize: server address, port, database
+	// and user, and on PostgreSQL the search_path, primary or standby and the
+	// system identifier (readable by superusers and pg_monitor; else the
+	// server's start time); on MySQL @@server_uuid, on MariaDB @@server_uid;
+	// on SQLite the host name and the file's path. Set it when hosts that
+	// share a store can tell the same (SQLite files at one path on hosts of
+	// one name, cloned servers). It names keys only: one Plugin still serves
+	// one database (see [ErrOtherDatabase]).
 	Identity string
 
 	// WriteLease bounds how long a write may hold its tables (while a

@@ -2,9 +2,7 @@ package plugin
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -24,8 +22,9 @@ import (
 const pluginName = "gormcache"
 
 // Plugin is the GORM plugin. Create it with [New] and install it with db.Use.
-// One Plugin may serve several *gorm.DB (dbresolver opens one per source and
-// replica); it must then be given the same database identity.
+// One Plugin serves one database: several *gorm.DB on it (dbresolver opens
+// one per source and replica) share its identity and catalog, and db.Use on
+// a *gorm.DB of another database fails with [ErrOtherDatabase].
 type Plugin struct {
 	cfg      Config
 	initOnce sync.Once
@@ -41,6 +40,7 @@ type Plugin struct {
 	dialect  invalidation.Dialect
 	dialName string
 	identity string
+	home     home // the database the plugin serves (identity.go)
 	stable   map[string]bool
 
 	plans *otter.Cache[string, *plan]
@@ -151,6 +151,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p.dialName == "" && db.Dialector != nil {
 		p.dialName = db.Dialector.Name()
 		p.dialect = invalidation.DialectOf(p.dialName)
+	}
+	if err := p.checkDatabase(db); err != nil {
+		return err
 	}
 	if p.identity == "" {
 		p.identity = p.cfg.Identity
@@ -267,34 +270,6 @@ func (p *Plugin) wrapPools(db *gorm.DB) {
 			db.Statement.ConnPool = db.ConnPool
 		}
 	}
-}
-
-// askIdentity reads who and where the database is, so that entries of two
-// databases sharing one store never mix.
-func (p *Plugin) askIdentity(db *gorm.DB) string {
-	var q string
-	switch p.dialect {
-	case invalidation.Postgres:
-		q = `SELECT concat_ws('/', coalesce(host(inet_server_addr()), 'local'), coalesce(inet_server_port(), 0)::text, current_database(), current_user, current_setting('search_path'))`
-	case invalidation.MySQL:
-		q = `SELECT CONCAT_WS('/', @@hostname, @@port, IFNULL(DATABASE(), ''), CURRENT_USER())`
-	case invalidation.SQLite:
-		q = `SELECT file FROM pragma_database_list WHERE name = 'main'`
-	}
-	if q != "" && db.ConnPool != nil && !db.DryRun {
-		var id sql.NullString
-		err := db.ConnPool.QueryRowContext(context.Background(), q).Scan(&id)
-		if err == nil && id.String != "" {
-			return p.dialName + ":" + id.String
-		}
-		if err != nil {
-			p.log.Warn("gormcache: cannot read the database identity; entries will not be shared with other processes", "error", err)
-		}
-	}
-	// An identity of our own: safe (nobody else shares our entries), never wrong.
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return p.dialName + ":private:" + hex.EncodeToString(b[:])
 }
 
 // Stats returns the counters since the plugin was created.
