@@ -192,7 +192,8 @@ type Config struct {
 	// NoHitMarker leaves a hit's SQL as it is. By default a statement
 	// served from the cache has "/* gormcache hit */ " put before its SQL
 	// once it has run, so that GORM's logger (and tracing plugins that
-	// record the SQL) show which statements the cache answered.
+	// record the SQL) show which statements the cache answered. AfterFind
+	// hooks see the SQL without it, as plain GORM shows it.
 	NoHitMarker bool
 
 	// ReplicaWindow bounds how far behind its source a read replica may be

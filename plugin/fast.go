@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gormcache/gormcache/serializer"
@@ -25,11 +27,21 @@ import (
 // goes through a one-value replay, so conversions and their errors stay
 // exactly database/sql's.
 
-// queryCallback wraps gorm:query.
+// queryCallback wraps gorm:query. The fast path stands in for GORM's own
+// callbacks.Query, so it is taken only when that is what orig is: any other
+// orig (an application's replacement, which may add clauses and must run on
+// every statement) runs whole, with the statement's read pool looking up
+// the SQL it finally sends.
 func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 	slow := p.wrapCallback(orig)
+	fast := isFunc(orig, callbacks.Query)
 	return func(db *gorm.DB) {
-		if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closed.Load() || !fastDest(db.Statement.Dest) {
+		if sp, ok := db.Statement.ConnPool.(*stmtPool); ok && sp.guard {
+			// The application's gorm:query, which queryGuard took for one
+			// that does not call this wrapper, does: take over.
+			db.Statement.ConnPool = sp.inner
+		}
+		if !fast || db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closed.Load() || !fastDest(db.Statement.Dest) {
 			// (closed: the ordinary way, which still bumps a shared store on writes)
 			slow(db)
 			return
@@ -66,6 +78,40 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 	}
 }
 
+// queryWrapperPC identifies the functions queryCallback returns.
+var queryWrapperPC = reflect.ValueOf((&Plugin{}).queryCallback(nil)).Pointer()
+
+// isFunc reports whether f is g (both non-nil).
+func isFunc(f, g func(*gorm.DB)) bool {
+	return f != nil && g != nil && reflect.ValueOf(f).Pointer() == reflect.ValueOf(g).Pointer()
+}
+
+// queryGuard runs just before gorm:query. When gorm:query is no longer the
+// plugin's wrapper (the application replaced it after db.Use), it puts a
+// read pool on the statement, so that whatever gorm:query now is, its final
+// SQL is looked up (and a write through the query chain still bumps);
+// queryRestore takes it off before gorm:preload. If the application's
+// callback calls the wrapper after all, the wrapper takes over.
+func (p *Plugin) queryGuard(db *gorm.DB) {
+	if db.Error != nil || db.DryRun || db.Statement.ConnPool == nil || p.closedOwn() {
+		return
+	}
+	if reflect.ValueOf(db.Callback().Query().Get("gorm:query")).Pointer() == queryWrapperPC {
+		return
+	}
+	if !p.replacedQuery.Swap(true) {
+		p.log.Info("gormcache: gorm:query was replaced after db.Use; the cache reads its statements through their connection pool (hits take the slower path)")
+	}
+	db.Statement.ConnPool = &stmtPool{p: p, inner: db.Statement.ConnPool, db: db, guard: true}
+}
+
+// queryRestore takes queryGuard's read pool off the statement.
+func queryRestore(db *gorm.DB) {
+	if sp, ok := db.Statement.ConnPool.(*stmtPool); ok && sp.guard {
+		db.Statement.ConnPool = sp.inner
+	}
+}
+
 // serveHit scans a fresh entry into the statement's destination, as
 // gorm:query would scan the rows.
 // coalesced: the entry is an identical query's, just run (counted apart).
@@ -96,7 +142,8 @@ func (p *Plugin) serveHit(db *gorm.DB, e *serializer.Entry, pl *plan, coalesced 
 const hitMarker = "/* gormcache hit */ "
 
 // markHit puts hitMarker before the statement's SQL, for loggers and
-// tracers, and calls Config.OnHit.
+// tracers, and calls Config.OnHit. AfterFind hooks do not see it
+// (hideHitMarker).
 func (p *Plugin) markHit(db *gorm.DB) {
 	if db == nil {
 		return
@@ -112,6 +159,31 @@ func (p *Plugin) markHit(db *gorm.DB) {
 	db.Statement.SQL.Grow(len(hitMarker) + len(sql))
 	db.Statement.SQL.WriteString(hitMarker)
 	db.Statement.SQL.WriteString(sql)
+}
+
+// hideHitMarker wraps gorm:after_query, which runs the AfterFind hooks:
+// while it runs, a hit's SQL is what plain GORM shows; the marker is back
+// for what comes after it (tracing plugins' after callbacks, GORM's logger).
+func hideHitMarker(orig func(*gorm.DB)) func(*gorm.DB) {
+	gormsOwn := isFunc(orig, callbacks.AfterQuery)
+	return func(db *gorm.DB) {
+		st := db.Statement
+		marked := st.SQL.String()
+		if !strings.HasPrefix(marked, hitMarker) ||
+			gormsOwn && !(db.Error == nil && st.Schema != nil && !st.SkipHooks && st.Schema.AfterFind && db.RowsAffected > 0) {
+			// (GORM's own callback reads the SQL only through the hooks)
+			orig(db)
+			return
+		}
+		plain := marked[len(hitMarker):]
+		st.SQL.Reset()
+		st.SQL.WriteString(plain)
+		orig(db)
+		if st.SQL.String() == plain {
+			st.SQL.Reset()
+			st.SQL.WriteString(marked)
+		}
+	}
 }
 
 // fastMiss runs a missed query as gorm:query does, scanning the real rows

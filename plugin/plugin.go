@@ -81,6 +81,8 @@ type Plugin struct {
 
 	bg     background // work outside statements, cancelled and waited for by Close
 	closed atomic.Bool
+	// replacedQuery: gorm:query was seen replaced after db.Use (logged once)
+	replacedQuery atomic.Bool
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -197,6 +199,22 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 			return fmt.Errorf("gormcache: callback %s not found", c.name)
 		}
 		if err := c.proc.Replace(c.name, c.wrap(orig)); err != nil {
+			return err
+		}
+	}
+	// AfterFind hooks see a hit's SQL unmarked (hideHitMarker).
+	if orig := cb.Query().Get("gorm:after_query"); orig != nil {
+		if err := cb.Query().Replace("gorm:after_query", hideHitMarker(orig)); err != nil {
+			return err
+		}
+	}
+	// gorm:query replaced after this (queryGuard): its statements still
+	// go through a read pool, taken off before preloads run.
+	for _, err := range []error{
+		cb.Query().Before("gorm:query").Register(pluginName+":query_guard", p.queryGuard),
+		cb.Query().Before("gorm:preload").Register(pluginName+":query_restore", queryRestore),
+	} {
+		if err != nil {
 			return err
 		}
 	}

@@ -53,6 +53,7 @@ type stmtPool struct {
 	inner gorm.ConnPool
 	db    *gorm.DB
 	pre   *probe // the query callback's lookup of the statement's SQL
+	guard bool   // put by queryGuard, not by a wrapper
 }
 
 var _ gorm.ConnPool = (*stmtPool)(nil)
