@@ -10,6 +10,8 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store/redisstore"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -225,4 +227,30 @@ func ExampleWithRecorder() {
 	tags, _ := rec.Tables()
 	fmt.Println(tags, rec.Wrote(), rec.Unknown() == "")
 	// Output: [* accounts] false true
+}
+
+// Several instances of an application share one Redis store: a write
+// through any of them invalidates the entries of all. (Not run by go test:
+// it needs a Redis server.)
+func Example_redisStore() {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	defer rdb.Close() // the store does not close the client
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: "myapp:"})
+	if err != nil {
+		panic(err)
+	}
+	defer st.Close() // after the plugin's Close (deferred below, so run first)
+
+	db, err := gorm.Open(sqlite.Open("app.db"), &gorm.Config{})
+	if err != nil {
+		panic(err)
+	}
+	p := plugin.New(plugin.Config{Store: st})
+	// Install the plugin before the first write (AutoMigrate, seeding):
+	// writes made before db.Use do not invalidate what other instances
+	// (or an earlier run) stored.
+	if err := db.Use(p); err != nil {
+		panic(err)
+	}
+	defer p.Close() // waits for the bumps in flight; does not close st
 }
