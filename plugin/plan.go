@@ -56,20 +56,12 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		return pl
 	}
 	// A read. Functions first: one that may write makes it a write to everything.
-	for _, f := range st.Functions {
-		if p.stable[f] {
-			continue
-		}
-		switch invalidation.FunctionKind(p.dialect, f) {
-		case invalidation.FuncStable:
-		case invalidation.FuncVolatile:
-			if pl.reason == "" {
-				pl.reason = reasonVolatile
-			}
-		default:
-			pl.reason, pl.write, pl.writeTags = reasonVolatile, true, globalOnly
-			return pl
-		}
+	switch volatile, unknown := p.judgeFunctions(st.Functions); {
+	case unknown:
+		pl.reason, pl.write, pl.writeTags = reasonVolatile, true, globalOnly
+		return pl
+	case volatile:
+		pl.reason = reasonVolatile
 	}
 	switch {
 	case pl.reason != "":
@@ -86,7 +78,11 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 	case !st.Complete:
 		pl.reason = reasonUnknownTables
 	default:
-		tags, reason := g.readTags(st.Tables)
+		tags, reason, writes := g.readTags(st.Tables)
+		if writes { // a view calling a function that may write anything
+			pl.reason, pl.write, pl.writeTags = reason, true, globalOnly
+			break
+		}
 		if reason == "" {
 			reason = p.policy.check(tags)
 		}
@@ -99,6 +95,26 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		pl.counts = p.stats.tables.forTags(tags)
 	}
 	return pl
+}
+
+// judgeFunctions applies a read's rules to the functions it calls (a read's
+// own, or a view's body): volatile when one makes the result uncacheable,
+// unknown when one may also write anything. Config.StableFunctions are
+// stable.
+func (p *Plugin) judgeFunctions(funcs []string) (volatile, unknown bool) {
+	for _, f := range funcs {
+		if p.stable[f] {
+			continue
+		}
+		switch invalidation.FunctionKind(p.dialect, f) {
+		case invalidation.FuncStable:
+		case invalidation.FuncVolatile:
+			volatile = true
+		default:
+			return true, true
+		}
+	}
+	return volatile, false
 }
 
 // withTables returns tags ∪ the normalised names, sorted, deduplicated.
