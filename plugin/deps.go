@@ -25,7 +25,12 @@ import (
 //     child too (transitively);
 //   - views: a read of a view depends on the tables the view reads
 //     (PostgreSQL's pg_depend; elsewhere the view's definition, classified
-//     like any query); a view we cannot resolve is not cached;
+//     by the SQL parser); a view we cannot resolve is not cached. The body's
+//     functions are judged as a read's are (the view's definition from
+//     pg_get_viewdef, information_schema.VIEWS or sqlite_master): a view
+//     calling a volatile function (random(), now()) is not cached, nor is a
+//     view over it; one calling a function the plugin does not know is not
+//     cached either, and a read of it invalidates everything;
 //   - inheritance and partitions (PostgreSQL): a write to a partition bumps
 //     its parents, a write to a parent bumps its partitions;
 //   - triggers: a trigger whose body writes nothing (a BEFORE trigger that
@@ -34,6 +39,15 @@ import (
 //     other makes every write to its table invalidate everything, unless a
 //     Config.Dependencies entry names the table as a source (the user has
 //     said where its writes go). A warning is logged once per such table.
+//     PostgreSQL trigger functions are read only in sql and plpgsql (a few
+//     built-ins known to change only their row aside); one in C, internal,
+//     plpython… may write anything. MySQL and MariaDB show a trigger's body
+//     only to a user with the TRIGGER privilege on its table (MariaDB lists
+//     the trigger with a NULL body, MySQL not at all): such a table's writes
+//     invalidate everything, with one warning for all of them;
+//   - rules (PostgreSQL's CREATE RULE … DO ALSO/INSTEAD): a write to the
+//     rule's table bumps the relations its action refers to (pg_depend); a
+//     rule referring to a function or operator may write anything.
 //
 // The catalog is read when the plugin is installed and again, outside
 // transactions, after any statement that may have changed the schema (DDL,
@@ -41,10 +55,11 @@ import (
 
 // depGraph is the loaded dependency information.
 type depGraph struct {
-	read     map[string][]string // reading t also depends on these tags
-	readNo   map[string]string   // reading t cannot be cached: why
-	write    map[string][]string // writing t also bumps these tags
-	writeAll map[string]bool     // writing t may change tables we cannot name
+	read      map[string][]string // reading t also depends on these tags
+	readNo    map[string]string   // reading t cannot be cached: why
+	readWrite map[string]bool     // reading t runs a function that may write anything
+	write     map[string][]string // writing t also bumps these tags
+	writeAll  map[string]bool     // writing t may change tables we cannot name
 }
 
 var emptyDeps = &depGraph{}
@@ -55,16 +70,20 @@ type catalogFacts struct {
 	inherits   [][2]string         // parent, child
 	views      map[string][]string // view → tables it reads
 	badViews   map[string]bool     // views whose tables are unknown
-	triggers   map[string][]string // table → tables its triggers write
-	badTrigger map[string]bool     // tables with triggers whose writes are unknown
+	viewFuncs  map[string][]string // view → functions its body calls
+	viewNo     map[string]string   // view → why it cannot be cached, other than its functions
+	triggers   map[string][]string // table → tables its triggers (and rules) write
+	badTrigger map[string]bool     // tables with triggers or rules whose writes are unknown
+	unseen     map[string]bool     // tables whose triggers the user may not read (privileges)
 	tables     map[string]bool     // every table and view (for the policy's names)
 }
 
 func newFacts() *catalogFacts {
 	return &catalogFacts{
 		views: map[string][]string{}, badViews: map[string]bool{},
+		viewFuncs: map[string][]string{}, viewNo: map[string]string{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
-		tables: map[string]bool{},
+		unseen: map[string]bool{}, tables: map[string]bool{},
 	}
 }
 
@@ -168,35 +187,76 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	for t, written := range f.triggers {
 		writeEdges[t] = append(writeEdges[t], written...)
 	}
-	for t := range f.badTrigger {
+	for _, t := range sortedKeys(f.badTrigger) {
 		if declared[t] {
 			continue
 		}
 		unknownWrite[t] = true
 		if _, warned := p.deps.warned.LoadOrStore(t, true); !warned {
-			p.log.Warn("gormcache: table has a trigger whose writes cannot be determined; every write to it invalidates every cached query (name the tables it writes in Config.Dependencies, e.g. \"audit_log\": {\""+t+"\"})", "table", t)
+			p.log.Warn("gormcache: table has a trigger or rule whose writes cannot be determined; every write to it invalidates every cached query (name the tables it writes in Config.Dependencies, e.g. \"audit_log\": {\""+t+"\"})", "table", t)
+		}
+	}
+	var unseen []string
+	for _, t := range sortedKeys(f.unseen) {
+		if !declared[t] && !unknownWrite[t] {
+			unknownWrite[t] = true
+			unseen = append(unseen, t)
+		}
+	}
+	if len(unseen) > 0 {
+		list := strings.Join(unseen, ", ")
+		if _, warned := p.deps.warned.LoadOrStore("unseen:"+list, true); !warned {
+			p.log.Warn("gormcache: the database user may not read the triggers of some tables (it lacks the TRIGGER privilege on them), so every write to them invalidates every cached query; GRANT TRIGGER on them to this user, or name the tables their triggers write in Config.Dependencies (e.g. \"audit_log\": {\""+unseen[0]+"\"})", "tables", list)
+		}
+	}
+	// Why each view may not be cached, and which views run a function that
+	// may write anything.
+	viewNo := map[string]string{}
+	viewWrite := map[string]bool{}
+	for v := range f.badViews {
+		viewNo[v] = reasonUnknownTables
+	}
+	for v, r := range f.viewNo {
+		if viewNo[v] == "" {
+			viewNo[v] = r
+		}
+	}
+	for v, funcs := range f.viewFuncs {
+		volatile, unknown := p.judgeFunctions(funcs)
+		viewWrite[v] = unknown
+		if volatile && viewNo[v] == "" {
+			viewNo[v] = reasonVolatile
 		}
 	}
 	g := &depGraph{
-		read: map[string][]string{}, readNo: map[string]string{},
+		read: map[string][]string{}, readNo: map[string]string{}, readWrite: map[string]bool{},
 		write: map[string][]string{}, writeAll: map[string]bool{},
 	}
+	readNodes := map[string]bool{}
 	for t := range readEdges {
+		readNodes[t] = true
+	}
+	for t := range viewNo {
+		readNodes[t] = true
+	}
+	for t := range readNodes {
 		reach := closure(readEdges, t)
-		for _, r := range reach {
-			if f.badViews[r] {
-				g.readNo[t] = reasonUnknownTables
-			}
-		}
-		if f.badViews[t] {
-			g.readNo[t] = reasonUnknownTables
-		}
 		if len(reach) > 0 {
 			g.read[t] = reach
 		}
-	}
-	for t := range f.badViews {
-		g.readNo[t] = reasonUnknownTables
+		reason, write := viewNo[t], viewWrite[t]
+		for _, r := range reach { // sorted: the reason is deterministic
+			if reason == "" {
+				reason = viewNo[r]
+			}
+			write = write || viewWrite[r]
+		}
+		if reason != "" {
+			g.readNo[t] = reason
+		}
+		if write {
+			g.readWrite[t] = true
+		}
 	}
 	for t := range writeEdges {
 		reach := closure(writeEdges, t)
@@ -238,12 +298,18 @@ func closure(edges map[string][]string, start string) []string {
 }
 
 // readTags expands a read's tables with what they depend on; reason is
-// non-empty when the read may not be cached.
-func (g *depGraph) readTags(tables []string) (tags []string, reason string) {
+// non-empty when the read may not be cached, and writes is true when it
+// runs (through a view) a function that may write anything.
+func (g *depGraph) readTags(tables []string) (tags []string, reason string, writes bool) {
+	for _, t := range tables {
+		if g.readWrite[t] {
+			return nil, g.readNo[t], true
+		}
+	}
 	tags = append(make([]string, 0, len(tables)+1), tables...)
 	for _, t := range tables {
 		if r := g.readNo[t]; r != "" {
-			return nil, r
+			return nil, r, false
 		}
 		for _, d := range g.read[t] {
 			if !contains(tags, d) {
@@ -251,7 +317,16 @@ func (g *depGraph) readTags(tables []string) (tags []string, reason string) {
 			}
 		}
 	}
-	return append(tags, store.GlobalTag), ""
+	return append(tags, store.GlobalTag), "", false
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // writeTags expands a write's tables with what the write may change too.
@@ -373,14 +448,98 @@ WHERE v.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`
 	if err != nil {
 		return fmt.Errorf("views: %w", err)
 	}
-	// User triggers and their functions' bodies.
-	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, '')
+	// Views' bodies, for the functions they call.
+	err = query(ctx, pool, `SELECT v.oid::regclass::text, coalesce(pg_catalog.pg_get_viewdef(v.oid), '')
+FROM pg_catalog.pg_class v JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
+WHERE v.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 2, func(c []string) {
+		f.addPostgresView(invalidation.TableName(c[0]), c[1])
+	})
+	if err != nil {
+		return fmt.Errorf("view definitions: %w", err)
+	}
+	// Rules other than views' SELECT rules, and what their actions refer to.
+	err = query(ctx, pool, `SELECT DISTINCT r.ev_class::regclass::text, coalesce(d.refclassid::regclass::text, ''),
+  CASE WHEN d.refclassid = 'pg_catalog.pg_class'::regclass THEN d.refobjid::regclass::text ELSE '' END
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+WHERE r.ev_type <> '1' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 3, func(c []string) {
+		f.addPostgresRule(invalidation.TableName(c[0]), c[1], invalidation.TableName(c[2]))
+	})
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	// User triggers, their functions' languages and bodies.
+	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), l.lanname, fn.nspname, p.proname
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-WHERE NOT t.tgisinternal`, 2, func(c []string) {
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE NOT t.tgisinternal`, 5, func(c []string) {
 		// (pgnotify's trigger reads as writing nothing: it only calls
 		// built-ins and writes no table)
-		f.addTrigger(invalidation.Postgres, invalidation.TableName(c[0]), c[1])
+		f.addPostgresTrigger(invalidation.TableName(c[0]), c[2], c[3], c[4], c[1])
 	})
+}
+
+// rowOnlyTriggers are PostgreSQL's built-in trigger functions (pg_catalog,
+// language internal) that change only the row being written.
+var rowOnlyTriggers = map[string]bool{
+	"suppress_redundant_updates_trigger": true,
+	"tsvector_update_trigger":            true,
+	"tsvector_update_trigger_column":     true,
+}
+
+// addPostgresTrigger records a trigger on table from its function's
+// language, schema, name and body (prosrc). Only sql and plpgsql bodies can
+// be read; in any other language (c, internal, plpython3u…) the body is a
+// symbol or a program the plugin cannot follow, so the trigger may write
+// anything.
+func (f *catalogFacts) addPostgresTrigger(table, lang, schema, name, body string) {
+	switch {
+	case lang == "plpgsql" || lang == "sql":
+		f.addTrigger(invalidation.Postgres, table, body)
+	case schema == "pg_catalog" && rowOnlyTriggers[name]:
+		if _, ok := f.triggers[table]; !ok {
+			f.triggers[table] = nil
+		}
+	default:
+		f.badTrigger[table] = true
+	}
+}
+
+// addPostgresRule records one dependency of a rule on table (one pg_depend
+// row: the class of the object referred to, and the relation's name when it
+// is one). The rule's action may write any relation it refers to; a
+// function or operator it calls may write anything. Types, collations and
+// schemas change nothing.
+func (f *catalogFacts) addPostgresRule(table, refClass, rel string) {
+	switch refClass {
+	case "", "pg_type", "pg_collation", "pg_namespace":
+		if _, ok := f.triggers[table]; !ok {
+			f.triggers[table] = nil
+		}
+	case "pg_class":
+		if rel != "" && rel != table && !contains(f.triggers[table], rel) {
+			f.triggers[table] = append(f.triggers[table], rel)
+		}
+	default:
+		f.badTrigger[table] = true
+	}
+}
+
+// addPostgresView judges a view's body (pg_get_viewdef) for the functions it
+// calls; its tables come from pg_depend.
+func (f *catalogFacts) addPostgresView(view, def string) {
+	st := invalidation.Classify(invalidation.Postgres, def)
+	if st.Kind != invalidation.Read || st.Statements != 1 {
+		f.badViews[view] = true
+		return
+	}
+	f.viewFuncs[view] = st.Functions
+	if st.Catalog {
+		f.viewNo[view] = reasonCatalog
+	}
 }
 
 func readMySQL(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
@@ -405,15 +564,58 @@ FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABA
 	if err != nil {
 		return fmt.Errorf("views: %w", err)
 	}
-	return query(ctx, pool, `SELECT EVENT_OBJECT_TABLE, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 2, func(c []string) {
-		f.addTrigger(invalidation.MySQL, invalidation.TableName(c[0]), c[1])
+	// Without the TRIGGER privilege on its table, MariaDB shows a trigger
+	// with a NULL body; MySQL does not show it.
+	err = query(ctx, pool, `SELECT EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_STATEMENT IS NULL
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 3, func(c []string) {
+		t := invalidation.TableName(c[0])
+		if c[2] == "1" {
+			f.unseen[t] = true
+			return
+		}
+		f.addTrigger(invalidation.MySQL, t, c[1])
 	})
+	if err != nil {
+		return fmt.Errorf("triggers: %w", err)
+	}
+	var version string
+	err = query(ctx, pool, `SELECT VERSION()`, 1, func(c []string) { version = c[0] })
+	if err != nil {
+		return fmt.Errorf("version: %w", err)
+	}
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return nil // its list is complete
+	}
+	return readHiddenTriggers(ctx, pool, f)
 }
 
-var (
-	sqliteViewBody    = regexp.MustCompile(`(?is)^\s*create\s+(?:temp\s+|temporary\s+)?view\s+(?:if\s+not\s+exists\s+)?.*?\s+as\s+(select\b.*|with\b.*|values\b.*)$`)
-	sqliteTriggerBody = regexp.MustCompile(`(?is)\bbegin\b(.*)\bend\s*;?\s*$`)
-)
+// readHiddenTriggers marks the tables whose triggers MySQL may be hiding:
+// base tables that show no trigger and on which the current user holds no
+// TRIGGER privilege (global, on the database or on the table). Privileges
+// held through a role are not seen: such a table counts as hidden.
+func readHiddenTriggers(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
+	err := query(ctx, pool, `SELECT t.TABLE_NAME
+FROM information_schema.TABLES t
+CROSS JOIN (SELECT CONCAT('''', LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)) - 1),
+  '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') AS g) me
+WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE'
+AND NOT EXISTS (SELECT 1 FROM information_schema.TRIGGERS x
+  WHERE x.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA AND x.EVENT_OBJECT_TABLE = t.TABLE_NAME)
+AND NOT EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES u
+  WHERE u.PRIVILEGE_TYPE = 'TRIGGER' AND u.GRANTEE = me.g)
+AND NOT EXISTS (SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES s
+  WHERE s.PRIVILEGE_TYPE = 'TRIGGER' AND s.GRANTEE = me.g AND s.TABLE_SCHEMA = t.TABLE_SCHEMA)
+AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_PRIVILEGES p
+  WHERE p.PRIVILEGE_TYPE = 'TRIGGER' AND p.GRANTEE = me.g AND p.TABLE_SCHEMA = t.TABLE_SCHEMA AND p.TABLE_NAME = t.TABLE_NAME)`, 1, func(c []string) {
+		f.unseen[invalidation.TableName(c[0])] = true
+	})
+	if err != nil {
+		return fmt.Errorf("trigger privileges: %w", err)
+	}
+	return nil
+}
+
+var sqliteTriggerBody = regexp.MustCompile(`(?is)\bbegin\b(.*)\bend\s*;?\s*$`)
 
 func readSQLite(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	err := query(ctx, pool, `SELECT f."table", m.name, f.on_delete, f.on_update
@@ -431,11 +633,7 @@ FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'tabl
 		}
 		switch c[0] {
 		case "view":
-			body := ""
-			if m := sqliteViewBody.FindStringSubmatch(c[3]); m != nil {
-				body = m[1]
-			}
-			f.addView(invalidation.SQLite, invalidation.TableName(c[1]), body)
+			f.addSQLiteView(invalidation.TableName(c[1]), c[3])
 		case "trigger":
 			body := c[3]
 			if m := sqliteTriggerBody.FindStringSubmatch(body); m != nil {
@@ -448,14 +646,47 @@ FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'tabl
 	})
 }
 
-// addView records a view's tables from its defining query.
+// addView records a view's tables and functions from its defining query
+// (MySQL's VIEW_DEFINITION: empty without the SHOW VIEW privilege, and then
+// the view is not cached).
 func (f *catalogFacts) addView(d invalidation.Dialect, view, def string) {
 	st := invalidation.Classify(d, def)
-	if st.Kind != invalidation.Read || !st.Complete || len(st.Tables) == 0 {
+	if st.Kind != invalidation.Read || !st.Complete || len(st.Tables) == 0 || st.Statements != 1 {
 		f.badViews[view] = true
 		return
 	}
-	f.views[view] = append(f.views[view], st.Tables...)
+	f.addViewBody(view, st, st.Tables)
+}
+
+// addSQLiteView records a view from its CREATE VIEW statement
+// (sqlite_master.sql), read whole by the SQL parser: comments and quoted
+// names that look like "AS SELECT" are tokens like any other, and the
+// tables the statement reads besides the view it creates are the body's.
+func (f *catalogFacts) addSQLiteView(view, create string) {
+	st := invalidation.Classify(invalidation.SQLite, create)
+	if st.Kind != invalidation.Schema || !st.Complete || st.Statements != 1 || !contains(st.Written, view) {
+		f.badViews[view] = true
+		return
+	}
+	var tables []string
+	for _, t := range st.Tables {
+		if !contains(st.Written, t) {
+			tables = append(tables, t)
+		}
+	}
+	if len(tables) == 0 {
+		f.badViews[view] = true
+		return
+	}
+	f.addViewBody(view, st, tables)
+}
+
+func (f *catalogFacts) addViewBody(view string, st invalidation.Statement, tables []string) {
+	f.views[view] = append(f.views[view], tables...)
+	f.viewFuncs[view] = st.Functions
+	if st.Catalog {
+		f.viewNo[view] = reasonCatalog
+	}
 }
 
 // writeWords finds statements that may write in a trigger body.

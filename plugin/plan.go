@@ -46,7 +46,7 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		if len(pl.writeTags) == 0 {
 			pl.writeTags = st.Tables
 		}
-		if len(pl.writeTags) == 0 || !st.Complete || p.mayWrite(st.Functions) {
+		if _, unknown := p.judgeFunctions(st.Functions); len(pl.writeTags) == 0 || !st.Complete || unknown {
 			// (a function the plugin does not know may write anywhere:
 			// UPDATE t SET x = f() as much as SELECT f())
 			pl.writeTags = globalOnly
@@ -58,20 +58,12 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		return pl
 	}
 	// A read. Functions first: one that may write makes it a write to everything.
-	for _, f := range st.Functions {
-		if p.stable[f] {
-			continue
-		}
-		switch invalidation.FunctionKind(p.dialect, f) {
-		case invalidation.FuncStable:
-		case invalidation.FuncVolatile:
-			if pl.reason == "" {
-				pl.reason = reasonVolatile
-			}
-		default:
-			pl.reason, pl.write, pl.writeTags = reasonVolatile, true, globalOnly
-			return pl
-		}
+	switch volatile, unknown := p.judgeFunctions(st.Functions); {
+	case unknown:
+		pl.reason, pl.write, pl.writeTags = reasonVolatile, true, globalOnly
+		return pl
+	case volatile:
+		pl.reason = reasonVolatile
 	}
 	switch {
 	case pl.reason != "":
@@ -88,7 +80,11 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 	case !st.Complete:
 		pl.reason = reasonUnknownTables
 	default:
-		tags, reason := g.readTags(st.Tables)
+		tags, reason, writes := g.readTags(st.Tables)
+		if writes { // a view calling a function that may write anything
+			pl.reason, pl.write, pl.writeTags = reason, true, globalOnly
+			break
+		}
 		if reason == "" {
 			reason = p.policy.check(tags)
 		}
@@ -103,20 +99,24 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 	return pl
 }
 
-// mayWrite reports whether one of functions is neither known to the
-// dialect (stable or volatile) nor declared in Config.StableFunctions.
-func (p *Plugin) mayWrite(functions []string) bool {
-	for _, f := range functions {
+// judgeFunctions applies a read's rules to the functions it calls (a read's
+// own, or a view's body): volatile when one makes the result uncacheable,
+// unknown when one may also write anything. Config.StableFunctions are
+// stable.
+func (p *Plugin) judgeFunctions(funcs []string) (volatile, unknown bool) {
+	for _, f := range funcs {
 		if p.stable[f] {
 			continue
 		}
 		switch invalidation.FunctionKind(p.dialect, f) {
-		case invalidation.FuncStable, invalidation.FuncVolatile:
+		case invalidation.FuncStable:
+		case invalidation.FuncVolatile:
+			volatile = true
 		default:
-			return true
+			return true, true
 		}
 	}
-	return false
+	return volatile, false
 }
 
 // withTables returns tags ∪ the normalised names, sorted, deduplicated.
