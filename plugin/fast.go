@@ -221,10 +221,9 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	}
 	ls := &liveScan{rows: rows}
 	if cts, err := rows.ColumnTypes(); err == nil {
-		c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
+		c := p.newCapture(columnsOf(cts), false) // (see replaysTypes)
 		c.entry.Check = append([]byte(nil), pr.canonical...)
 		c.entry.Versions = pr.versions
-		c.entry.Columns = columnsOf(cts)
 		ls.capture = c
 	}
 	if !directScan(db, ls, 0) {
@@ -319,7 +318,11 @@ func (r *liveScan) values() ([]driver.Value, error) {
 	}
 	r.scanned = true
 	if c := r.capture; c != nil && c.reason == "" {
-		c.keep(r.vals)
+		var cols []serializer.Column
+		if c.rowTypes {
+			cols = rowColumns(r.rows)
+		}
+		c.keep(r.vals, cols)
 	}
 	return r.dvals, nil
 }

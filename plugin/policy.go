@@ -266,8 +266,8 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 		if err != nil {
 			return
 		}
-		c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
-		c.entry.Check, c.entry.Versions, c.entry.Columns = check, versions, columnsOf(cts)
+		c := p.newCapture(columnsOf(cts), true)
+		c.entry.Check, c.entry.Versions = check, versions
 		vals := make([]any, len(cts))
 		ptrs := make([]any, len(cts))
 		for i := range vals {
@@ -277,7 +277,11 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 			if err := rows.Scan(ptrs...); err != nil {
 				return
 			}
-			c.keep(vals)
+			var cols []serializer.Column
+			if c.rowTypes {
+				cols = rowColumns(rows)
+			}
+			c.keep(vals, cols)
 		}
 		if rows.Err() != nil || c.reason != "" {
 			return

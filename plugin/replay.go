@@ -8,9 +8,12 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
+	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/serializer"
 )
 
@@ -81,6 +84,7 @@ func init() {
 	for _, v := range []any{
 		int8(0), int16(0), int32(0), int64(0), int(0), uint8(0), uint16(0), uint32(0), uint64(0), uint(0),
 		float32(0), float64(0), false, "", []byte(nil), time.Time{}, sql.RawBytes(nil),
+		[][]byte(nil), // glebarez/go-sqlite's scan type of a BLOB value
 		sql.NullString{}, sql.NullInt64{}, sql.NullInt32{}, sql.NullInt16{}, sql.NullByte{},
 		sql.NullFloat64{}, sql.NullBool{}, sql.NullTime{}, new(any),
 	} {
@@ -115,12 +119,62 @@ func scanTypeOf(name string) (reflect.Type, bool) {
 // this process; an entry from another process with an exotic type cannot
 // report exact column types and is treated as a miss.
 func entryKnowsScanTypes(e *serializer.Entry) bool {
-	for i := range e.Columns {
-		if _, ok := scanTypeOf(e.Columns[i].ScanType); !ok && e.Columns[i].ScanType != "" {
+	if !knowsScanTypes(e.Columns) {
+		return false
+	}
+	for _, set := range e.ColumnSets {
+		if !knowsScanTypes(set) {
 			return false
 		}
 	}
 	return true
+}
+
+func knowsScanTypes(cols []serializer.Column) bool {
+	for i := range cols {
+		if _, ok := scanTypeOf(cols[i].ScanType); !ok && cols[i].ScanType != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// rowDependentTypes reports whether the driver's column types may depend on
+// the current row, so that a capture must record them row by row.
+// glebarez/go-sqlite and modernc.org/sqlite report the storage class of the
+// current row's value (a BOOLEAN's scan type is bool only while a row holding
+// an integer is current, and nil before the first row), and GORM allocates a
+// map's values from ColumnTypes after Next. PostgreSQL's and MySQL's drivers
+// report the result's metadata, the same at every row; unknown drivers are
+// assumed to vary.
+func (p *Plugin) rowDependentTypes() bool {
+	return p.dialect != invalidation.Postgres && p.dialect != invalidation.MySQL
+}
+
+// newCapture starts the capture of a result whose column types before the
+// first row are cols. rowTypes: record each row's column types too, when
+// they depend on the row; the fast path's captures (struct and scalar
+// destinations, which never read column types) do without, and a replay
+// that needs them treats such an entry as a miss (see replaysTypes).
+func (p *Plugin) newCapture(cols []serializer.Column, rowTypes bool) *capture {
+	c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes, rowTypes: rowTypes && p.rowDependentTypes()}
+	c.entry.Columns = cols
+	return c
+}
+
+// replaysTypes reports whether e reports the column types the driver would
+// at every row: it has per-row types, or needs none.
+func (p *Plugin) replaysTypes(e *serializer.Entry) bool {
+	return e.ColumnSets != nil || e.Rows == 0 || !p.rowDependentTypes()
+}
+
+// rowColumns reads the column types of rows' current row.
+func rowColumns(rows *sql.Rows) []serializer.Column {
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		return nil // (closed: no current row)
+	}
+	return columnsOf(cts)
 }
 
 func columnsOf(cts []*sql.ColumnType) []serializer.Column {
@@ -181,6 +235,10 @@ func (s entrySource) open() (driver.Rows, error) {
 	return &entryRows{colTypes: colTypes{s.e.Columns}, e: s.e}, nil
 }
 
+// The column types an entryRows reports are those the driver reported at
+// the same point: Columns before the first row, then the row's set when the
+// entry has per-row types.
+
 type entryRows struct {
 	colTypes
 	e   *serializer.Entry
@@ -204,6 +262,9 @@ func (r *entryRows) Next(dest []driver.Value) error {
 	}
 	n := len(r.e.Columns)
 	copyOut(dest, r.e.Values[r.row*n:(r.row+1)*n])
+	if r.e.RowSets != nil {
+		r.cols = r.e.ColumnSets[r.e.RowSets[r.row]]
+	}
 	r.row++
 	return nil
 }
@@ -225,6 +286,9 @@ func copyOut(dest []driver.Value, src []driver.Value) {
 // liveSource streams a real result to the caller and keeps a copy of it.
 type liveSource struct {
 	rows *sql.Rows
+	// rowTypes: the driver's column types depend on the row (see
+	// Plugin.rowDependentTypes); they are read again at every row.
+	rowTypes bool
 	// capture: nil when the result is not to be stored.
 	capture *capture
 	// done is called once, when the rows are closed (see finish).
@@ -247,13 +311,16 @@ type capture struct {
 	maxBytes int
 	size     int
 	reason   string // why the capture was abandoned
+	// rowTypes: keep records each row's column types (see
+	// Plugin.rowDependentTypes).
+	rowTypes bool
 }
 
 func (c *capture) abandon(reason string) {
 	if c.reason == "" {
 		c.reason = reason
 	}
-	c.entry.Values = nil
+	c.entry.Values, c.entry.ColumnSets, c.entry.RowSets = nil, nil, nil
 }
 
 func (s *liveSource) open() (driver.Rows, error) {
@@ -275,6 +342,10 @@ func (s *liveSource) open() (driver.Rows, error) {
 	}
 	return r, nil
 }
+
+// The column types a liveRows reports are the real rows' at the same point:
+// read once before the first row and, for a driver whose types depend on the
+// row, again at every row.
 
 type liveRows struct {
 	colTypes
@@ -306,16 +377,26 @@ func (r *liveRows) Next(dest []driver.Value) error {
 	for i, v := range r.vals {
 		dest[i] = v
 	}
+	var cols []serializer.Column
+	if r.src.rowTypes {
+		if cols = rowColumns(rows); cols != nil {
+			r.cols = cols
+		}
+	}
 	if c := r.src.capture; c != nil && c.reason == "" {
-		c.keep(r.vals)
+		c.keep(r.vals, cols)
 	}
 	return nil
 }
 
-// keep appends a row to the capture, or abandons the capture.
-func (c *capture) keep(vals []any) {
+// keep appends a row to the capture, or abandons the capture. cols are the
+// row's column types, read when c.rowTypes.
+func (c *capture) keep(vals []any, cols []serializer.Column) {
 	if c.entry.Rows >= c.maxRows {
 		c.abandon(reasonTooManyRows)
+		return
+	}
+	if c.rowTypes && !c.keepTypes(cols) {
 		return
 	}
 	for _, v := range vals {
@@ -340,6 +421,40 @@ func (c *capture) keep(vals []any) {
 	if c.size > c.maxBytes {
 		c.abandon(reasonTooLarge)
 	}
+}
+
+// keepTypes records the column types of the row being kept: the index of
+// an equal set of entry.ColumnSets, or a new one. It reports false when it
+// abandoned the capture.
+func (c *capture) keepTypes(cols []serializer.Column) bool {
+	e := &c.entry
+	if len(cols) != len(e.Columns) {
+		c.abandon(reasonPartialRead) // (no current row: the rows were closed)
+		return false
+	}
+	k := -1
+	if n := len(e.RowSets); n > 0 && slices.Equal(e.ColumnSets[e.RowSets[n-1]], cols) {
+		k = int(e.RowSets[n-1]) // the common case: as the row before
+	} else {
+		for i, set := range e.ColumnSets {
+			if slices.Equal(set, cols) {
+				k = i
+				break
+			}
+		}
+	}
+	if k < 0 {
+		if len(e.ColumnSets) == serializer.MaxColumnSets {
+			c.abandon(reasonTooLarge)
+			return false
+		}
+		k = len(e.ColumnSets)
+		e.ColumnSets = append(e.ColumnSets, cols)
+		c.size += len(cols) * int(unsafe.Sizeof(serializer.Column{}))
+	}
+	e.RowSets = append(e.RowSets, uint8(k))
+	c.size++
+	return true
 }
 
 func (r *liveRows) Close() error {

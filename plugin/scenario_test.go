@@ -288,6 +288,34 @@ var reads = []step{
 		var ms []map[string]any
 		return result(db.Table("accounts").Order("id").Find(&ms), ms)
 	}},
+	{name: "MapRawScan", run: func(db *gorm.DB) outcome {
+		m := map[string]any{}
+		return result(db.Raw("SELECT id, name, active, score, birthday FROM users WHERE id = ?", 4).Scan(&m), m)
+	}},
+	{name: "MapRawScanSlice", run: func(db *gorm.DB) outcome {
+		var ms []map[string]any
+		return result(db.Raw("SELECT id, name, active, score, birthday FROM users ORDER BY id").Scan(&ms), ms)
+	}},
+	{name: "MapTableScanSlice", run: func(db *gorm.DB) outcome {
+		var ms []map[string]any
+		return result(db.Table("users").Select("id", "name", "score", "birthday").Order("id").Limit(4).Scan(&ms), ms)
+	}},
+	{name: "MapScanRows", run: func(db *gorm.DB) outcome {
+		// with the column types at every row: GORM allocates a map's
+		// values from them
+		rows, err := db.Raw("SELECT id, name, score, birthday FROM users WHERE id <= ? ORDER BY id", 4).Rows()
+		if err != nil {
+			return errOutcome(nil, err)
+		}
+		defer rows.Close()
+		out := []any{describeColumnTypes(rows)}
+		for rows.Next() {
+			m := map[string]any{}
+			err := db.ScanRows(rows, &m)
+			out = append(out, describeColumnTypes(rows), m, fmt.Sprint(err))
+		}
+		return errOutcome(out, rows.Err())
+	}},
 	{name: "ScanScalar", run: func(db *gorm.DB) outcome {
 		var n int64
 		return result(db.Model(&User{}).Select("count(*)").Where("active = ?", true).Scan(&n), n)

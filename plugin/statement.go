@@ -122,7 +122,7 @@ func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...an
 		if err != nil {
 			src = errSource{err}
 		} else {
-			src = &liveSource{rows: rows}
+			src = &liveSource{rows: rows, rowTypes: s.p.rowDependentTypes()}
 		}
 	}
 	row := s.p.replay.QueryRowContext(ctx, "", src)
@@ -176,7 +176,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 			return nil, nil, err
 		}
 		// The write is over when its rows are closed.
-		return &liveSource{rows: rows, done: func(_ *capture, _ bool, err error) { finish(err) }}, nil, nil
+		return &liveSource{rows: rows, rowTypes: p.rowDependentTypes(), done: func(_ *capture, _ bool, err error) { finish(err) }}, nil, nil
 	}
 	opts, err := optionsOf(s.db)
 	if err != nil {
@@ -336,6 +336,11 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
 		return nil, rows, err
 	}
+	if pr.entry != nil && !p.replaysTypes(pr.entry) {
+		// stored by the fast path without per-row column types, which a
+		// map or Rows() destination reads: a miss, stored again with them
+		pr.entry = nil
+	}
 	if pr.entry != nil {
 		if pr.revalidate {
 			p.revalidate(inner, pr)
@@ -360,11 +365,11 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes}
+	c := p.newCapture(nil, true) // (the columns: when the rows are opened)
 	c.entry.Check = append([]byte(nil), pr.canonical...)
 	c.entry.Versions = pr.versions
 	key, ttl := pr.key, pr.ttl
-	return &liveSource{rows: rows, capture: c, done: func(c *capture, complete bool, _ error) {
+	return &liveSource{rows: rows, rowTypes: c.rowTypes, capture: c, done: func(c *capture, complete bool, _ error) {
 		switch {
 		case c == nil:
 		case c.reason != "":

@@ -175,6 +175,8 @@ func TestRoundTripEntries(t *testing.T) {
 		{"1 row", typical(1)},
 		{"100 rows", typical(100)},
 		{"1000 rows", typical(1000)},
+		{"row types", withRowTypes(typical(3))},
+		{"row types, zero rows", &Entry{Columns: []Column{{Name: "id"}}, ColumnSets: [][]Column{{{Name: "id"}}}, RowSets: []uint8{}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,6 +253,17 @@ func TestEncodeErrors(t *testing.T) {
 		{"values without rows", &Entry{Columns: []Column{{}}, Values: []driver.Value{int64(1)}}, ErrInvalidEntry},
 		{"rows without values", &Entry{Columns: []Column{{}}, Rows: 2}, ErrInvalidEntry},
 		{"negative rows", &Entry{Rows: -1}, ErrInvalidEntry},
+		{"row sets without column sets", func() *Entry { e := withRowTypes(typical(2)); e.ColumnSets = nil; return e }(), ErrInvalidEntry},
+		{"fewer row sets than rows", func() *Entry { e := withRowTypes(typical(2)); e.RowSets = e.RowSets[:1]; return e }(), ErrInvalidEntry},
+		{"row set out of range", func() *Entry { e := withRowTypes(typical(2)); e.RowSets[1] = 2; return e }(), ErrInvalidEntry},
+		{"column set too narrow", func() *Entry { e := withRowTypes(typical(2)); e.ColumnSets[0] = e.ColumnSets[0][1:]; return e }(), ErrInvalidEntry},
+		{"too many column sets", func() *Entry {
+			e := withRowTypes(typical(1))
+			for len(e.ColumnSets) <= MaxColumnSets {
+				e.ColumnSets = append(e.ColumnSets, e.Columns)
+			}
+			return e
+		}(), ErrInvalidEntry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,9 +296,10 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrCorrupt},
 		{"version 0", with(0), ErrUnsupported},
-		{"version 2", with(2), ErrUnsupported},
+		{"version 3", with(3), ErrUnsupported},
+		{"version 2 without row types", with(VersionRowTypes), ErrCorrupt},
 		{"compressed flag on an uncompressed body", with(Version | FlagCompressed), ErrCorrupt},
-		{"compressed version 2", with(2 | FlagCompressed), ErrUnsupported},
+		{"compressed version 3", with(3 | FlagCompressed), ErrUnsupported},
 		{"trailing byte", append(bytes.Clone(valid), 0), ErrCorrupt},
 		{"lying check length", []byte{Version, 0xc6, 0xff, 0xff, 0xff, 0xff}, ErrCorrupt},
 		{"lying versions count", []byte{Version, 0xc4, 0, 0xdd, 0xff, 0xff, 0xff, 0xff}, ErrCorrupt},
@@ -467,6 +481,24 @@ func typical(rows int) *Entry {
 		e.Values = append(e.Values,
 			int64(100000+i), "Ada Lovelace", "ada@example.com", ts.Add(time.Duration(i)*time.Second),
 			nil, i%2 == 0, 98.25+float64(i), int64(36))
+	}
+	return e
+}
+
+// withRowTypes gives e per-row column types as SQLite reports them: before
+// the first row, every scan type is nil (""); rows alternate between two sets.
+func withRowTypes(e *Entry) *Entry {
+	first := slices.Clone(e.Columns)
+	second := slices.Clone(e.Columns)
+	for i := range e.Columns {
+		e.Columns[i].ScanType = ""
+		second[i].ScanType = "string"
+		second[i].Length, second[i].HasLength = math.MaxInt64, true
+	}
+	e.ColumnSets = [][]Column{first, second}
+	e.RowSets = make([]uint8, e.Rows)
+	for i := range e.RowSets {
+		e.RowSets[i] = uint8(i % 2)
 	}
 	return e
 }

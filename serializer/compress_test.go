@@ -50,6 +50,7 @@ func TestCompressedRoundTrip(t *testing.T) {
 		{"100 rows, compression off", typical(100), 0, false},
 		{"100 rows, negative threshold", typical(100), -1, false},
 		{"1000 rows", typical(1000), DefaultCompressAbove, true},
+		{"100 rows with row types", withRowTypes(typical(100)), 1, true},
 		{"realistic 100 rows", realistic(100), DefaultCompressAbove, true},
 		{"golden", goldenEntry(), 1, false},
 		{"incompressible bytes", oneColumn(random), 1, false},

@@ -19,10 +19,11 @@ import (
 // bytes.Reader is an io.ByteScanner, so the decoder does not buffer), which
 // lets the codec check lengths against r.Len() and slice strings out of data.
 type decodeState struct {
-	data  []byte
-	r     bytes.Reader
-	dec   *msgpack.Decoder
-	arena string // a copy of data that decoded strings are sliced from
+	data    []byte
+	r       bytes.Reader
+	dec     *msgpack.Decoder
+	arena   string // a copy of data that decoded strings are sliced from
+	version byte   // of the entry being read
 }
 
 var decodePool = sync.Pool{New: func() any {
@@ -40,7 +41,7 @@ func getDecoder(data []byte) *decodeState {
 }
 
 func putDecoder(s *decodeState) {
-	s.data, s.arena = nil, ""
+	s.data, s.arena, s.version = nil, "", 0
 	s.r.Reset(nil)
 	decodePool.Put(s)
 }
@@ -108,9 +109,10 @@ func (s *decodeState) header(versions []uint64) (check []byte, _ []uint64, err e
 		return nil, nil, corrupt("empty")
 	}
 	b, _ := s.r.ReadByte()
-	if b&^FlagCompressed != Version {
+	if v := b &^ FlagCompressed; v != Version && v != VersionRowTypes {
 		return nil, nil, formatError(b)
 	}
+	s.version = b &^ FlagCompressed
 	if check, err = s.rawBin(); err != nil {
 		return nil, nil, err
 	}
@@ -139,18 +141,10 @@ func (s *decodeState) body(e *Entry) error {
 	}
 	// A column takes at least 8 bytes: array header, three strings, four
 	// numbers.
-	ncol, err := s.arrayLen(8)
-	if err != nil {
+	if e.Columns, err = s.columns(); err != nil {
 		return err
 	}
-	if ncol > 0 {
-		e.Columns = make([]Column, ncol)
-	}
-	for i := range e.Columns {
-		if err := s.column(&e.Columns[i]); err != nil {
-			return fmt.Errorf("column %d: %w", i, err)
-		}
-	}
+	ncol := len(e.Columns)
 	rows, err := d.DecodeUint64()
 	if err != nil {
 		return corrupt("rows: %v", err)
@@ -174,8 +168,73 @@ func (s *decodeState) body(e *Entry) error {
 			return fmt.Errorf("value %d: %w", i, err)
 		}
 	}
+	if s.version == VersionRowTypes {
+		if err := s.rowTypes(e); err != nil {
+			return err
+		}
+	}
 	if s.r.Len() != 0 {
 		return corrupt("%d trailing bytes", s.r.Len())
+	}
+	return nil
+}
+
+// columns reads an array of columns.
+func (s *decodeState) columns() ([]Column, error) {
+	// A column takes at least 8 bytes: array header, three strings, four
+	// numbers.
+	ncol, err := s.arrayLen(8)
+	if err != nil {
+		return nil, err
+	}
+	if ncol == 0 {
+		return nil, nil
+	}
+	cols := make([]Column, ncol)
+	for i := range cols {
+		if err := s.column(&cols[i]); err != nil {
+			return nil, fmt.Errorf("column %d: %w", i, err)
+		}
+	}
+	return cols, nil
+}
+
+// rowTypes reads the column sets and each row's set (VersionRowTypes).
+func (s *decodeState) rowTypes(e *Entry) error {
+	// A set takes at least one byte.
+	nset, err := s.arrayLen(1)
+	if err != nil {
+		return err
+	}
+	if nset == 0 || nset > MaxColumnSets {
+		return corrupt("%d column sets", nset)
+	}
+	e.ColumnSets = make([][]Column, nset)
+	for i := range e.ColumnSets {
+		set, err := s.columns()
+		if err != nil {
+			return fmt.Errorf("column set %d: %w", i, err)
+		}
+		if len(set) != len(e.Columns) {
+			return corrupt("column set %d of %d columns, want %d", i, len(set), len(e.Columns))
+		}
+		e.ColumnSets[i] = set
+	}
+	sets, err := s.rawBin()
+	if err != nil {
+		return err
+	}
+	if len(sets) != e.Rows {
+		return corrupt("%d row sets for %d rows", len(sets), e.Rows)
+	}
+	for i, k := range sets {
+		if int(k) >= nset {
+			return corrupt("row %d of column set %d, of %d", i, k, nset)
+		}
+	}
+	e.RowSets = bytes.Clone(sets)
+	if e.RowSets == nil {
+		e.RowSets = []uint8{}
 	}
 	return nil
 }

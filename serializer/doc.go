@@ -13,7 +13,9 @@
 // verification before the rows are decoded.
 //
 // The first byte of an entry is the format: its low seven bits are [Version],
-// its high bit is [FlagCompressed]. [AppendEncodeOptions] with
+// or [VersionRowTypes] for an entry that also carries the column types seen
+// at each row ([Entry.ColumnSets], for SQLite's drivers, whose types follow
+// the current row's values); its high bit is [FlagCompressed]. [AppendEncodeOptions] with
 // [Options.CompressAbove] compresses the body of a large entry (everything
 // after the check bytes and versions, which stay readable without
 // decompression) into one S2 block (github.com/klauspost/compress/s2); Decode

@@ -97,9 +97,16 @@ func AppendEncodeOptions(dst []byte, e *Entry, o Options) ([]byte, error) {
 	if e.Rows < 0 || len(e.Values) != len(e.Columns)*e.Rows {
 		return dst, fmt.Errorf("%w: %d values for %d columns and %d rows", ErrInvalidEntry, len(e.Values), len(e.Columns), e.Rows)
 	}
+	if err := validRowTypes(e); err != nil {
+		return dst, err
+	}
+	version := byte(Version)
+	if e.ColumnSets != nil {
+		version = VersionRowTypes
+	}
 	s := encodePool.Get().(*encodeState)
 	start := len(dst)
-	s.w.b = append(dst, Version)
+	s.w.b = append(dst, version)
 	s.enc.Reset(&s.w)
 	s.header(e)
 	body := len(s.w.b)
@@ -129,9 +136,37 @@ func (s *encodeState) header(e *Entry) {
 func (s *encodeState) body(e *Entry) error {
 	enc := s.enc
 	_ = enc.EncodeInt(e.Created)
-	_ = enc.EncodeArrayLen(len(e.Columns))
-	for i := range e.Columns {
-		c := &e.Columns[i]
+	if err := s.columns(e.Columns); err != nil {
+		return err
+	}
+	_ = enc.EncodeUint(uint64(e.Rows))
+	_ = enc.EncodeArrayLen(len(e.Values))
+	for i, v := range e.Values {
+		if err := s.value(v); err != nil {
+			col := &e.Columns[i%len(e.Columns)]
+			return fmt.Errorf("%w: column %q: %T", err, col.Name, v)
+		}
+	}
+	if e.ColumnSets == nil {
+		return nil
+	}
+	// VersionRowTypes: the sets, then each row's.
+	_ = enc.EncodeArrayLen(len(e.ColumnSets))
+	for _, set := range e.ColumnSets {
+		if err := s.columns(set); err != nil {
+			return err
+		}
+	}
+	s.bytes(e.RowSets)
+	return nil
+}
+
+// columns encodes an array of columns.
+func (s *encodeState) columns(cols []Column) error {
+	enc := s.enc
+	_ = enc.EncodeArrayLen(len(cols))
+	for i := range cols {
+		c := &cols[i]
 		if err := s.strings(c.Name, c.DatabaseTypeName, c.ScanType); err != nil {
 			return fmt.Errorf("%w: column %d: %w", ErrInvalidEntry, i, err)
 		}
@@ -153,12 +188,25 @@ func (s *encodeState) body(e *Entry) error {
 		_ = enc.EncodeInt(c.Scale)
 		_ = enc.EncodeUint(flags)
 	}
-	_ = enc.EncodeUint(uint64(e.Rows))
-	_ = enc.EncodeArrayLen(len(e.Values))
-	for i, v := range e.Values {
-		if err := s.value(v); err != nil {
-			col := &e.Columns[i%len(e.Columns)]
-			return fmt.Errorf("%w: column %q: %T", err, col.Name, v)
+	return nil
+}
+
+// validRowTypes checks ColumnSets and RowSets against the entry's shape.
+func validRowTypes(e *Entry) error {
+	if e.ColumnSets == nil && e.RowSets == nil {
+		return nil
+	}
+	if len(e.ColumnSets) == 0 || len(e.ColumnSets) > MaxColumnSets || len(e.RowSets) != e.Rows {
+		return fmt.Errorf("%w: %d column sets and %d row sets for %d rows", ErrInvalidEntry, len(e.ColumnSets), len(e.RowSets), e.Rows)
+	}
+	for i, set := range e.ColumnSets {
+		if len(set) != len(e.Columns) {
+			return fmt.Errorf("%w: column set %d of %d columns, want %d", ErrInvalidEntry, i, len(set), len(e.Columns))
+		}
+	}
+	for i, k := range e.RowSets {
+		if int(k) >= len(e.ColumnSets) {
+			return fmt.Errorf("%w: row %d of column set %d, of %d", ErrInvalidEntry, i, k, len(e.ColumnSets))
 		}
 	}
 	return nil

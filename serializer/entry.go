@@ -8,8 +8,17 @@ import (
 )
 
 // Version is the format version: the low seven bits of the first byte of every
-// encoded entry. The high bit of that byte is [FlagCompressed].
+// encoded entry. The high bit of that byte is [FlagCompressed]. An entry with
+// per-row column types ([Entry.ColumnSets]) is written as [VersionRowTypes]
+// instead, so that a reader of Version alone refuses only those.
 const Version = 1
+
+// VersionRowTypes is the format of an entry with [Entry.ColumnSets]: version
+// 1 followed by the column sets and each row's set.
+const VersionRowTypes = 2
+
+// MaxColumnSets is the most [Entry.ColumnSets] an entry may have.
+const MaxColumnSets = 256
 
 // FlagCompressed is the "compressed" bit of the first byte: the check bytes
 // and versions are followed by an S2 block holding the rest of the entry.
@@ -26,8 +35,8 @@ var (
 	// AppendEncode accepts.
 	ErrValueType = errors.New("serializer: unsupported value type")
 	// ErrInvalidEntry reports an Entry that AppendEncode cannot encode because
-	// its shape is inconsistent: len(Values) != len(Columns)*Rows, or
-	// negative Rows.
+	// its shape is inconsistent: len(Values) != len(Columns)*Rows, negative
+	// Rows, or RowSets that do not match Rows and ColumnSets.
 	ErrInvalidEntry = errors.New("serializer: invalid entry")
 )
 
@@ -67,6 +76,13 @@ type Entry struct {
 	// Each is nil, int64, float64, bool, []byte, string or time.Time.
 	Values []driver.Value
 	Rows   int
+	// ColumnSets and RowSets are the column types seen while each row was
+	// current, for drivers whose types depend on the row (SQLite's follow
+	// each value's storage class): row i's are ColumnSets[RowSets[i]], and
+	// each set has len(Columns) columns. Both are nil when every row reports
+	// Columns, which are always the types seen before the first row.
+	ColumnSets [][]Column
+	RowSets    []uint8
 	// Created is when the entry was stored, in unix nanoseconds.
 	Created int64
 }
@@ -79,6 +95,13 @@ func (e *Entry) Size() int {
 	for i := range e.Columns {
 		c := &e.Columns[i]
 		n += len(c.Name) + len(c.DatabaseTypeName) + len(c.ScanType)
+	}
+	n += int(unsafe.Sizeof([]Column(nil)))*len(e.ColumnSets) + len(e.RowSets)
+	for _, set := range e.ColumnSets {
+		n += int(unsafe.Sizeof(Column{})) * len(set)
+		for i := range set {
+			n += len(set[i].DatabaseTypeName) + len(set[i].ScanType) // (names are Columns')
+		}
 	}
 	for _, v := range e.Values {
 		switch x := v.(type) {

@@ -31,6 +31,14 @@ func equalEntries(a, b *Entry) error {
 			return fmt.Errorf("column %d: %+v != %+v", i, a.Columns[i], b.Columns[i])
 		}
 	}
+	if len(a.ColumnSets) != len(b.ColumnSets) || !slices.Equal(a.RowSets, b.RowSets) {
+		return fmt.Errorf("%d column sets, row sets %v != %d, %v", len(a.ColumnSets), a.RowSets, len(b.ColumnSets), b.RowSets)
+	}
+	for i := range a.ColumnSets {
+		if !slices.Equal(a.ColumnSets[i], b.ColumnSets[i]) {
+			return fmt.Errorf("column set %d: %+v != %+v", i, a.ColumnSets[i], b.ColumnSets[i])
+		}
+	}
 	if len(a.Values) != len(b.Values) {
 		return fmt.Errorf("%d values != %d", len(a.Values), len(b.Values))
 	}

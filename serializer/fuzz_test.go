@@ -16,7 +16,7 @@ func FuzzDecode(f *testing.F) {
 			f.Add(b[:n])
 		}
 	}
-	for _, e := range []*Entry{{}, typical(1), typical(3), goldenEntry(), oneColumn(time.Now()), oneColumn([]byte{}), oneColumn([]byte(nil))} {
+	for _, e := range []*Entry{{}, typical(1), typical(3), goldenEntry(), oneColumn(time.Now()), oneColumn([]byte{}), oneColumn([]byte(nil)), withRowTypes(typical(3))} {
 		b, err := AppendEncode(nil, e)
 		if err != nil {
 			f.Fatal(err)
