@@ -322,6 +322,7 @@ func TestTwoProcessesShareRedis(t *testing.T) {
 				Prefix:   fmt.Sprintf("gct%d:", rand.Uint32()),
 				Duration: 2500 * time.Millisecond,
 			}
+			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: spec.Redis}, spec.Prefix)
 			db, p, err := sharedDB(spec)
 			if err != nil {
 				t.Fatal(err)
@@ -572,6 +573,8 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		testdb.Unavailable(t, "redis cluster", err)
 	}
 	spec := sharedSpec{DSN: testdb.FreshPostgres(t), Redis: rediscluster.Addrs, Prefix: fmt.Sprintf("gcf%d:", rand.Uint32()), Duration: 7 * time.Second}
+	// (registered before the node's restart, so run after it)
+	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: rediscluster.Addrs}, spec.Prefix)
 	db, p, err := sharedDB(spec)
 	if err != nil {
 		t.Fatal(err)
