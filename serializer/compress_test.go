@@ -111,11 +111,16 @@ func TestCompressedHeaderCheap(t *testing.T) {
 		t.Fatal("not compressed")
 	}
 	versions := make([]uint64, 0, 4)
-	allocs := testing.AllocsPerRun(100, func() {
-		if _, _, err := ParseHeader(b, versions[:0]); err != nil {
-			t.Fatal(err)
-		}
-	})
+	// AllocsPerRun counts every goroutine's allocations (a background one
+	// of an earlier test can add one): the least of three runs.
+	allocs := 1e9
+	for range 3 {
+		allocs = min(allocs, testing.AllocsPerRun(100, func() {
+			if _, _, err := ParseHeader(b, versions[:0]); err != nil {
+				t.Fatal(err)
+			}
+		}))
+	}
 	if allocs != 0 {
 		t.Errorf("ParseHeader of a compressed entry: %v allocations", allocs)
 	}

@@ -175,21 +175,44 @@ func (w *masterWatch) fingerprints(ctx context.Context) (map[string]string, erro
 			return nil, err
 		}
 	}
-	var mu sync.Mutex
-	fps := map[string]string{}
+	var (
+		mu       sync.Mutex
+		fps      = map[string]string{}
+		failed   []string
+		firstErr error
+	)
 	err := w.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		fp, err := fingerprint(ctx, c)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.Options().Addr, err)
-		}
 		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			// A master that does not answer serves no call either (its
+			// calls fail by themselves): it must not fail the calls of
+			// the others (a dead master stays in the client's view until
+			// a reload drops it). It keeps the fingerprint it had: if it
+			// comes back changed, the next check sees it.
+			failed = append(failed, c.Options().Addr)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", c.Options().Addr, err)
+			}
+			return nil
+		}
 		fps[c.Options().Addr] = fp
-		mu.Unlock()
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if len(fps) == 0 && firstErr != nil {
+		return nil, firstErr // nothing verified
+	}
+	w.mu.Lock()
+	for _, addr := range failed {
+		if fp, ok := w.known[addr]; ok {
+			fps[addr] = fp
+		}
+	}
+	w.mu.Unlock()
 	return fps, nil
 }
 
