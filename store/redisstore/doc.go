@@ -125,11 +125,11 @@
 //     serve the entries those bumps invalidated.
 //   - A check needs INFO: through a proxy that refuses it or answers for
 //     another node, or under an ACL user without +info, every call fails.
-//   - On a cluster, a master that does not answer a check (dead, or a
-//     failover not yet complete) is skipped: its own calls fail by
+//   - On a cluster, a known master that does not answer a check (dead, or
+//     a failover not yet complete) is skipped: its own calls fail by
 //     themselves, and it keeps the fingerprint it had, so that it is seen
-//     as changed if it comes back restarted. A check fails only when no
-//     master answers.
+//     as changed if it comes back restarted. A master the store never
+//     knew must answer: until it does, every call fails.
 //   - Config.WaitReplicas closes the window on a single node with replicas
 //     or Sentinel: a bump returns only once that many replicas have it, so a
 //     promoted replica has it (if Sentinel promotes one of those). It is not

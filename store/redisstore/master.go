@@ -186,11 +186,11 @@ func (w *masterWatch) fingerprints(ctx context.Context) (map[string]string, erro
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			// A master that does not answer serves no call either (its
-			// calls fail by themselves): it must not fail the calls of
-			// the others (a dead master stays in the client's view until
-			// a reload drops it). It keeps the fingerprint it had: if it
-			// comes back changed, the next check sees it.
+			// A known master that does not answer serves no call either
+			// (its calls fail by themselves): it must not fail the calls
+			// of the others (a dead master stays in the client's view
+			// until a reload drops it). It keeps the fingerprint it had:
+			// if it comes back changed, the next check sees it.
 			failed = append(failed, c.Options().Addr)
 			if firstErr == nil {
 				firstErr = fmt.Errorf("%s: %w", c.Options().Addr, err)
@@ -207,12 +207,16 @@ func (w *masterWatch) fingerprints(ctx context.Context) (map[string]string, erro
 		return nil, firstErr // nothing verified
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, addr := range failed {
-		if fp, ok := w.known[addr]; ok {
-			fps[addr] = fp
+		fp, ok := w.known[addr]
+		if !ok {
+			// A master this store never knew (a promoted replica, say)
+			// must be fingerprinted before any call is trusted.
+			return nil, firstErr
 		}
+		fps[addr] = fp
 	}
-	w.mu.Unlock()
 	return fps, nil
 }
 
