@@ -205,7 +205,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if s.wait > 0 && !s.oneNode {
 		return nil, errors.New("redisstore: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes")
 	}
-	s.watch = newMasterWatch(rdb, s.timeout, &s.roundTrips)
+	s.watch = newMasterWatch(rdb, masterCheckTimeout(s.timeout), &s.roundTrips)
 	return s, nil
 }
 
@@ -647,6 +647,10 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 	if w := s.watch; w != nil {
 		// A result is trusted once the master that gave it is known to be
 		// the one before (see masterWatch): a check after new connections.
+		// The call waits for it within Timeout; the check itself runs on
+		// (detached, up to masterCheckTimeout) when the call gives up, so
+		// that on a loaded machine the next call finds it done instead of
+		// needing another.
 		changes := w.changes.Load()
 		inner := fn
 		fn = func(ctx context.Context) error {
@@ -705,6 +709,12 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 func (s *Store) fail(op string, err error) error {
 	s.errs.Add(1)
 	return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// masterCheckTimeout bounds a master check (INFO on every master, after a
+// cluster's slot map reload): a few call timeouts, at least half a second.
+func masterCheckTimeout(call time.Duration) time.Duration {
+	return max(4*call, 500*time.Millisecond)
 }
 
 // isTimeout tells whether err is a socket deadline (go-redis sets one from
