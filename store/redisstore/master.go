@@ -211,6 +211,12 @@ func (w *masterWatch) fingerprints(ctx context.Context) (map[string]string, erro
 	for _, addr := range failed {
 		fp, ok := w.known[addr]
 		if !ok {
+			if w.known == nil {
+				// The first check compares nothing: it records what
+				// answers. One that answers later is new to the store,
+				// and counted as a change then (a false alarm at worst).
+				continue
+			}
 			// A master this store never knew (a promoted replica, say)
 			// must be fingerprinted before any call is trusted.
 			return nil, firstErr
