@@ -129,7 +129,8 @@
 //     a failover not yet complete) is skipped: its own calls fail by
 //     themselves, and it keeps the fingerprint it had, so that it is seen
 //     as changed if it comes back restarted. A master the store never
-//     knew must answer: until it does, every call fails.
+//     knew must answer: until it does, every call fails (except at the
+//     first check, which compares nothing and records those that answer).
 //   - Config.WaitReplicas closes the window on a single node with replicas
 //     or Sentinel: a bump returns only once that many replicas have it, so a
 //     promoted replica has it (if Sentinel promotes one of those). It is not
