@@ -541,13 +541,22 @@ func TestOutageThenLostBump(t *testing.T) {
 	// The outage: every call times out for a while.
 	admin := redis.NewClient(&redis.Options{Addr: rs.addr()})
 	defer admin.Close()
+	outages := p.Stats().Outages
+	paused := time.Now()
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", "400", "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readID(t, db, 1); got != 99 {
-		t.Fatalf("during the outage: %d, want 99 from the database", got)
+	// Reads during the outage, until the plugin has seen it fail (the
+	// premise: an instance that made no call during it cannot notice).
+	for p.Stats().Outages == outages {
+		if got := readID(t, db, 1); got != 99 {
+			t.Fatalf("during the outage: %d, want 99 from the database", got)
+		}
+		if time.Since(paused) > 350*time.Millisecond {
+			t.Fatalf("no store call failed during the pause: %+v", p.Stats())
+		}
 	}
-	time.Sleep(450 * time.Millisecond)
+	time.Sleep(450*time.Millisecond - time.Since(paused))
 	// The failover lost the write's bumps.
 	if err := admin.Set(ctx, versionKey, before, 0).Err(); err != nil {
 		t.Fatal(err)
