@@ -439,22 +439,33 @@ func (p *parser) inOperand() bool {
 		return false
 	}
 	p.next() // IN
-	start := p.pos
+	if start, call := p.relation(); !call {
+		p.addTable(start, p.pos, false)
+	}
+	return true
+}
+
+// relation reads a possibly qualified name at p.pos. When "(" follows, it
+// is a table-valued function (generate_series(…), json_each(…),
+// unnest(…)): recorded as a function call (pragma_* as a catalog read),
+// its arguments read, and call is true. Otherwise the name is
+// toks[start:p.pos].
+func (p *parser) relation() (start int, call bool) {
+	start = p.pos
 	p.next()
 	for p.peek().kind == tDot && (p.peekAt(1).kind == tWord || p.peekAt(1).kind == tQuoted || p.peekAt(1).kind == tString) {
 		p.pos += 2
 	}
-	if p.peek().kind == tLParen {
-		name := p.dottedName(start, p.pos)
-		p.addFunc(name)
-		if strings.HasPrefix(name, "pragma_") {
-			p.catalog = true
-		}
-		p.paren()
-		return true
+	if p.peek().kind != tLParen {
+		return start, false
 	}
-	p.addTable(start, p.pos, false)
-	return true
+	name := p.dottedName(start, p.pos)
+	p.addFunc(name)
+	if strings.HasPrefix(name, "pragma_") {
+		p.catalog = true
+	}
+	p.paren()
+	return start, true
 }
 
 // isCall reports whether the name toks[start:p.pos], followed by "(", is a
@@ -656,19 +667,8 @@ func (p *parser) tableRef(written bool, aliases *[]alias) {
 		p.alias()
 		return
 	case p.isName(t):
-		start := p.pos
-		p.next()
-		for p.peek().kind == tDot && (p.peekAt(1).kind == tWord || p.peekAt(1).kind == tQuoted || p.peekAt(1).kind == tString) {
-			p.pos += 2
-		}
-		if p.peek().kind == tLParen {
-			// A table function: generate_series(…), json_each(…), unnest(…).
-			name := p.dottedName(start, p.pos)
-			p.addFunc(name)
-			if strings.HasPrefix(name, "pragma_") {
-				p.catalog = true
-			}
-			p.paren()
+		start, call := p.relation()
+		if call {
 			p.withOrdinality()
 			p.alias()
 			return
