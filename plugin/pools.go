@@ -116,10 +116,9 @@ type txPool struct {
 	committer gorm.TxCommitter
 	ctx       context.Context // the transaction's: database/sql rolls back when it is done
 
-	mu    sync.Mutex
-	held  map[string]bool
-	holds []*writeHold
-	ddl   atomic.Bool // the transaction may have changed the schema
+	mu     sync.Mutex
+	writes writeSet
+	ddl    atomic.Bool // the transaction may have changed the schema
 }
 
 type lease struct {
@@ -169,33 +168,11 @@ func (t *txPool) Rollback() error {
 	return err
 }
 
-// hold records tags as written by the transaction; the first time a tag is
-// written, it is bumped and held until the transaction ends. An error
-// (Config.BumpFailure) means the write must not run.
+// hold records tags as written by the transaction (see writeSet.add).
 func (t *txPool) hold(ctx context.Context, tags []string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var fresh []string
-	for _, tag := range tags {
-		if !t.held[tag] {
-			fresh = append(fresh, tag)
-		}
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	h, err := t.p.holdWrite(ctx, fresh)
-	if err != nil {
-		return err
-	}
-	if t.held == nil {
-		t.held = make(map[string]bool, len(fresh))
-	}
-	for _, tag := range fresh {
-		t.held[tag] = true
-	}
-	t.holds = append(t.holds, h)
-	return nil
+	return t.writes.add(ctx, t.p, tags)
 }
 
 // end ends the holds of the transaction's writes, once it is over (when
@@ -203,8 +180,7 @@ func (t *txPool) hold(ctx context.Context, tags []string) error {
 // does nothing.
 func (t *txPool) end(unknown bool) {
 	t.mu.Lock()
-	holds := t.holds
-	t.holds, t.held = nil, nil
+	holds := t.writes.take()
 	t.mu.Unlock()
 	for _, h := range holds {
 		h.end(context.Background(), unknown)

@@ -30,8 +30,7 @@ type rawTx struct {
 	mu     sync.Mutex
 	open   bool // BEGIN … COMMIT / ROLLBACK
 	manual bool // SET autocommit = 0: every statement is in a transaction
-	held   map[string]bool
-	holds  []*writeHold
+	writes writeSet
 }
 
 // rawScope returns the rawTx of the session a statement runs on, or nil
@@ -99,33 +98,11 @@ func (p *Plugin) warnShared(pool gorm.ConnPool) {
 // inTx reports whether the session is inside a transaction opened by SQL.
 func (r *rawTx) inTx() bool { return r != nil && r.active.Load() }
 
-// hold records tags as written inside the transaction; the first time a
-// tag is written, it is bumped and held until the transaction ends. An
-// error (Config.BumpFailure) means the write must not run.
+// hold records tags as written inside the transaction (see writeSet.add).
 func (r *rawTx) hold(ctx context.Context, p *Plugin, tags []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var fresh []string
-	for _, t := range tags {
-		if !r.held[t] {
-			fresh = append(fresh, t)
-		}
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	h, err := p.holdWrite(ctx, fresh)
-	if err != nil {
-		return err
-	}
-	if r.held == nil {
-		r.held = map[string]bool{}
-	}
-	for _, t := range fresh {
-		r.held[t] = true
-	}
-	r.holds = append(r.holds, h)
-	return nil
+	return r.writes.add(ctx, p, tags)
 }
 
 // control applies a transaction control statement that ended with err.
@@ -140,8 +117,7 @@ func (r *rawTx) control(p *Plugin, c invalidation.TxControl, err error) {
 	case invalidation.TxBegin:
 		r.open = true
 	case invalidation.TxEnd, invalidation.TxChain, invalidation.TxAutocommitOn, invalidation.TxPrepare, invalidation.TxResolve:
-		ending = r.holds
-		r.holds, r.held = nil, nil
+		ending = r.writes.take()
 		r.open = c == invalidation.TxChain
 		if c == invalidation.TxAutocommitOn {
 			r.manual = false
@@ -176,8 +152,8 @@ func (r *rawTx) control(p *Plugin, c invalidation.TxControl, err error) {
 // endHolds ends the transaction's holds (its connection is gone).
 func (r *rawTx) endHolds(unknown bool) {
 	r.mu.Lock()
-	holds := r.holds
-	r.holds, r.held, r.open, r.manual = nil, nil, false, false
+	holds := r.writes.take()
+	r.open, r.manual = false, false
 	r.active.Store(false)
 	r.mu.Unlock()
 	for _, h := range holds {

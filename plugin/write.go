@@ -157,6 +157,47 @@ type writeHold struct {
 // keeps its tables held only until the last hold expires.
 const maxHoldRenewal = time.Hour
 
+// A writeSet is the holds of a transaction's writes: a table is bumped
+// and held the first time the transaction writes it, until it ends. Its
+// owner locks it.
+type writeSet struct {
+	held  map[string]bool
+	holds []*writeHold
+}
+
+// add holds the tags not held yet. An error (Config.BumpFailure) means the
+// write must not run; nothing is recorded then.
+func (w *writeSet) add(ctx context.Context, p *Plugin, tags []string) error {
+	var fresh []string
+	for _, t := range tags {
+		if !w.held[t] {
+			fresh = append(fresh, t)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	h, err := p.holdWrite(ctx, fresh)
+	if err != nil {
+		return err
+	}
+	if w.held == nil {
+		w.held = make(map[string]bool, len(fresh))
+	}
+	for _, t := range fresh {
+		w.held[t] = true
+	}
+	w.holds = append(w.holds, h)
+	return nil
+}
+
+// take returns the holds and empties the set (the transaction is over).
+func (w *writeSet) take() []*writeHold {
+	holds := w.holds
+	w.held, w.holds = nil, nil
+	return holds
+}
+
 // holdWrite bumps and holds tags for a write about to run (see beginWrite
 // for its error).
 func (p *Plugin) holdWrite(ctx context.Context, tags []string) (*writeHold, error) {
