@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/gormcache/gormcache/store/redisstore"
 	"github.com/gormcache/gormcache/store/storetest"
 	"github.com/redis/go-redis/v9"
@@ -96,6 +98,64 @@ func TestBumpFailure(t *testing.T) {
 				// ...until the writer's background retry reaches the store.
 				cut.Cut.Store(false)
 				eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
+			}
+		})
+	}
+}
+
+// TestLostBumpRepliesLeaveNoHold: a bump with a hold whose reply is lost
+// (the client timed out after the store ran it) leaves a hold the plugin
+// never got the lease of. Before the fix it held the table on every
+// instance for WriteLease (a minute) after the write was refused or over:
+// TestRedisDownAndBack saw no hits for 30s after Redis came back.
+func TestLostBumpRepliesLeaveNoHold(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		mode plugin.BumpFailure
+		lose int64 // replies lost: 3 fail every attempt
+	}{
+		{"refused", plugin.FailWrite, 3},
+		{"retried", plugin.FailWrite, 1},
+		{"proceeded", plugin.ProceedWrite, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ms, err := memstore.New(memstore.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cut := &storetest.CutBumps{Store: ms}
+			db, p := cachedDB(t, "sqlite", plugin.Config{Store: cut, BumpFailure: c.mode})
+			readID(t, db, 1)
+			cut.LoseReplies.Store(c.lose)
+			err = db.Model(&Account{ID: 1}).Update("balance", 20).Error
+			if refused := errors.Is(err, plugin.ErrWriteRefused); refused != (c.name == "refused") {
+				t.Fatalf("write: %v", err)
+			}
+			want := int64(20)
+			if c.name == "refused" {
+				want = 10
+			}
+			cut.LoseReplies.Store(0)
+			// Well under WriteLease (a minute): the background retry backs
+			// off from 50ms.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				hits := p.Stats().Hits
+				for range 2 {
+					if got := readID(t, db, 1); got != want {
+						t.Fatalf("read: %d, want %d", got, want)
+					}
+				}
+				if p.Stats().Hits > hits {
+					break
+				}
+				if time.Now().After(deadline) {
+					v := storetest.Versions(t, ms, "accounts")
+					t.Fatalf("no hits 10s after the store answered again (accounts version %v; 0 is held): %+v", v, p.Stats())
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}

@@ -66,7 +66,7 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) (func(error), error
 		}, nil
 	}
 	if _, foreign := s.inner.(gorm.TxCommitter); foreign {
-		id, err := p.beginWrite(ctx, tags, p.cfg.WriteLease, true)
+		id, _, err := p.beginWrite(ctx, tags, p.cfg.WriteLease, true)
 		if err != nil {
 			return nil, err
 		}
@@ -150,6 +150,10 @@ type writeHold struct {
 	renewal     *time.Timer
 	since       time.Time
 	over        bool
+	// strays are the leases of bumps that failed at the client but may
+	// have been placed (a reply lost to a timeout): released once a hold
+	// of this write is in place, or when it is over.
+	strays []uint64
 }
 
 // maxHoldRenewal bounds how long a hold is renewed: a write still running
@@ -203,10 +207,13 @@ func (w *writeSet) take() []*writeHold {
 func (p *Plugin) holdWrite(ctx context.Context, tags []string) (*writeHold, error) {
 	h := &writeHold{p: p, tags: tags, since: time.Now()}
 	var err error
-	if h.id, err = p.beginWrite(ctx, tags, p.cfg.WriteLease, true); err != nil {
+	if h.id, h.strays, err = p.beginWrite(ctx, tags, p.cfg.WriteLease, true); err != nil {
 		return nil, err
 	}
 	h.unprotected = h.id == 0
+	if !h.unprotected {
+		p.releaseStrays(tags, h.takeStrays())
+	}
 	h.mu.Lock() // renew reads h.renewal
 	h.renewal = time.AfterFunc(p.cfg.WriteLease/2, h.renew)
 	h.mu.Unlock()
@@ -235,6 +242,9 @@ func (h *writeHold) renew() {
 	id, err := p.store.Bump(sctx, h.tags, p.cfg.WriteLease)
 	cancel()
 	if err != nil {
+		if id != 0 {
+			h.strays = append(h.strays, id)
+		}
 		if !h.unprotected {
 			h.unprotected = true
 			p.writeStarted(h.tags)
@@ -255,7 +265,31 @@ func (h *writeHold) renew() {
 	if old != 0 {
 		p.release(context.Background(), h.tags, old)
 	}
+	p.releaseStrays(h.tags, h.takeStrays())
 	h.renewal.Reset(p.cfg.WriteLease / 2)
+}
+
+// takeStrays returns the stray leases and forgets them; h.mu is held.
+func (h *writeHold) takeStrays() []uint64 {
+	s := h.strays
+	h.strays = nil
+	return s
+}
+
+// releaseStrays releases, in the background, leases whose bump failed at
+// the client but may have reached the store: left alone, each would hold
+// the tags (on every instance) until it expires, WriteLease later.
+func (p *Plugin) releaseStrays(tags []string, ids []uint64) {
+	if len(ids) == 0 || p.closed.Load() {
+		return
+	}
+	p.bg.add()
+	go func() {
+		defer p.bg.done()
+		for _, id := range ids {
+			p.release(context.Background(), tags, id)
+		}
+	}()
 }
 
 // end bumps the tags again and releases the hold, once the write is over;
@@ -268,9 +302,14 @@ func (h *writeHold) end(ctx context.Context, unknown bool) {
 	}
 	h.over = true
 	h.renewal.Stop()
-	id, unprotected := h.id, h.unprotected
+	id, unprotected, strays := h.id, h.unprotected, h.takeStrays()
 	h.mu.Unlock()
 	p := h.p
+	// A stray lease holds no longer than WriteLease, which is what linger
+	// wants; otherwise it is released with the write's own.
+	if !unknown {
+		defer p.releaseStrays(h.tags, strays)
+	}
 	if unknown {
 		p.linger(ctx, h.tags, id, unprotected)
 		return
@@ -289,7 +328,8 @@ func (h *writeHold) end(ctx context.Context, unknown bool) {
 func (p *Plugin) linger(ctx context.Context, tags []string, id uint64, unprotected bool) {
 	p.stats.unknownOutcomes.Add(1)
 	p.log.Warn("gormcache: a write ended without a known outcome (context or connection error); its tables are not cached until WriteLease has passed", "tables", tags, "lease", p.cfg.WriteLease)
-	next, _ := p.beginWrite(ctx, tags, p.cfg.WriteLease, false)
+	// Leases of failed attempts may hold too: for WriteLease, as wanted.
+	next, _, _ := p.beginWrite(ctx, tags, p.cfg.WriteLease, false)
 	if unprotected {
 		p.writeOver(tags)
 	}
@@ -333,15 +373,19 @@ func (p *Plugin) stopLingering() int {
 	return n
 }
 
-// beginWrite bumps tags and holds them for hold; it returns the lease id.
+// beginWrite bumps tags and holds them for hold; it returns the lease id,
+// and the leases of attempts that failed at the client (strays: a timed-out
+// call may still have placed its hold, see store.Store.Bump).
 // A bump that does not reach the store fails a write that has not run yet
 // (before) under Config.BumpFailure FailWrite, with an error wrapping
-// store.ErrUnavailable; otherwise it marks the tags broken, counts them as
-// written (writeStarted) until writeOver, and returns 0.
-func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Duration, before bool) (uint64, error) {
+// store.ErrUnavailable (its strays are released in the background);
+// otherwise it marks the tags broken, counts them as written (writeStarted)
+// until writeOver, and returns 0.
+func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Duration, before bool) (uint64, []uint64, error) {
 	p.bg.add()
 	defer p.bg.done()
 	var err error
+	var strays []uint64
 	for i := 0; i < bumpAttempts; i++ {
 		sctx, cancel := p.storeCtx(ctx, true)
 		var id uint64
@@ -349,20 +393,24 @@ func (p *Plugin) beginWrite(ctx context.Context, tags []string, hold time.Durati
 		cancel()
 		if err == nil {
 			p.stats.invalidations.Add(uint64(len(tags)))
-			return id, nil
+			return id, strays, nil
+		}
+		if id != 0 {
+			strays = append(strays, id)
 		}
 	}
 	if before && p.cfg.BumpFailure == FailWrite && !p.ownStore {
 		p.stats.refused.Add(1)
 		p.storeFailed("bump", err)
-		return 0, fmt.Errorf("%w: its tables could not be invalidated in the store first (Config.BumpFailure is FailWrite): %w", ErrWriteRefused, errUnavailable(err))
+		p.releaseStrays(tags, strays)
+		return 0, nil, fmt.Errorf("%w: its tables could not be invalidated in the store first (Config.BumpFailure is FailWrite): %w", ErrWriteRefused, errUnavailable(err))
 	}
 	// No hold protects the tables while the write runs: they stay broken
 	// (not served, not stored) until the write is over and bumped after it
 	// (writeOver), whatever a background retry manages before.
 	p.writeStarted(tags)
 	p.bumpFailed(tags, err)
-	return 0, nil
+	return 0, strays, nil
 }
 
 // errUnavailable makes sure err wraps store.ErrUnavailable.

@@ -13,9 +13,14 @@ import (
 // wrapping store.ErrUnavailable while Cut is set; reads and writes of
 // entries still work. It stands for a path to the store that fails for one
 // instance only, or a write's invalidation that does not reach the store.
+//
+// While LoseReplies is above 0, each bump and release runs on the store but
+// reports a failure (returning the lease a bump placed), as a call whose
+// reply was lost to a client timeout does, and counts LoseReplies down.
 type CutBumps struct {
 	store.Store
-	Cut atomic.Bool
+	Cut         atomic.Bool
+	LoseReplies atomic.Int64
 }
 
 var _ store.Store = (*CutBumps)(nil)
@@ -25,7 +30,11 @@ func (c *CutBumps) Bump(ctx context.Context, tags []string, hold time.Duration) 
 	if c.Cut.Load() {
 		return 0, fmt.Errorf("storetest: bumps cut: %w", store.ErrUnavailable)
 	}
-	return c.Store.Bump(ctx, tags, hold)
+	id, err := c.Store.Bump(ctx, tags, hold)
+	if err == nil && c.LoseReplies.Add(-1) >= 0 {
+		err = fmt.Errorf("storetest: the bump's reply was lost: %w", store.ErrUnavailable)
+	}
+	return id, err
 }
 
 // Release implements [store.Store].
@@ -33,5 +42,9 @@ func (c *CutBumps) Release(ctx context.Context, tags []string, id uint64) error 
 	if c.Cut.Load() {
 		return fmt.Errorf("storetest: bumps cut: %w", store.ErrUnavailable)
 	}
-	return c.Store.Release(ctx, tags, id)
+	err := c.Store.Release(ctx, tags, id)
+	if err == nil && c.LoseReplies.Add(-1) >= 0 {
+		err = fmt.Errorf("storetest: the release's reply was lost: %w", store.ErrUnavailable)
+	}
+	return err
 }
