@@ -11,11 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
-	"golang.org/x/sync/singleflight"
 )
 
 // Skip, as a TTL, stores nothing: it is Django's TIMEOUT=0, "do not cache".
@@ -101,21 +101,23 @@ type Config struct {
 // functions ([Get], [Set], [Remember], …) or the methods of a [Typed]
 // handle. A Cache is safe for concurrent use.
 type Cache struct {
-	st      store.Store
-	mem     *memstore.Store // in-process store keeping *entry values, or nil
-	swap    Swapper         // the store's compare-and-swap, or nil
-	p       *plugin.Plugin  // for Invalidate, or nil
-	prefix  string
-	nsTag   string
-	ttl     time.Duration
-	max     int
-	timeout time.Duration
-	share   bool
-	log     *slog.Logger
+	st     store.Store
+	mem    *memstore.Store // in-process store keeping *entry values, or nil
+	swap   Swapper         // the store's compare-and-swap, or nil
+	p      *plugin.Plugin  // for Invalidate, or nil
+	prefix string
+	nsTag  string
+	ttl    time.Duration
+	max    int
+	share  bool
+	// inv judges what may be served and invalidates: the plugin's, or the
+	// cache's own on a store of its own (NewWithStore)
+	inv   *core.Invalidator
+	calls core.Calls
+	log   *core.Log
 
-	flights sync.Map // reflect.Type → *singleflight.Group
+	flights sync.Map // reflect.Type → *core.Flights[any]
 	stats   counters
-	lastLog atomic.Int64
 }
 
 // New returns a cache on the plugin's store, whose [Cache.Invalidate] is the
@@ -130,17 +132,30 @@ func New(p *plugin.Plugin, cfg Config) (*Cache, error) {
 	if st == nil {
 		return nil, fmt.Errorf("%w: the plugin has no store (its Config is invalid: db.Use reports why)", ErrInvalidConfig)
 	}
-	c, err := NewWithStore(st, cfg)
+	c, err := newCache(st, cfg)
 	if err != nil {
 		return nil, err
 	}
 	c.p = p
+	// The plugin's invalidator: an outage or a lost bump met by the plugin
+	// or by this cache stops both.
+	c.inv = core.Of(p)
 	return c, nil
 }
 
 // NewWithStore returns a cache on st. Use the store the plugin uses, or
 // writes through GORM will not invalidate the cache's entries.
 func NewWithStore(st store.Store, cfg Config) (*Cache, error) {
+	c, err := newCache(st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	_, own := st.(*memstore.Store)
+	c.inv = core.NewInvalidator(core.Config{Store: st, Calls: c.calls, Shared: !own, Log: c.log})
+	return c, nil
+}
+
+func newCache(st store.Store, cfg Config) (*Cache, error) {
 	switch {
 	case st == nil:
 		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
@@ -152,13 +167,12 @@ func NewWithStore(st store.Store, cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, cfg.StoreTimeout)
 	}
 	c := &Cache{
-		st:      st,
-		prefix:  cfg.Prefix,
-		ttl:     cfg.TTL,
-		max:     cfg.MaxBytes,
-		timeout: cfg.StoreTimeout,
-		share:   cfg.ShareValues,
-		log:     cfg.Logger,
+		st:     st,
+		prefix: cfg.Prefix,
+		ttl:    cfg.TTL,
+		max:    cfg.MaxBytes,
+		share:  cfg.ShareValues,
+		log:    core.NewLog(cfg.Logger),
 	}
 	if c.prefix == "" {
 		c.prefix = DefaultPrefix
@@ -169,15 +183,11 @@ func NewWithStore(st store.Store, cfg Config) (*Cache, error) {
 	if c.max == 0 {
 		c.max = DefaultMaxBytes
 	}
-	if c.timeout == 0 {
-		c.timeout = DefaultStoreTimeout
+	timeout := cfg.StoreTimeout
+	if timeout == 0 {
+		timeout = DefaultStoreTimeout
 	}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	// Upper case never survives invalidation.TableName, so this tag cannot
-	// be a table's.
-	c.nsTag = "*Lowlevel:" + c.prefix
+	c.nsTag = core.Namespace("Lowlevel", c.prefix)
 	if sw, ok := st.(Swapper); ok {
 		c.swap = sw
 	} else if ms, ok := st.(*memstore.Store); ok {
@@ -185,6 +195,7 @@ func NewWithStore(st store.Store, cfg Config) (*Cache, error) {
 		// ValueStores (a tiered store) encode values with the plugin's codec.
 		c.mem = ms
 	}
+	c.calls = core.Calls{Timeout: timeout, InProcess: c.mem != nil}
 	return c, nil
 }
 
@@ -252,30 +263,15 @@ func (c *Cache) Flush(ctx context.Context) error {
 	return c.bump(ctx, "flush", []string{c.nsTag})
 }
 
-// bump gives tags new versions, with a context the caller cannot cancel,
-// retrying a failure twice.
+// bump gives tags new versions, with a context the caller cannot cancel;
+// when it fails, the tags are not served (by this cache, and the plugin's
+// caches when it is on one) until a retry in the background lands.
 func (c *Cache) bump(ctx context.Context, op string, tags []string) error {
-	ctx = context.WithoutCancel(ctx)
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
-		}
-		sctx, cancel := c.storeCtx(ctx)
-		_, err = c.st.Bump(sctx, tags, 0)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, store.ErrClosed) {
-			break
-		}
+	if err := c.inv.Bump(ctx, tags); err != nil {
+		c.stats.storeErrors.Add(1)
+		return fmt.Errorf("lowlevel: %s %q: %w", op, tags, classify(err))
 	}
-	c.stats.storeErrors.Add(1)
-	if c.p != nil {
-		c.p.ReportInvalidationFailed(tags, err)
-	}
-	return fmt.Errorf("lowlevel: %s %q: %w", op, tags, classify(err))
+	return nil
 }
 
 // Stamp is the state of some tables at one moment. Take it before computing
@@ -391,10 +387,7 @@ func storeTTL(deadline int64) time.Duration {
 
 // storeCtx bounds a call to a store that is not in-process.
 func (c *Cache) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.mem != nil {
-		return ctx, func() {}
-	}
-	return store.WithTimeout(ctx, c.timeout)
+	return c.calls.Ctx(ctx, false)
 }
 
 // load reads the entry under k and the versions of tags in one store call.
@@ -417,24 +410,22 @@ func (c *Cache) load(ctx context.Context, k string, tags []string, versions []ui
 	return v, err
 }
 
-// record applies the plugin's rule to what a read of tags found, and tells
-// a recorded request (per-view caching) that it read them: a failed store
-// call is reported to the plugin (an outage stops all three caches), and
-// while the plugin does not serve one of the tags (its last invalidation
-// did not reach the store, or a shared store had an outage) their versions
-// read as unknown: nothing is served or stored for them.
+// record applies the invalidator's rule to what a read of tags found, and
+// tells a recorded request (per-view caching) that it read them: a failed
+// store call may be an outage (which stops the three caches on a plugin),
+// and while a tag may not be served (its last invalidation did not reach
+// the store, or a shared store had an outage) its version reads as
+// unknown: nothing is served or stored for it.
 func (c *Cache) record(ctx context.Context, tags []string, versions []uint64, err error) {
-	if c.p == nil {
-		return
+	if err != nil {
+		c.inv.StoreFailed("lowlevel", "read", err)
+		clear(versions) // unknown: the request's response is not stored
+	} else {
+		c.inv.Judge(tags, versions)
 	}
-	switch {
-	case err != nil:
-		c.p.ReportStoreError(err)
-		versions = make([]uint64, len(tags)) // unknown: the request's response is not stored
-	case !c.p.Serving(tags...):
-		clear(versions)
+	if c.p != nil {
+		c.p.RecordRead(ctx, tags, versions)
 	}
-	c.p.RecordRead(ctx, tags, versions)
 }
 
 // loadAgain is load, done twice when a version reads 0: either a write is
@@ -518,10 +509,7 @@ func (c *Cache) failOpen(op, key string, err error) {
 // warn logs at most once a second, so that a store outage does not flood
 // the log.
 func (c *Cache) warn(msg string, args ...any) {
-	now, last := time.Now().UnixNano(), c.lastLog.Load()
-	if now-last >= int64(time.Second) && c.lastLog.CompareAndSwap(last, now) {
-		c.log.Warn(msg, args...)
-	}
+	c.log.Limited(slog.LevelWarn, msg, args...)
 }
 
 // status is what a read found under a key.
@@ -595,12 +583,12 @@ func makeEntry[T any](c *Cache, v T, tags []string, versions []uint64, ttl time.
 	return e, nil
 }
 
-// group is the singleflight group of values of type t (a key's flight
-// result must be of its caller's type).
-func (c *Cache) group(t reflect.Type) *singleflight.Group {
+// group is the flights of values of type t (a key's flight result must be
+// of its caller's type).
+func (c *Cache) group(t reflect.Type) *core.Flights[any] {
 	if g, ok := c.flights.Load(t); ok {
-		return g.(*singleflight.Group)
+		return g.(*core.Flights[any])
 	}
-	g, _ := c.flights.LoadOrStore(t, new(singleflight.Group))
-	return g.(*singleflight.Group)
+	g, _ := c.flights.LoadOrStore(t, new(core.Flights[any]))
+	return g.(*core.Flights[any])
 }

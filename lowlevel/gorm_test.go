@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
@@ -135,7 +136,7 @@ func TestBrokenTablesNotServed(t *testing.T) {
 	// And the other way: the low-level cache's own invalidation fails.
 	var o Order
 	st.Cut.Store(false)
-	eventually(t, func() bool { return p.Serving("orders") })
+	eventually(t, func() bool { return core.Of(p).Serving(core.Tables([]string{"orders"})) })
 	must(t, db.First(&o, 1).Error)
 	must(t, db.First(&o, 1).Error)
 	hits := p.Stats().Hits

@@ -72,23 +72,24 @@ func Remember[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 	}
 
 	typ := reflect.TypeFor[T]()
-	ch := c.group(typ).DoChan(flightKey(k, tags, versions), func() (any, error) {
-		return fill(context.WithoutCancel(ctx), c, k, key, tags, ttl, fn), nil
-	})
-	select {
-	case res := <-ch:
-		r := res.Val.(*filled[T])
-		if res.Shared && !c.share && !shareable(typ) && r.payload != nil {
-			// Every caller gets its own copy of a value with references.
-			var v T
-			if decodeInto(r.payload, &v) == nil {
-				return v, nil
-			}
-		}
-		return r.result()
-	case <-ctx.Done():
+	f, leader := c.group(typ).Join(flightKey(k, tags, versions))
+	if leader {
+		// The run outlives its caller's cancellation: the others wait on it.
+		go func() { f.Finish(fill(context.WithoutCancel(ctx), c, k, key, tags, ttl, fn)) }()
+	}
+	res, ok := f.Wait(ctx)
+	if !ok {
 		return zero, ctx.Err()
 	}
+	r := res.(*filled[T])
+	if !leader && !c.share && !shareable(typ) && r.payload != nil {
+		// Every caller gets its own copy of a value with references.
+		var v T
+		if decodeInto(r.payload, &v) == nil {
+			return v, nil
+		}
+	}
+	return r.result()
 }
 
 // flightKey names a run of fn: one key, for one set of tags at one set of

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/serializer"
 	"github.com/gormcache/gormcache/store"
@@ -15,7 +16,7 @@ import (
 // ErrWriteRefused is wrapped, with store.ErrUnavailable, by the error of a
 // write refused before it reached the database because its tables could
 // not be invalidated in the store first (Config.BumpFailure FailWrite).
-var ErrWriteRefused = errors.New("gormcache: write refused")
+var ErrWriteRefused = core.ErrWriteRefused
 
 // BumpFailure is what a write does when its first bump fails (see
 // Config.BumpFailure).

@@ -1,6 +1,9 @@
 package plugin
 
-import "github.com/gormcache/gormcache/keys"
+import (
+	"github.com/gormcache/gormcache/internal/core"
+	"github.com/gormcache/gormcache/keys"
+)
 
 // SetHash replaces the key hash, for tests that force collisions.
 func SetHash(p *Plugin, h keys.Hash128) {
@@ -8,4 +11,13 @@ func SetHash(p *Plugin, h keys.Hash128) {
 		panic(err)
 	}
 	p.keys.Hash = h
+}
+
+// Serving reports whether results depending on tables may be served from
+// the store now (no broken tag, no outage pending its epoch bump).
+func Serving(p *Plugin, tables ...string) bool {
+	if err := p.setup(); err != nil {
+		panic(err)
+	}
+	return p.inv.Serving(core.Tables(tables))
 }

@@ -192,9 +192,9 @@ func hideHitMarker(orig func(*gorm.DB)) func(*gorm.DB) {
 func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	defer pr.release()
 	// Stampede protection: identical misses wait for the first one.
-	f, leader := p.flight.join(pr.key)
+	f, leader := p.flight.Join(pr.key)
 	if !leader {
-		if e := f.wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && slices.Equal(e.Versions, pr.versions) {
+		if e, _ := f.Wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && slices.Equal(e.Versions, pr.versions) {
 			// (the same versions: no write committed between the leader's
 			// reading of them and ours, so its rows are fresh for us too)
 			p.serveHit(db, e, pr.pl, true)
@@ -202,7 +202,7 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 		}
 	} else {
 		var stored *serializer.Entry
-		defer func() { p.flight.finish(pr.key, f, stored) }()
+		defer func() { f.Finish(stored) }()
 		defer func() {
 			if pr.stored != nil {
 				stored = pr.stored

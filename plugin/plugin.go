@@ -9,10 +9,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
+	"github.com/gormcache/gormcache/serializer"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/maypok86/otter/v2"
@@ -36,6 +37,7 @@ type Plugin struct {
 	keys     keys.Builder
 	replay   *sql.DB
 	log      *slog.Logger
+	clog     *core.Log // rate-limited, for what an outage repeats
 
 	dialect  invalidation.Dialect
 	dialName string
@@ -53,18 +55,14 @@ type Plugin struct {
 	refreshing sync.Map // key → true: a stale entry being refreshed
 	// policy: Config's per-table rules, normalised
 	policy policy
-	flight flights
+	flight core.Flights[*serializer.Entry]
 
 	stats counters
 
-	brokenMu sync.Mutex
-	broken   map[string]bool // tags whose last bump failed
-	// unreleased: holds whose release failed, released by retryBroken
-	unreleased []lease
-	// writing: per tag, writes in flight whose first bump failed (their
-	// tables stay broken until they are over)
-	writing map[string]int
-	nBroken atomic.Int32
+	// inv: bumps, holds, broken tags and the epoch after an outage, shared
+	// with the lowlevel and viewcache caches on this plugin
+	inv   *core.Invalidator
+	calls core.Calls
 
 	// transactions opened by SQL: on the shared pool, on dedicated
 	// connections (weak.Pointer[sql.Conn] → *rawTx), and prepared ones
@@ -73,13 +71,9 @@ type Plugin struct {
 	warnedShared atomic.Bool
 	rawConns     sync.Map
 	preparedMu   sync.Mutex
-	prepared     []*writeHold
+	prepared     []*core.Hold
 
-	// lingering: timers of writes whose outcome is unknown (linger)
-	lingerMu  sync.Mutex
-	lingering map[*time.Timer]bool
-
-	bg     background // work outside statements, cancelled and waited for by Close
+	bg     *core.Background // work outside statements, cancelled and waited for by Close
 	closed atomic.Bool
 	// replacedQuery: gorm:query was seen replaced after db.Use (logged once)
 	replacedQuery atomic.Bool
@@ -90,9 +84,7 @@ var _ gorm.Plugin = (*Plugin)(nil)
 // New returns the plugin for cfg. Errors in cfg are reported by Initialize
 // (that is, by db.Use).
 func New(cfg Config) *Plugin {
-	p := &Plugin{cfg: cfg}
-	p.bg.init()
-	return p
+	return &Plugin{cfg: cfg, bg: core.NewBackground()}
 }
 
 // Name implements gorm.Plugin.
@@ -118,6 +110,13 @@ func (p *Plugin) setup() error {
 			p.store, p.ownStore = ms, true
 		}
 		p.values, _ = p.store.(store.ValueStore)
+		p.calls = core.Calls{Timeout: cfg.StoreTimeout, InProcess: p.values != nil}
+		p.clog = core.NewLog(cfg.Logger)
+		p.inv = core.NewInvalidator(core.Config{
+			Store: p.store, Calls: p.calls, Lease: cfg.WriteLease,
+			Shared: !p.ownStore, FailWrite: cfg.BumpFailure == FailWrite,
+			Log: p.clog, Background: p.bg,
+		})
 		if cu, ok := p.store.(store.CodecUser); ok {
 			cu.UseCodec(p.encodeEntry, decodeEntry)
 		}
@@ -137,7 +136,6 @@ func (p *Plugin) setup() error {
 			return
 		}
 		p.plans = plans
-		p.broken = map[string]bool{}
 		p.replay = newReplayDB()
 	})
 	return p.initErr
@@ -291,7 +289,12 @@ func (p *Plugin) wrapPools(db *gorm.DB) {
 }
 
 // Stats returns the counters since the plugin was created.
-func (p *Plugin) Stats() Stats { return p.stats.snapshot() }
+func (p *Plugin) Stats() Stats {
+	if p.setup() != nil {
+		return p.stats.snapshot(nil)
+	}
+	return p.stats.snapshot(&p.inv.C)
+}
 
 // Store returns the store the plugin uses.
 func (p *Plugin) Store() store.Store {
@@ -311,7 +314,7 @@ func (p *Plugin) Invalidate(ctx context.Context, tables ...string) error {
 	for _, t := range tables {
 		tags = append(tags, invalidation.TableName(t))
 	}
-	return p.bump(ctx, p.depsGraph().writeTags(tags))
+	return p.inv.Bump(ctx, p.depsGraph().writeTags(tags))
 }
 
 // Flush makes every cached result stale at once.
@@ -319,7 +322,7 @@ func (p *Plugin) Flush(ctx context.Context) error {
 	if err := p.setup(); err != nil {
 		return err
 	}
-	return p.bump(ctx, []string{store.GlobalTag})
+	return p.inv.Bump(ctx, []string{store.GlobalTag})
 }
 
 // Close waits for pending invalidations, then closes the store if the plugin
@@ -328,18 +331,12 @@ func (p *Plugin) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.bg.cancel() // retries and refreshes stop
-	p.bg.wait()   // bumps in flight land
-	if n := p.stopLingering(); n > 0 {
-		p.log.Warn("gormcache: closed with writes of unknown outcome; their tables stay held in the store until their lease ends", "writes", n)
-	}
-	if p.store != nil {
-		// One last bounded attempt at what a background retry had not
-		// managed yet.
-		if !p.retryBrokenOnce() {
-			tags, leases := p.leftBroken()
-			p.log.Error("gormcache: closed with invalidations that did not reach the store; entries of those tables may be served by other instances until their TTL", "tables", tags, "unreleased_holds", leases)
-		}
+	if p.inv != nil {
+		// Retries and refreshes stop, bumps in flight land, and one last
+		// bounded attempt at what a retry had not managed yet.
+		p.inv.Close()
+	} else {
+		p.bg.Stop()
 	}
 	p.stopHeartbeat()
 	var err error
@@ -358,11 +355,5 @@ func (p *Plugin) closedOwn() bool { return p.closed.Load() && p.ownStore }
 
 // storeCtx bounds a store call; bumps also outlive the caller's context.
 func (p *Plugin) storeCtx(ctx context.Context, detached bool) (context.Context, context.CancelFunc) {
-	if detached {
-		ctx = context.WithoutCancel(ctx)
-	}
-	if p.values != nil {
-		return ctx, func() {}
-	}
-	return store.WithTimeout(ctx, p.cfg.StoreTimeout)
+	return p.calls.Ctx(ctx, detached)
 }

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -172,56 +173,6 @@ func withTags(tags, extra []string) []string {
 	return append(out, store.GlobalTag)
 }
 
-// ---- stampede protection ----
-
-// flights lets identical misses wait for the first one instead of all
-// querying the database.
-type flights struct {
-	mu sync.Mutex
-	m  map[string]*flight
-}
-
-type flight struct {
-	done  chan struct{}
-	entry *serializer.Entry // the leader's stored result, or nil
-}
-
-// join returns the flight for key, and whether the caller leads it.
-func (fs *flights) join(key string) (*flight, bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
-		return f, false
-	}
-	if fs.m == nil {
-		fs.m = map[string]*flight{}
-	}
-	f := &flight{done: make(chan struct{})}
-	fs.m[key] = f
-	return f, true
-}
-
-// finish ends the leader's flight with what it stored (nil: nothing).
-func (fs *flights) finish(key string, f *flight, e *serializer.Entry) {
-	fs.mu.Lock()
-	if fs.m[key] == f {
-		delete(fs.m, key)
-	}
-	fs.mu.Unlock()
-	f.entry = e
-	close(f.done)
-}
-
-// wait waits for the leader (or for ctx) and returns its stored result.
-func (f *flight) wait(ctx context.Context) *serializer.Entry {
-	select {
-	case <-f.done:
-		return f.entry
-	case <-ctx.Done():
-		return nil
-	}
-}
-
 // ---- stale-while-revalidate ----
 
 // revalidate refreshes, in the background, an entry served past its TTL:
@@ -239,11 +190,9 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 	query, args := pr.query, append([]any(nil), pr.args...)
 	check := append([]byte(nil), pr.canonical...)
 	tags, ttl := pr.tags, pr.ttl
-	p.bg.add()
-	go func() {
-		defer p.bg.done()
+	p.bg.Go(func() {
 		defer p.refreshing.Delete(key)
-		ctx, cancel := context.WithTimeout(p.bg.ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(p.bg.Ctx(), 30*time.Second)
 		defer cancel()
 		versions := make([]uint64, len(tags))
 		sctx, scancel := p.storeCtx(ctx, false)
@@ -258,7 +207,7 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 		}
 		rows, err := pool.QueryContext(ctx, query, args...)
 		if err != nil {
-			p.log.Warn("gormcache: background refresh failed", "error", err)
+			p.clog.Limited(slog.LevelWarn, "gormcache: background refresh failed", "error", err)
 			return
 		}
 		defer rows.Close()
@@ -287,5 +236,5 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 			return
 		}
 		p.put(key, &c.entry, ttl)
-	}()
+	})
 }

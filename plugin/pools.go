@@ -121,11 +121,6 @@ type txPool struct {
 	ddl    atomic.Bool // the transaction may have changed the schema
 }
 
-type lease struct {
-	tags []string
-	id   uint64
-}
-
 var _ gorm.TxCommitter = (*txPool)(nil)
 
 func (t *txPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -183,7 +178,7 @@ func (t *txPool) end(unknown bool) {
 	holds := t.writes.take()
 	t.mu.Unlock()
 	for _, h := range holds {
-		h.end(context.Background(), unknown)
+		h.End(context.Background(), unknown)
 	}
 	if t.ddl.Load() {
 		t.p.schemaChanged() // read the catalog again now that it is committed

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"weak"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
 	"gorm.io/gorm"
@@ -68,7 +69,7 @@ func (p *Plugin) rawTxOf(conn *sql.Conn) *rawTx {
 				// committed by whatever runs on it next. Its fate is unknown.
 				p.log.Warn("gormcache: a dedicated connection (db.Connection) was closed inside a transaction opened as SQL; end such transactions before the callback returns")
 				rt.endHolds(true)
-				_ = p.bump(context.Background(), []string{store.GlobalTag})
+				_ = p.inv.Bump(context.Background(), []string{store.GlobalTag})
 			} else {
 				rt.endHolds(false)
 			}
@@ -112,7 +113,7 @@ func (r *rawTx) control(p *Plugin, c invalidation.TxControl, err error) {
 		return // not begun
 	}
 	r.mu.Lock()
-	var ending []*writeHold
+	var ending []*core.Hold
 	switch c {
 	case invalidation.TxBegin:
 		r.open = true
@@ -142,10 +143,10 @@ func (r *rawTx) control(p *Plugin, c invalidation.TxControl, err error) {
 		ending = append(ending, p.prepared...)
 		p.prepared = nil
 		p.preparedMu.Unlock()
-		_ = p.bump(context.Background(), []string{store.GlobalTag})
+		_ = p.inv.Bump(context.Background(), []string{store.GlobalTag})
 	}
 	for _, h := range ending {
-		h.end(context.Background(), unknown)
+		h.End(context.Background(), unknown)
 	}
 }
 
@@ -157,6 +158,6 @@ func (r *rawTx) endHolds(unknown bool) {
 	r.active.Store(false)
 	r.mu.Unlock()
 	for _, h := range holds {
-		h.end(context.Background(), unknown)
+		h.End(context.Background(), unknown)
 	}
 }

@@ -199,7 +199,7 @@ func TestRefusedBeginOpensNothing(t *testing.T) {
 		t.Fatal("not refused")
 	}
 	st.cut.Store(false)
-	eventually(t, "store back", func() bool { return p.Serving("accounts") })
+	eventually(t, "store back", func() bool { return plugin.Serving(p, "accounts") })
 	before := p.Stats().Hits
 	for range 5 {
 		readID(t, db, 2)

@@ -2,14 +2,12 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
-	"github.com/gormcache/gormcache/store"
 )
 
 // A Recorder collects what the statements made with a context read: the
@@ -129,64 +127,22 @@ func (p *Plugin) RecordRead(ctx context.Context, tags []string, versions []uint6
 	if len(rs) == 0 {
 		return
 	}
-	if p.nBroken.Load() > 0 {
+	if !p.inv.Serving(tags) {
 		versions = slices.Clone(versions)
-		p.brokenMu.Lock()
-		for i, t := range tags {
-			if p.broken[t] || p.broken[store.GlobalTag] {
-				versions[i] = 0
-			}
-		}
-		p.brokenMu.Unlock()
+		p.inv.Judge(tags, versions)
 	}
 	for _, r := range rs {
 		r.read(tags, versions)
 	}
 }
 
-// Serving reports whether results depending on tables (as GORM or SQL
-// names them; tags beginning with "*", such as the global tag, are taken
-// as they are) may be served from the store now: false while the last
-// invalidation of one of them, or of everything (after an outage of a
-// shared store), has not reached it. The lowlevel and viewcache packages
-// ask it on every read, so that one rule covers the three caches.
-func (p *Plugin) Serving(tables ...string) bool {
-	if p.nBroken.Load() == 0 {
-		return true
-	}
-	return !p.isBroken(p.tagsOf(tables))
-}
-
-func (p *Plugin) tagsOf(tables []string) []string {
-	tags := make([]string, 0, len(tables))
-	for _, t := range tables {
-		if !strings.HasPrefix(t, "*") {
-			t = invalidation.TableName(t)
+func init() {
+	core.Of = func(x any) *core.Invalidator {
+		if p, ok := x.(*Plugin); ok && p != nil && p.setup() == nil {
+			return p.inv
 		}
-		tags = append(tags, t)
+		return nil
 	}
-	return tags
-}
-
-// ReportStoreError tells the plugin that a call to its store made by
-// another cache on it (the lowlevel and viewcache packages) failed. An
-// outage of a shared store (an error wrapping store.ErrUnavailable) then
-// counts as one the plugin met itself: nothing is served from the store,
-// by the plugin or by any cache asking Serving, until everything there has
-// been invalidated once. An application's cancellation is not an outage.
-func (p *Plugin) ReportStoreError(err error) {
-	if errors.Is(err, store.ErrUnavailable) && !p.ownStore {
-		p.markOutage()
-	}
-}
-
-// ReportInvalidationFailed tells the plugin that another cache on its
-// store could not invalidate tables (as GORM or SQL names them, or tags
-// beginning with "*"): the plugin, and every cache asking Serving, serves
-// nothing of them from the store until a bump of them, retried in the
-// background, lands.
-func (p *Plugin) ReportInvalidationFailed(tables []string, err error) {
-	p.bumpFailed(p.tagsOf(tables), err)
 }
 
 // recordPlan records a statement the cache did not look up: a write, a

@@ -177,7 +177,7 @@ func TestRetryBrokenClearsMarkOfWriteInFlight(t *testing.T) {
 		// the background retry runs (it starts at 50 ms).
 		st.down.Store(false)
 		time.Sleep(300 * time.Millisecond)
-		if p.Serving("accounts") {
+		if plugin.Serving(p, "accounts") {
 			t.Error("accounts served again while the write whose bump failed is still running")
 		}
 		account(t, db, 1) // the write has not committed: the old row (it must not be stored)
@@ -193,7 +193,7 @@ func TestRetryBrokenClearsMarkOfWriteInFlight(t *testing.T) {
 		t.Errorf("a read begun after the UPDATE committed returned owner %q, want \"new\"", afterCommit.Owner)
 	}
 	// Once the write is over, its bump (made after it) serves the table again.
-	for deadline := time.Now().Add(5 * time.Second); !p.Serving("accounts"); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); !plugin.Serving(p, "accounts"); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("accounts not served again 5s after the write")
 		}

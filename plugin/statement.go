@@ -6,10 +6,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
 	"github.com/gormcache/gormcache/serializer"
@@ -405,28 +407,20 @@ func (p *Plugin) lookup(ctx context.Context, key string, tags []string, versions
 	e, err := serializer.Decode(b)
 	if err != nil {
 		p.stats.corrupt.Add(1)
-		p.log.Warn("gormcache: entry does not decode; treated as a miss", "key", key, "error", err)
+		p.clog.Limited(slog.LevelWarn, "gormcache: entry does not decode; treated as a miss", "key", key, "error", err)
 		return nil, true
 	}
 	return e, true
 }
 
 func (p *Plugin) storeFailed(op string, err error) {
-	if !errors.Is(err, store.ErrUnavailable) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if p.inv.StoreFailed("gormcache", op, err) == core.Canceled {
 		// The application gave up on the query (store.CallerGaveUp): that
 		// says nothing about the store.
 		p.stats.storeCanceled.Add(1)
 		return
 	}
 	p.stats.storeErrors.Add(1)
-	p.log.Warn("gormcache: store error; served from the database", "op", op, "error", err)
-	if errors.Is(err, store.ErrUnavailable) && !p.ownStore {
-		// An outage of a shared store may end with a failover to a replica
-		// that missed the last bumps (replication is asynchronous): nothing
-		// is served until everything has been invalidated once the store
-		// answers again (the "epoch bump", retried in the background).
-		p.markOutage()
-	}
 }
 
 // unstorable says why a result read now may not be served or stored under
@@ -438,7 +432,7 @@ func (p *Plugin) unstorable(tags []string, versions []uint64) string {
 			return reasonHeld
 		}
 	}
-	if p.nBroken.Load() > 0 && p.isBroken(tags) {
+	if !p.inv.Serving(tags) {
 		return reasonBumpFailed
 	}
 	return ""

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"github.com/gormcache/gormcache/internal/core"
 	"sync"
 	"sync/atomic"
 )
@@ -120,9 +121,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, invalidations, renewals, unknownOutcomes, refused, storeErrors, storeCanceled, outages, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
-	tables                                                                                                                                                                     tableCounts
-	bypass                                                                                                                                                                     sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, storeErrors, storeCanceled, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
+	tables                                                                                                         tableCounts
+	bypass                                                                                                         sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -133,18 +134,23 @@ func (c *counters) bypassed(reason string) {
 	v.(*atomic.Uint64).Add(1)
 }
 
-func (c *counters) snapshot() Stats {
+// snapshot reads the counters, with those of the invalidator (nil before
+// setup).
+func (c *counters) snapshot(inv *core.Counters) Stats {
+	if inv == nil {
+		inv = new(core.Counters)
+	}
 	s := Stats{
 		Hits:            c.hits.Load(),
 		Misses:          c.misses.Load(),
 		Stores:          c.stores.Load(),
-		Invalidations:   c.invalidations.Load(),
-		StoreErrors:     c.storeErrors.Load(),
+		Invalidations:   inv.Invalidations.Load(),
+		StoreErrors:     c.storeErrors.Load() + inv.StoreErrors.Load(),
 		StoreCanceled:   c.storeCanceled.Load(),
-		HoldRenewals:    c.renewals.Load(),
-		UnknownOutcomes: c.unknownOutcomes.Load(),
-		WritesRefused:   c.refused.Load(),
-		Outages:         c.outages.Load(),
+		HoldRenewals:    inv.Renewals.Load(),
+		UnknownOutcomes: inv.UnknownOutcomes.Load(),
+		WritesRefused:   inv.Refused.Load(),
+		Outages:         inv.Outages.Load(),
 		CorruptEntries:  c.corrupt.Load(),
 		Collisions:      c.collisions.Load(),
 		CatalogErrors:   c.catalogErrors.Load(),

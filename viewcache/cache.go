@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -28,9 +29,14 @@ type Cache struct {
 	values   store.ValueStore // set only for memstore, which keeps *record values as they are
 	nsTag    string
 	baseTags []string // store.GlobalTag and nsTag, sorted
+	// inv is the plugin's invalidator: an outage or a lost bump met by any
+	// of the caches on the plugin stops all of them
+	inv   *core.Invalidator
+	calls core.Calls
+	clog  *core.Log
 
 	hints   *otter.Cache[string, *hint]
-	flights flights
+	flights core.Flights[struct{}] // followers look up again once the leader is done
 	routes  atomic.Uint64
 	stats   counters
 	lastLog atomic.Int64
@@ -63,12 +69,13 @@ func New(p *plugin.Plugin, cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("viewcache: %w", err)
 	}
-	c := &Cache{settings: cfg.settings(), p: p, st: st, hints: hints}
+	c := &Cache{settings: cfg.settings(), p: p, st: st, hints: hints, inv: core.Of(p)}
 	if ms, ok := st.(*memstore.Store); ok {
 		c.values = ms
 	}
-	// Upper case never survives invalidation.TableName: no table has this tag.
-	c.nsTag = "*Viewcache:" + c.prefix
+	c.calls = core.Calls{Timeout: c.timeout, InProcess: c.values != nil}
+	c.clog = core.NewLog(c.log)
+	c.nsTag = core.Namespace("Viewcache", c.prefix)
 	c.baseTags = []string{store.GlobalTag, c.nsTag}
 	slices.Sort(c.baseTags)
 	return c, nil
@@ -81,10 +88,8 @@ func (c *Cache) Stats() Stats { return c.stats.snapshot() }
 // Prefix, on its store) stale at once. Query results are not touched; the
 // plugin's Flush drops everything, pages included.
 func (c *Cache) Flush(ctx context.Context) error {
-	ctx, cancel := c.storeCtx(context.WithoutCancel(ctx))
-	defer cancel()
-	if _, err := c.st.Bump(ctx, []string{c.nsTag}, 0); err != nil {
-		c.storeFailed("flush", err)
+	if err := c.inv.Bump(ctx, []string{c.nsTag}); err != nil {
+		c.stats.storeErrors.Add(1)
 		return fmt.Errorf("viewcache: flush: %w", err)
 	}
 	return nil
@@ -149,13 +154,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serve(w, r, lk.hit, status{hit: true}, time.Now())
 		return
 	}
-	var f *flight
+	var f *core.Flight[struct{}]
 	if c.coalesce && lk.ok && r.Method == http.MethodGet {
 		var leader bool
-		f, leader = c.flights.join(lk.flightKey())
+		f, leader = c.flights.Join(lk.flightKey())
 		if !leader {
 			select {
-			case <-f.done:
+			case <-f.Done():
 			case <-r.Context().Done():
 				c.stats.misses.Add(1)
 				c.stats.notStore(ReasonCancelled)
@@ -184,7 +189,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f != nil {
-		defer f.release()
+		defer f.Finish(struct{}{})
 	}
 	h.miss(w, r, base, fixed, lk, f)
 }
@@ -247,36 +252,25 @@ func (c *Cache) fixedTags(rt *route) []string {
 }
 
 func (c *Cache) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.values != nil {
-		return ctx, func() {}
-	}
-	return store.WithTimeout(ctx, c.timeout)
+	return c.calls.Ctx(ctx, false)
 }
 
-// judge applies the plugin's rule to versions just read: while the plugin
-// does not serve one of tags (its last invalidation did not reach the
-// store, or a shared store had an outage), they read as unknown, so that
-// no page is served or stored for them.
+// judge applies the invalidator's rule to versions just read: a tag that
+// may not be served now (its last invalidation did not reach the store, or
+// a shared store had an outage) reads as unknown, so that no page is
+// served or stored for it.
 func (c *Cache) judge(tags []string, versions []uint64) {
-	if !c.p.Serving(tags...) {
-		clear(versions)
-	}
+	c.inv.Judge(tags, versions)
 }
 
 func (c *Cache) storeFailed(op string, err error) {
-	c.p.ReportStoreError(err) // an outage stops the three caches alike
+	c.inv.StoreFailed("viewcache", op, err) // an outage stops the three caches alike
 	c.stats.storeErrors.Add(1)
-	c.logLimited(slog.LevelWarn, "viewcache: store error; served by the handler", "op", op, "error", err)
 }
 
 // logLimited logs at most once a second.
 func (c *Cache) logLimited(level slog.Level, msg string, args ...any) {
-	now := time.Now().UnixNano()
-	last := c.lastLog.Load()
-	if now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
-		return
-	}
-	c.log.Log(context.Background(), level, msg, args...)
+	c.clog.Limited(level, msg, args...)
 }
 
 // get reads the record at key and the versions of tags, in one store

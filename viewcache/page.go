@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 )
@@ -182,7 +182,7 @@ func copyHeader(dst, src http.Header) {
 
 // miss runs the handler for r, stores its response when it may, and
 // answers r.
-func (h *handler) miss(w http.ResponseWriter, r *http.Request, base baseKey, fixed []string, lk looked, f *flight) {
+func (h *handler) miss(w http.ResponseWriter, r *http.Request, base baseKey, fixed []string, lk looked, f *core.Flight[struct{}]) {
 	c, rt := h.c, h.rt
 	ctx := context.WithValue(r.Context(), ownerKey{}, c)
 	ctx, rec := plugin.WithRecorder(ctx)
@@ -199,7 +199,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, base baseKey, fix
 	cw := &capture{w: w, max: c.maxBytes, refusal: c.refusal}
 	cw.onStream = func(reason string) string {
 		if f != nil {
-			f.release()
+			f.Finish(struct{}{})
 		}
 		c.stats.notStore(reason)
 		refuse(r.Context(), reason)
@@ -397,43 +397,4 @@ func (h *handler) store(r *http.Request, base baseKey, snap, pre http.Header, bo
 	}
 	c.remember(base, h.hintScope(r), vary, tags)
 	return ""
-}
-
-// flights lets identical concurrent misses wait for the first.
-type flights struct {
-	mu sync.Mutex
-	m  map[string]*flight
-}
-
-type flight struct {
-	done chan struct{}
-	once sync.Once
-	fs   *flights
-	key  string
-}
-
-// join returns the flight of key, and whether the caller leads it (and
-// must release it).
-func (fs *flights) join(key string) (*flight, bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
-		return f, false
-	}
-	if fs.m == nil {
-		fs.m = map[string]*flight{}
-	}
-	f := &flight{done: make(chan struct{}), fs: fs, key: key}
-	fs.m[key] = f
-	return f, true
-}
-
-// release ends the flight: its followers look up again.
-func (f *flight) release() {
-	f.once.Do(func() {
-		f.fs.mu.Lock()
-		delete(f.fs.m, f.key)
-		f.fs.mu.Unlock()
-		close(f.done)
-	})
 }
