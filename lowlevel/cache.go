@@ -202,6 +202,18 @@ func newCache(st store.Store, cfg Config) (*Cache, error) {
 // Store returns the store the cache uses.
 func (c *Cache) Store() store.Store { return c.st }
 
+// Close stops the background retries of invalidations that did not reach
+// the store (after one last attempt) for a cache made by [NewWithStore]; it
+// does not close the store. A cache made by [New] shares the plugin's,
+// which the plugin's Close stops: for it, Close does nothing. The cache
+// still works after Close, without retries.
+func (c *Cache) Close() error {
+	if c.p == nil {
+		c.inv.Close()
+	}
+	return nil
+}
+
 // Stats counts a cache's operations since it was made.
 type Stats struct {
 	Hits   uint64 // reads answered from the store

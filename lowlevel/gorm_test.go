@@ -160,3 +160,35 @@ func eventually(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// A cache on a store of its own has its own invalidator: a failed
+// Invalidate stops serving the table (until the retry lands), and Close
+// stops the retry.
+func TestOwnStoreInvalidateFailure(t *testing.T) {
+	st := &storetest.CutBumps{Store: newMem(t)}
+	c, err := lowlevel.NewWithStore(st, lowlevel.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	must(t, lowlevel.Set(ctx, c, "total", int64(5), 0, "orders"))
+	if v, ok, err := lowlevel.Get[int64](ctx, c, "total", "orders"); err != nil || !ok || v != 5 {
+		t.Fatalf("Get: %v %v %v", v, ok, err)
+	}
+	st.Cut.Store(true)
+	if err := c.Invalidate(ctx, "orders"); err == nil {
+		t.Fatal("Invalidate with bumps cut succeeded")
+	}
+	// The bump did not land: the entry must not be served.
+	if _, ok, _ := lowlevel.Get[int64](ctx, c, "total", "orders"); ok {
+		t.Fatal("served an entry whose table's invalidation failed")
+	}
+	st.Cut.Store(false)
+	// Once the retry lands, values are stored and served again.
+	eventually(t, func() bool {
+		must(t, lowlevel.Set(ctx, c, "total", int64(6), 0, "orders"))
+		v, ok, _ := lowlevel.Get[int64](ctx, c, "total", "orders")
+		return ok && v == 6
+	})
+	must(t, c.Close())
+}

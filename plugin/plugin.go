@@ -331,6 +331,7 @@ func (p *Plugin) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
+	p.stopHeartbeat()
 	if p.inv != nil {
 		// Retries and refreshes stop, bumps in flight land, and one last
 		// bounded attempt at what a retry had not managed yet.
@@ -338,7 +339,6 @@ func (p *Plugin) Close() error {
 	} else {
 		p.bg.Stop()
 	}
-	p.stopHeartbeat()
 	var err error
 	if p.ownStore && p.store != nil {
 		err = p.store.Close()

@@ -161,8 +161,6 @@ type poolLag struct {
 type heartbeat struct {
 	once  sync.Once
 	pools sync.Map // statement pool → *poolLag
-	stop  chan struct{}
-	done  sync.WaitGroup
 }
 
 // replicaBehind reports whether reads through pool may not fill the cache
@@ -188,8 +186,9 @@ func (p *Plugin) replicaBehind(pool gorm.ConnPool) bool {
 }
 
 func (p *Plugin) startHeartbeat() {
-	hb := &p.heartbeat
-	hb.stop = make(chan struct{})
+	if p.closed.Load() {
+		return
+	}
 	interval := max(p.cfg.ReplicaWindow/4, 20*time.Millisecond)
 	table := p.cfg.ReplicaHeartbeat
 	p.deps.mu.Lock()
@@ -198,24 +197,23 @@ func (p *Plugin) startHeartbeat() {
 	if src == nil {
 		return
 	}
-	ctx := context.Background()
+	// The heartbeat is background work: Close cancels ctx, and waits.
+	ctx := p.bg.Ctx()
 	if _, err := src.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (id integer PRIMARY KEY, at bigint NOT NULL)"); err != nil {
 		p.log.Warn("gormcache: cannot create the replica heartbeat table; replicas are not used to fill the cache", "table", table, "error", err)
 	}
-	hb.done.Add(1)
-	go func() {
-		defer hb.done.Done()
+	p.bg.Go(func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			p.beat(ctx, src, table)
 			select {
-			case <-hb.stop:
+			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
 		}
-	}()
+	})
 }
 
 // beat writes the time on the source and measures each replica's lag.
@@ -249,12 +247,7 @@ func (p *Plugin) beat(ctx context.Context, src gorm.ConnPool, table string) {
 }
 
 func (p *Plugin) stopHeartbeat() {
-	hb := &p.heartbeat
-	hb.once.Do(func() {}) // no start after Close
-	if hb.stop != nil {
-		close(hb.stop)
-		hb.done.Wait()
-	}
+	p.heartbeat.once.Do(func() {}) // no start after Close
 }
 
 // ReplicaLags returns the last lag measured through each replica pool by
