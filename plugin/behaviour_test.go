@@ -53,6 +53,24 @@ func account(t *testing.T, db *gorm.DB, id uint) Account {
 	return a
 }
 
+// seedAccounts creates the accounts table with owner1..owner5, balances 10..50.
+func seedAccounts(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	if err := db.AutoMigrate(&Account{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		if err := db.Create(&Account{Owner: fmt.Sprintf("owner%d", i), Balance: int64(i * 10)}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func balanceOf(t *testing.T, db *gorm.DB, id uint) int64 {
+	t.Helper()
+	return account(t, db, id).Balance
+}
+
 // A forced hash collision (every query gets the same key) must never serve
 // one query's rows for another: entries are verified against the query.
 func TestHashCollisionNeverServesOtherRows(t *testing.T) {

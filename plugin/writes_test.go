@@ -12,6 +12,7 @@ import (
 
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store/memstore"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -319,5 +320,29 @@ func TestWriteCallingUnknownFunction(t *testing.T) {
 	}
 	if got := audit(); got != 1 {
 		t.Fatalf("audit after a write whose function wrote it: %d (stale), want 1", got)
+	}
+}
+
+// A closed plugin on a store it does not own still invalidates that store
+// on writes: other processes read it.
+func TestClosedPluginStillBumpsSharedStore(t *testing.T) {
+	t.Parallel()
+	ms, _ := memstore.New(memstore.Config{})
+	db1, p1 := cachedDB(t, "sqlite", plugin.Config{Store: ms})
+	sqlDB, _ := db1.DB()
+	db2, err := gorm.Open(db1.Dialector, &gorm.Config{Logger: logger.Discard, ConnPool: sqlDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := plugin.New(plugin.Config{Store: ms, Logger: quiet})
+	if err := db2.Use(p2); err != nil {
+		t.Fatal(err)
+	}
+	account(t, db2, 1)
+	account(t, db2, 1)
+	p1.Close()
+	db1.Model(&Account{}).Where("id = 1").Update("balance", 777)
+	if a := account(t, db2, 1); a.Balance != 777 {
+		t.Fatalf("after a write through a closed instance: balance %d, want 777", a.Balance)
 	}
 }
