@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -116,7 +117,7 @@ func TestGORMWritesInvalidate(t *testing.T) {
 // low-level cache stops the plugin serving it. One rule for the caches.
 func TestBrokenTablesNotServed(t *testing.T) {
 	t.Parallel()
-	st := &storetest.CutBumps{Store: bytesStore{newMem(t)}}
+	st := &storetest.CutBumps{Store: testsupport.BytesStore{Store: newMem(t)}}
 	db := testdb.Open(t, "sqlite", &gorm.Config{Logger: logger.Discard})
 	must(t, db.AutoMigrate(&Order{}))
 	must(t, db.Create(&Order{Amount: 5}).Error)
@@ -135,7 +136,7 @@ func TestBrokenTablesNotServed(t *testing.T) {
 	// And the other way: the low-level cache's own invalidation fails.
 	var o Order
 	st.Cut.Store(false)
-	eventually(t, func() bool { return p.Serving("orders") })
+	testsupport.Eventually(t, "orders served again", func() bool { return p.Serving("orders") })
 	must(t, db.First(&o, 1).Error)
 	must(t, db.First(&o, 1).Error)
 	hits := p.Stats().Hits
@@ -148,14 +149,4 @@ func TestBrokenTablesNotServed(t *testing.T) {
 		t.Fatal("the plugin served a table whose low-level invalidation failed")
 	}
 	st.Cut.Store(false)
-}
-
-// eventually fails unless cond holds within 10s.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not within 10s")
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -35,7 +35,7 @@ func TestBumpFailure(t *testing.T) {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			t.Parallel()
 			dsn := testdb.FreshPostgres(t)
-			prefix := fmt.Sprintf("gcbf%d:", rand.Uint32())
+			prefix := testdb.KeyPrefix("gcbf")
 			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}}, prefix)
 			instance := func(wrap func(store.Store) store.Store) (*gorm.DB, *plugin.Plugin) {
 				rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
@@ -102,7 +102,7 @@ func TestBumpFailure(t *testing.T) {
 				}
 				// ...until the writer's background retry reaches the store.
 				cut.Cut.Store(false)
-				eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
+				testsupport.Eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
 			}
 		})
 	}
@@ -168,7 +168,7 @@ func TestLostBumpRepliesLeaveNoHold(t *testing.T) {
 
 // bumpDownStore fails every Bump while down is set (Get and the rest work).
 type bumpDownStore struct {
-	*bytesStore
+	*testsupport.RecordingStore
 	down atomic.Bool
 }
 
@@ -176,7 +176,7 @@ func (s *bumpDownStore) Bump(ctx context.Context, tags []string, hold time.Durat
 	if s.down.Load() {
 		return 0, errors.New("bump: connection reset")
 	}
-	return s.bytesStore.Bump(ctx, tags, hold)
+	return s.RecordingStore.Bump(ctx, tags, hold)
 }
 
 // hookPool is a *sql.DB whose UPDATEs run through onUpdate when it is set.
@@ -224,7 +224,7 @@ func TestRetryBrokenClearsMarkOfWriteInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &bumpDownStore{bytesStore: newBytesStore()}
+	st := &bumpDownStore{RecordingStore: testsupport.NewRecordingStore()}
 	p := plugin.New(plugin.Config{BumpFailure: plugin.ProceedWrite, Store: st, Logger: quiet})
 	if err := db.Use(p); err != nil {
 		t.Fatal(err)
