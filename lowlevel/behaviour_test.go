@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
@@ -76,7 +77,7 @@ func TestGetSet(t *testing.T) {
 
 func TestKeysAreNamespaced(t *testing.T) {
 	t.Parallel()
-	st := bytesStore{newMem(t)}
+	st := testsupport.BytesStore{Store: newMem(t)}
 	a, _ := lowlevel.NewWithStore(st, lowlevel.Config{})
 	b, _ := lowlevel.NewWithStore(st, lowlevel.Config{Prefix: "other"})
 	must(t, lowlevel.Set(bg, a, "k", 1, 0))
@@ -270,7 +271,7 @@ func TestLostSwap(t *testing.T) {
 		t.Parallel()
 		st, c := newCache(t)
 		// Another process adds the key between this Add's read and swap.
-		other, err := lowlevel.NewWithStore(bytesStore{st.Store}, lowlevel.Config{})
+		other, err := lowlevel.NewWithStore(testsupport.BytesStore{Store: st.Store}, lowlevel.Config{})
 		must(t, err)
 		st.first = func() { must(t, lowlevel.Set(bg, other, "lock", "theirs", time.Minute)) }
 		added, err := lowlevel.Add(bg, c, "lock", "mine", time.Minute)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/store"
 )
@@ -15,7 +16,7 @@ func benchStores(b *testing.B, fn func(b *testing.B, c *lowlevel.Cache)) {
 		make func(b *testing.B) store.Store
 	}{
 		{"memstore", func(b *testing.B) store.Store { return newMem(b) }},
-		{"bytes", func(b *testing.B) store.Store { return bytesStore{newMem(b)} }},
+		{"bytes", func(b *testing.B) store.Store { return testsupport.BytesStore{Store: newMem(b)} }},
 	} {
 		b.Run(k.name, func(b *testing.B) {
 			c, err := lowlevel.NewWithStore(k.make(b), lowlevel.Config{})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -117,7 +118,7 @@ func TestGORMWritesInvalidate(t *testing.T) {
 // low-level cache stops the plugin serving it. One rule for the caches.
 func TestBrokenTablesNotServed(t *testing.T) {
 	t.Parallel()
-	st := &storetest.CutBumps{Store: bytesStore{newMem(t)}}
+	st := &storetest.CutBumps{Store: testsupport.BytesStore{Store: newMem(t)}}
 	db := testdb.Open(t, "sqlite", &gorm.Config{Logger: logger.Discard})
 	must(t, db.AutoMigrate(&Order{}))
 	must(t, db.Create(&Order{Amount: 5}).Error)
@@ -136,7 +137,7 @@ func TestBrokenTablesNotServed(t *testing.T) {
 	// And the other way: the low-level cache's own invalidation fails.
 	var o Order
 	st.Cut.Store(false)
-	eventually(t, func() bool { return core.Of(p).Serving(core.Tables([]string{"orders"})) })
+	testsupport.Eventually(t, "orders served again", func() bool { return core.Of(p).Serving(core.Tables([]string{"orders"})) })
 	must(t, db.First(&o, 1).Error)
 	must(t, db.First(&o, 1).Error)
 	hits := p.Stats().Hits
@@ -149,16 +150,6 @@ func TestBrokenTablesNotServed(t *testing.T) {
 		t.Fatal("the plugin served a table whose low-level invalidation failed")
 	}
 	st.Cut.Store(false)
-}
-
-// eventually fails unless cond holds within 10s.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not within 10s")
-		}
-	}
 }
 
 // A cache on a store of its own has its own invalidator: a failed
@@ -185,7 +176,7 @@ func TestOwnStoreInvalidateFailure(t *testing.T) {
 	}
 	st.Cut.Store(false)
 	// Once the retry lands, values are stored and served again.
-	eventually(t, func() bool {
+	testsupport.Eventually(t, "stored and served again", func() bool {
 		must(t, lowlevel.Set(ctx, c, "total", int64(6), 0, "orders"))
 		v, ok, _ := lowlevel.Get[int64](ctx, c, "total", "orders")
 		return ok && v == 6

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -24,7 +25,7 @@ var storeKinds = []struct {
 	make func(t *testing.T) store.Store
 }{
 	{"memstore", func(t *testing.T) store.Store { return newMem(t) }},
-	{"bytes", func(t *testing.T) store.Store { return bytesStore{newMem(t)} }},
+	{"bytes", func(t *testing.T) store.Store { return testsupport.BytesStore{Store: newMem(t)} }},
 	{"cas", func(t *testing.T) store.Store { return &casStore{Store: newMem(t)} }},
 }
 
@@ -56,10 +57,6 @@ func eachStore(t *testing.T, cfg lowlevel.Config, fn func(t *testing.T, st store
 		})
 	}
 }
-
-// bytesStore hides memstore's ValueStore side (and its type), so that the
-// cache encodes its entries.
-type bytesStore struct{ store.Store }
 
 // casStore is a byte store with a compare-and-swap, atomic within the store
 // as Redis's or Memcached's would be.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -123,24 +124,12 @@ func listen(t testing.TB, dsn string, inv Invalidator, cfg Config, settle bool) 
 	}
 	t.Cleanup(func() { l.Close() })
 	if settle {
-		waitFor(t, "the first bump", func() bool { return l.Stats().Bumps >= 1 })
+		testsupport.Eventually(t, "the first bump", func() bool { return l.Stats().Bumps >= 1 })
 		if r, ok := inv.(*recorder); ok {
 			r.next(t, time.Second)
 		}
 	}
 	return l
-}
-
-// waitFor polls cond for up to 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // connect opens a pgx connection, closed at the end of the test.

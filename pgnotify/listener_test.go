@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/jackc/pgx/v5"
@@ -150,7 +151,7 @@ func TestListenerCoalesces(t *testing.T) {
 			t.Fatalf("one commit of three tables: Invalidate(%v), want one call with %v", c.tables, want)
 		}
 	}
-	waitFor(t, "the last bump to be counted", func() bool { return l.Stats().Bumps == 4 })
+	testsupport.Eventually(t, "the last bump to be counted", func() bool { return l.Stats().Bumps == 4 })
 	if s := l.Stats(); s.Bumps != 4 || s.Notifications != 9 {
 		t.Fatalf("stats %+v: want 4 bumps (one on connecting, one per commit) of 9 notifications (PostgreSQL folds a repeated one)", s)
 	}
@@ -387,7 +388,7 @@ func TestPsqlWriteIsSeen(t *testing.T) {
 	for i, title := range []string{"second", "third"} {
 		s := app.l.Stats()
 		psql(t, app.dsn, `UPDATE articles SET title = '`+title+`' WHERE id = 1`)
-		waitFor(t, "the listener's bump", func() bool {
+		testsupport.Eventually(t, "the listener's bump", func() bool {
 			n := app.l.Stats()
 			return n.Notifications > s.Notifications && n.Bumps > s.Bumps
 		})
@@ -414,11 +415,11 @@ func TestTerminatedListenerLosesNothing(t *testing.T) {
 	if err := admin.QueryRow(context.Background(), `SELECT pg_terminate_backend($1, 5000)`, int(before.BackendPID)).Scan(&ok); err != nil || !ok {
 		t.Fatalf("pg_terminate_backend: %v, %v", ok, err)
 	}
-	waitFor(t, "the listener to notice", func() bool { return !app.l.Stats().Connected })
+	testsupport.Eventually(t, "the listener to notice", func() bool { return !app.l.Stats().Connected })
 	psql(t, app.dsn, `UPDATE articles SET title = 'while down' WHERE id = 1`)
 	// No notification can reach it now; the entry is stale until the
 	// reconnect's bump.
-	waitFor(t, "the reconnection and its bump", func() bool {
+	testsupport.Eventually(t, "the reconnection and its bump", func() bool {
 		s := app.l.Stats()
 		return s.Connected && s.Reconnects == 1 && s.Lost == 1 && s.Bumps > before.Bumps
 	})
@@ -432,7 +433,7 @@ func TestTerminatedListenerLosesNothing(t *testing.T) {
 	app.cache(t, "while down")
 
 	psql(t, app.dsn, `UPDATE articles SET title = 'after' WHERE id = 1`)
-	waitFor(t, "a notification after reconnecting", func() bool {
+	testsupport.Eventually(t, "a notification after reconnecting", func() bool {
 		s := app.l.Stats()
 		return s.Notifications > after.Notifications && s.Bumps > after.Bumps
 	})
@@ -486,14 +487,14 @@ func TestReconnectBacksOff(t *testing.T) {
 	mustExec(t, admin, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`)
 	t.Cleanup(func() { admin.Exec(context.Background(), `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`) })
 	mustExec(t, admin, `SELECT pg_terminate_backend($1, 5000)`, int(l.Stats().BackendPID))
-	waitFor(t, "six failed attempts", func() bool { return len(logs.times("reconnect failed")) >= 6 })
+	testsupport.Eventually(t, "six failed attempts", func() bool { return len(logs.times("reconnect failed")) >= 6 })
 	mustExec(t, admin, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`)
-	waitFor(t, "the reconnection", func() bool { return l.Stats().Connected })
+	testsupport.Eventually(t, "the reconnection", func() bool { return l.Stats().Connected })
 	if c := rec.next(t, 5*time.Second); !slices.Equal(c.tables, []string{"plain"}) {
 		t.Fatalf("bump on reconnecting: %v", c.tables)
 	}
 
-	waitFor(t, "the recovery to be logged", func() bool { return len(logs.times("reconnected")) == 1 })
+	testsupport.Eventually(t, "the recovery to be logged", func() bool { return len(logs.times("reconnected")) == 1 })
 	lost := logs.times("connection lost")
 	failed := logs.times("reconnect failed")
 	if len(lost) != 1 || len(logs.times("reconnected")) != 1 {
@@ -603,14 +604,14 @@ func TestHealthCheckReconnects(t *testing.T) {
 
 	// Healthy: the checks come back, nothing else happens.
 	heard := l.Stats().LastHeard
-	waitFor(t, "a health check to come back", func() bool { return l.Stats().LastHeard.After(heard) })
+	testsupport.Eventually(t, "a health check to come back", func() bool { return l.Stats().LastHeard.After(heard) })
 	time.Sleep(500 * time.Millisecond)
 	if s := l.Stats(); s.Errors != 0 || s.Reconnects != 0 || s.Notifications != 0 || time.Since(s.LastHeard) > 450*time.Millisecond {
 		t.Fatalf("healthy listener: %+v", s)
 	}
 
 	f.freeze()
-	waitFor(t, "the reconnection", func() bool { s := l.Stats(); return s.Reconnects == 1 && s.Connected })
+	testsupport.Eventually(t, "the reconnection", func() bool { s := l.Stats(); return s.Reconnects == 1 && s.Connected })
 	if c := rec.next(t, 5*time.Second); !slices.Equal(c.tables, []string{"plain"}) {
 		t.Fatalf("bump on reconnecting: %v", c.tables)
 	}
@@ -646,7 +647,7 @@ func TestFailedBumpIsRetried(t *testing.T) {
 	if c := rec.next(t, 5*time.Second); !slices.Equal(c.tables, []string{"plain"}) {
 		t.Fatalf("bump after the retries: %v", c.tables)
 	}
-	waitFor(t, "the last bump to be counted", func() bool { return l.Stats().Bumps == 2 })
+	testsupport.Eventually(t, "the last bump to be counted", func() bool { return l.Stats().Bumps == 2 })
 	if s := l.Stats(); s.Errors != 2 || s.Bumps != 2 {
 		t.Fatalf("stats %+v: want 2 errors, 2 bumps", s)
 	}
@@ -678,7 +679,7 @@ func TestCloseStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	waitFor(t, "the listener to stop with its context", func() bool { return !l2.Stats().Connected })
+	testsupport.Eventually(t, "the listener to stop with its context", func() bool { return !l2.Stats().Connected })
 	l2.Close()
 
 	if _, err := Listen(context.Background(), "host=127.0.0.1 port=1 user=postgres connect_timeout=2", newRecorder(), Config{}); err == nil {

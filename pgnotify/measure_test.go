@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -201,7 +202,7 @@ func TestWriteThroughput(t *testing.T) {
 			took[i] += elapsed
 			if m.triggers && m.params == nil {
 				// count what this slice's writes sent, not a later slice
-				waitFor(t, "the slice's notifications", func() bool { return d.l.Stats().Notifications-before >= uint64(n) })
+				testsupport.Eventually(t, "the slice's notifications", func() bool { return d.l.Stats().Notifications-before >= uint64(n) })
 			}
 			heard[i] += d.l.Stats().Notifications - before
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -53,6 +54,24 @@ func account(t *testing.T, db *gorm.DB, id uint) Account {
 	return a
 }
 
+// seedAccounts creates the accounts table with owner1..owner5, balances 10..50.
+func seedAccounts(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	if err := db.AutoMigrate(&Account{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		if err := db.Create(&Account{Owner: fmt.Sprintf("owner%d", i), Balance: int64(i * 10)}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func balanceOf(t *testing.T, db *gorm.DB, id uint) int64 {
+	t.Helper()
+	return account(t, db, id).Balance
+}
+
 // A forced hash collision (every query gets the same key) must never serve
 // one query's rows for another: entries are verified against the query.
 func TestHashCollisionNeverServesOtherRows(t *testing.T) {
@@ -62,7 +81,7 @@ func TestHashCollisionNeverServesOtherRows(t *testing.T) {
 			t.Parallel()
 			cfg := plugin.Config{}
 			if bytes {
-				cfg.Store = newBytesStore()
+				cfg.Store = testsupport.NewRecordingStore()
 			}
 			p := plugin.New(cfg)
 			plugin.SetHash(p, func([]byte) [16]byte { return [16]byte{1} })
@@ -91,15 +110,15 @@ func TestHashCollisionNeverServesOtherRows(t *testing.T) {
 // overwritten by the fresh result.
 func TestCorruptEntryIsACountedMiss(t *testing.T) {
 	t.Parallel()
-	bs := newBytesStore()
+	bs := testsupport.NewRecordingStore()
 	db, p := cachedDB(t, "sqlite", plugin.Config{Store: bs})
 	account(t, db, 2) // stored
-	keys := bs.setKeys()
+	keys := bs.SetKeys()
 	if len(keys) != 1 {
 		t.Fatalf("%d keys stored, want 1", len(keys))
 	}
 	for _, garbage := range [][]byte{{}, {0xff, 0x00}, []byte("not msgpack at all"), {1, 0x93}} {
-		if err := bs.s.Set(context.Background(), keys[0], garbage, time.Minute); err != nil {
+		if err := bs.Store.Set(context.Background(), keys[0], garbage, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		before := p.Stats()
@@ -371,7 +390,7 @@ func TestCompressedEntries(t *testing.T) {
 		above      int
 		compressed bool
 	}{{0, true}, {-1, false}} {
-		bs := newBytesStore()
+		bs := testsupport.NewRecordingStore()
 		db, p := cachedDB(t, "sqlite", plugin.Config{Store: bs, CompressAbove: c.above})
 		for i := 0; i < 40; i++ {
 			db.Create(&Account{Owner: strings.Repeat("owner-", 10), Balance: int64(i)})
@@ -382,11 +401,10 @@ func TestCompressedEntries(t *testing.T) {
 		if p.Stats().Hits != 1 || len(second) != 45 || !reflect.DeepEqual(first, second) {
 			t.Fatalf("CompressAbove=%d: hits %d, rows %d", c.above, p.Stats().Hits, len(second))
 		}
-		bs.mu.Lock()
-		key := bs.keys[len(bs.keys)-1]
-		bs.mu.Unlock()
+		keys := bs.SetKeys()
+		key := keys[len(keys)-1]
 		v := make([]uint64, 0)
-		b, err := bs.s.Get(context.Background(), key, nil, v)
+		b, err := bs.Store.Get(context.Background(), key, nil, v)
 		if err != nil || len(b) == 0 {
 			t.Fatalf("stored entry: %v", err)
 		}
@@ -400,7 +418,7 @@ func TestCompressedEntries(t *testing.T) {
 // keep its tables held until WriteLease expires: the release is retried.
 func TestFailedReleaseIsRetried(t *testing.T) {
 	t.Parallel()
-	st := &releaseFailsStore{bytesStore: newBytesStore(), n: 3}
+	st := &releaseFailsStore{RecordingStore: testsupport.NewRecordingStore(), n: 3}
 	db, p := cachedDB(t, "sqlite", plugin.Config{Store: st, WriteLease: time.Hour})
 	if err := db.Model(&Account{ID: 1}).Update("balance", 7).Error; err != nil {
 		t.Fatal(err)

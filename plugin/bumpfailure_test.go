@@ -1,13 +1,18 @@
 package plugin_test
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -30,7 +35,7 @@ func TestBumpFailure(t *testing.T) {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			t.Parallel()
 			dsn := testdb.FreshPostgres(t)
-			prefix := fmt.Sprintf("gcbf%d:", rand.Uint32())
+			prefix := testdb.KeyPrefix("gcbf")
 			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}}, prefix)
 			instance := func(wrap func(store.Store) store.Store) (*gorm.DB, *plugin.Plugin) {
 				rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
@@ -97,7 +102,7 @@ func TestBumpFailure(t *testing.T) {
 				}
 				// ...until the writer's background retry reaches the store.
 				cut.Cut.Store(false)
-				eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
+				testsupport.Eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
 			}
 		})
 	}
@@ -158,5 +163,102 @@ func TestLostBumpRepliesLeaveNoHold(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// bumpDownStore fails every Bump while down is set (Get and the rest work).
+type bumpDownStore struct {
+	*testsupport.RecordingStore
+	down atomic.Bool
+}
+
+func (s *bumpDownStore) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
+	if s.down.Load() {
+		return 0, errors.New("bump: connection reset")
+	}
+	return s.RecordingStore.Bump(ctx, tags, hold)
+}
+
+// hookPool is a *sql.DB whose UPDATEs run through onUpdate when it is set.
+type hookPool struct {
+	*sql.DB
+	onUpdate func(exec func() (sql.Result, error)) (sql.Result, error)
+}
+
+func (h *hookPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	exec := func() (sql.Result, error) { return h.DB.ExecContext(ctx, query, args...) }
+	if h.onUpdate != nil && strings.HasPrefix(strings.TrimSpace(strings.ToUpper(query)), "UPDATE") {
+		f := h.onUpdate
+		h.onUpdate = nil
+		return f(exec)
+	}
+	return exec()
+}
+
+// A write whose first bump fails marks its table broken, and retryBroken
+// clears that mark with its own bump as soon as the store answers, even if
+// the write is still running: its rows are not committed yet and no lease
+// holds the table, so a read then stores the old rows under the current
+// version, and once the write commits that entry is served until the
+// write's final bump lands (the gap between COMMIT and the bump that the
+// lease exists to close). Here a read made after the UPDATE committed, and
+// before the statement returned, gets the old owner from the cache.
+func TestRetryBrokenClearsMarkOfWriteInFlight(t *testing.T) {
+	t.Parallel()
+	seed, err := gorm.Open(testdb.Fresh(t, "sqlite"), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seed.AutoMigrate(&Account{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed.Create(&Account{ID: 1, Owner: "old"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := seed.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := &hookPool{DB: sqlDB}
+	db, err := gorm.Open(sqlite.Dialector{Conn: hp}, &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &bumpDownStore{RecordingStore: testsupport.NewRecordingStore()}
+	p := plugin.New(plugin.Config{BumpFailure: plugin.ProceedWrite, Store: st, Logger: quiet})
+	if err := db.Use(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+
+	var afterCommit Account
+	hp.onUpdate = func(exec func() (sql.Result, error)) (sql.Result, error) {
+		// The write's first bump has failed; the store answers again, and
+		// the background retry runs (it starts at 50 ms).
+		st.down.Store(false)
+		time.Sleep(300 * time.Millisecond)
+		if plugin.Serving(p, "accounts") {
+			t.Error("accounts served again while the write whose bump failed is still running")
+		}
+		account(t, db, 1) // the write has not committed: the old row (it must not be stored)
+		res, err := exec()
+		afterCommit = account(t, db, 1) // begins after the commit
+		return res, err
+	}
+	st.down.Store(true)
+	if err := db.Model(&Account{ID: 1}).Update("owner", "new").Error; err != nil {
+		t.Fatal(err)
+	}
+	if afterCommit.Owner != "new" {
+		t.Errorf("a read begun after the UPDATE committed returned owner %q, want \"new\"", afterCommit.Owner)
+	}
+	// Once the write is over, its bump (made after it) serves the table again.
+	for deadline := time.Now().Add(5 * time.Second); !plugin.Serving(p, "accounts"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("accounts not served again 5s after the write")
+		}
+	}
+	if got := account(t, db, 1); got.Owner != "new" {
+		t.Errorf("after the write: owner %q, want \"new\"", got.Owner)
 	}
 }

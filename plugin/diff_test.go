@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -43,7 +44,7 @@ func TestDifferential(t *testing.T) {
 					}
 					pc := plugin.Config{}
 					if v.bytes {
-						pc.Store = newBytesStore()
+						pc.Store = testsupport.NewRecordingStore()
 					}
 					p := plugin.New(pc)
 					if err := db.Use(p); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -185,7 +186,7 @@ func TestMapDestinations(t *testing.T) {
 					if cached {
 						pc := plugin.Config{}
 						if encoded {
-							pc.Store = newBytesStore()
+							pc.Store = testsupport.NewRecordingStore()
 						}
 						p := plugin.New(pc)
 						if err := db.Use(p); err != nil {

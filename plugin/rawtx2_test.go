@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -199,7 +200,7 @@ func TestRefusedBeginOpensNothing(t *testing.T) {
 		t.Fatal("not refused")
 	}
 	st.cut.Store(false)
-	eventually(t, "store back", func() bool { return plugin.Serving(p, "accounts") })
+	testsupport.Eventually(t, "store back", func() bool { return plugin.Serving(p, "accounts") })
 	before := p.Stats().Hits
 	for range 5 {
 		readID(t, db, 2)

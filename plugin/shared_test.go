@@ -319,7 +319,7 @@ func TestTwoProcessesShareRedis(t *testing.T) {
 			spec := sharedSpec{
 				DSN:      testdb.FreshPostgres(t),
 				Redis:    sharedRedisAddrs(t, mode),
-				Prefix:   fmt.Sprintf("gct%d:", rand.Uint32()),
+				Prefix:   testdb.KeyPrefix("gct"),
 				Duration: 2500 * time.Millisecond,
 			}
 			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: spec.Redis}, spec.Prefix)
@@ -581,7 +581,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	if err := rediscluster.OK(""); err != nil {
 		testdb.Unavailable(t, "redis cluster", err)
 	}
-	spec := sharedSpec{DSN: testdb.FreshPostgres(t), Redis: rediscluster.Addrs, Prefix: fmt.Sprintf("gcf%d:", rand.Uint32()), Duration: 7 * time.Second}
+	spec := sharedSpec{DSN: testdb.FreshPostgres(t), Redis: rediscluster.Addrs, Prefix: testdb.KeyPrefix("gcf"), Duration: 7 * time.Second}
 	// (registered before the node's restart, so run after it)
 	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: rediscluster.Addrs}, spec.Prefix)
 	db, p, err := sharedDB(spec)

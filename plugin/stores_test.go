@@ -7,56 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/store"
-	"github.com/gormcache/gormcache/store/memstore"
 )
-
-// bytesStore hides memstore's ValueStore side, so the plugin encodes entries
-// as a shared store would, and records the keys it sets.
-type bytesStore struct {
-	s    *memstore.Store
-	mu   sync.Mutex
-	keys []string
-}
-
-func newBytesStore() *bytesStore {
-	s, err := memstore.New(memstore.Config{})
-	if err != nil {
-		panic(err)
-	}
-	return &bytesStore{s: s}
-}
-
-func (b *bytesStore) Get(ctx context.Context, key string, tags []string, v []uint64) ([]byte, error) {
-	return b.s.Get(ctx, key, tags, v)
-}
-
-func (b *bytesStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	b.mu.Lock()
-	b.keys = append(b.keys, key)
-	b.mu.Unlock()
-	return b.s.Set(ctx, key, value, ttl)
-}
-
-func (b *bytesStore) Delete(ctx context.Context, keys ...string) error {
-	return b.s.Delete(ctx, keys...)
-}
-func (b *bytesStore) Versions(ctx context.Context, tags []string, v []uint64) error {
-	return b.s.Versions(ctx, tags, v)
-}
-func (b *bytesStore) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
-	return b.s.Bump(ctx, tags, hold)
-}
-func (b *bytesStore) Release(ctx context.Context, tags []string, id uint64) error {
-	return b.s.Release(ctx, tags, id)
-}
-func (b *bytesStore) Close() error { return b.s.Close() }
-
-func (b *bytesStore) setKeys() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.keys...)
-}
 
 // failingStore fails every call, as an unreachable store does.
 type failingStore struct{ calls sync.Map }
@@ -75,15 +28,12 @@ func (f *failingStore) Bump(context.Context, []string, time.Duration) (uint64, e
 func (f *failingStore) Release(context.Context, []string, uint64) error { return errDown }
 func (f *failingStore) Close() error                                    { return nil }
 
-var (
-	_ store.Store = (*bytesStore)(nil)
-	_ store.Store = (*failingStore)(nil)
-)
+var _ store.Store = (*failingStore)(nil)
 
 // releaseFailsStore fails the first n Release calls (as a store that went
 // away between a write's start and its end).
 type releaseFailsStore struct {
-	*bytesStore
+	*testsupport.RecordingStore
 	mu sync.Mutex
 	n  int
 }
@@ -98,5 +48,5 @@ func (s *releaseFailsStore) Release(ctx context.Context, tags []string, lease ui
 	if fail {
 		return fmt.Errorf("release: %w", store.ErrUnavailable)
 	}
-	return s.bytesStore.Release(ctx, tags, lease)
+	return s.RecordingStore.Release(ctx, tags, lease)
 }

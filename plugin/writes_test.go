@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store/memstore"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -19,16 +21,6 @@ import (
 
 // Tests of writes whose end the plugin cannot simply see: statements and
 // commits of unknown outcome, cancelled and long transactions, Close.
-
-// eventually fails unless cond holds within 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-	}
-}
 
 // rawBalance reads account id's balance straight from the database.
 func rawBalance(t *testing.T, sqlDB *sql.DB, id int) int64 {
@@ -94,7 +86,7 @@ func TestWriteOutlivesItsContext(t *testing.T) {
 			if dialect == "postgres" {
 				want = 10 // pgx's cancel request reached the waiting statement
 			}
-			eventually(t, "the UPDATE's outcome is settled", func() bool { return rawBalance(t, sqlDB, 1) == want })
+			testsupport.Eventually(t, "the UPDATE's outcome is settled", func() bool { return rawBalance(t, sqlDB, 1) == want })
 			if got := readID(t, db, 1); got != want {
 				t.Fatalf("after the UPDATE's outcome was settled: %d (an entry read before), want %d", got, want)
 			}
@@ -197,7 +189,7 @@ func TestCancelledTransactionReleases(t *testing.T) {
 		}
 		cancel()
 		// Wait for database/sql's own rollback.
-		eventually(t, "database/sql rolls back", func() bool {
+		testsupport.Eventually(t, "database/sql rolls back", func() bool {
 			return errors.Is(tx.WithContext(context.Background()).Exec("SELECT 1").Error, sql.ErrTxDone)
 		})
 		return errors.New("given up")
@@ -250,16 +242,16 @@ func TestLongTransactionRenewsHold(t *testing.T) {
 }
 
 // slowBumps is a byte store whose bumps and releases take a millisecond.
-type slowBumps struct{ *bytesStore }
+type slowBumps struct{ *testsupport.RecordingStore }
 
 func (s slowBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
 	time.Sleep(time.Millisecond)
-	return s.bytesStore.Bump(ctx, tags, hold)
+	return s.RecordingStore.Bump(ctx, tags, hold)
 }
 
 func (s slowBumps) Release(ctx context.Context, tags []string, id uint64) error {
 	time.Sleep(time.Millisecond)
-	return s.bytesStore.Release(ctx, tags, id)
+	return s.RecordingStore.Release(ctx, tags, id)
 }
 
 // TestCloseWhileWriting: Close while writes run (their bumps start while
@@ -267,7 +259,7 @@ func (s slowBumps) Release(ctx context.Context, tags []string, id uint64) error 
 // races nor panics, and every write completes.
 func TestCloseWhileWriting(t *testing.T) {
 	t.Parallel()
-	st := slowBumps{newBytesStore()}
+	st := slowBumps{testsupport.NewRecordingStore()}
 	db, p := cachedDB(t, "sqlite", plugin.Config{Store: st})
 	defer st.Close()
 	var wg sync.WaitGroup
@@ -319,5 +311,29 @@ func TestWriteCallingUnknownFunction(t *testing.T) {
 	}
 	if got := audit(); got != 1 {
 		t.Fatalf("audit after a write whose function wrote it: %d (stale), want 1", got)
+	}
+}
+
+// A closed plugin on a store it does not own still invalidates that store
+// on writes: other processes read it.
+func TestClosedPluginStillBumpsSharedStore(t *testing.T) {
+	t.Parallel()
+	ms, _ := memstore.New(memstore.Config{})
+	db1, p1 := cachedDB(t, "sqlite", plugin.Config{Store: ms})
+	sqlDB, _ := db1.DB()
+	db2, err := gorm.Open(db1.Dialector, &gorm.Config{Logger: logger.Discard, ConnPool: sqlDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := plugin.New(plugin.Config{Store: ms, Logger: quiet})
+	if err := db2.Use(p2); err != nil {
+		t.Fatal(err)
+	}
+	account(t, db2, 1)
+	account(t, db2, 1)
+	p1.Close()
+	db1.Model(&Account{}).Where("id = 1").Update("balance", 777)
+	if a := account(t, db2, 1); a.Balance != 777 {
+		t.Fatalf("after a write through a closed instance: balance %d, want 777", a.Balance)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/store/memstore"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkPageHit(b *testing.B) {
 			var o envOptions
 			if kind == "bytes" {
 				ms, _ := memstore.New(memstore.Config{})
-				o.store = bytesStore{ms}
+				o.store = testsupport.BytesStore{Store: ms}
 			}
 			e := newEnv(b, o)
 			for i := range 97 {

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
@@ -195,28 +194,4 @@ func mustMiss(t *testing.T, what string, r reply, want string) {
 	if r.hit() || !strings.Contains(r.cacheStatus(), want) {
 		t.Fatalf("%s: Cache-Status %q, want a miss with %q (status %d, body %q)", what, r.cacheStatus(), want, r.status, r.body)
 	}
-}
-
-// bytesStore hides memstore's ValueStore side (and its type), so that
-// entries are encoded as on Redis or Memcached.
-type bytesStore struct{ store.Store }
-
-// recordingStore is a bytesStore that remembers the keys set.
-type recordingStore struct {
-	store.Store
-	mu   sync.Mutex
-	keys []string
-}
-
-func (s *recordingStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s.mu.Lock()
-	s.keys = append(s.keys, key)
-	s.mu.Unlock()
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *recordingStore) setKeys() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.keys...)
 }

@@ -1,8 +1,6 @@
 package viewcache_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memcachestore"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -25,12 +24,6 @@ func envOr(name, def string) string {
 	return def
 }
 
-func randomPrefix(kind string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "vctest-" + kind + "-" + hex.EncodeToString(b[:]) + ":"
-}
-
 // TestStores: the same page, hit, invalidated and varied, on every store:
 // the memstore (records kept as Go values), the memstore behind a wrapper
 // that hides its ValueStore side (records encoded), Memcached and Redis.
@@ -43,7 +36,7 @@ func TestStores(t *testing.T) {
 		{"memstore", func(t *testing.T) store.Store { return nil }},
 		{"bytes", func(t *testing.T) store.Store {
 			ms, _ := memstore.New(memstore.Config{})
-			return bytesStore{ms}
+			return testsupport.BytesStore{Store: ms}
 		}},
 		{"memcached", func(t *testing.T) store.Store {
 			addr := envOr("GORMCACHE_MEMCACHED", "127.0.0.1:11211")
@@ -53,7 +46,7 @@ func TestStores(t *testing.T) {
 			if err := mc.Ping(); err != nil {
 				testdb.Unavailable(t, "memcached at "+addr, err)
 			}
-			s, err := memcachestore.New(mc, memcachestore.Config{Prefix: randomPrefix("mc"), Timeout: 2 * time.Second})
+			s, err := memcachestore.New(mc, memcachestore.Config{Prefix: testdb.KeyPrefix("vctest-mc-"), Timeout: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +60,7 @@ func TestStores(t *testing.T) {
 				rdb.Close()
 				testdb.Unavailable(t, "redis at "+addr, err)
 			}
-			prefix := randomPrefix("redis")
+			prefix := testdb.KeyPrefix("vctest-redis-")
 			testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{addr}}, prefix)
 			s, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, Timeout: 2 * time.Second})
 			if err != nil {
@@ -117,11 +110,11 @@ func TestStores(t *testing.T) {
 func TestCorruptEntry(t *testing.T) {
 	t.Parallel()
 	ms, _ := memstore.New(memstore.Config{})
-	rs := &recordingStore{Store: ms}
+	rs := &testsupport.RecordingStore{Store: ms}
 	e := newEnv(t, envOptions{store: rs})
 	e.mux.Handle("GET /articles", e.c.Page(e.list("list")))
 	e.get("/articles")
-	keys := rs.setKeys()
+	keys := rs.SetKeys()
 	if len(keys) == 0 {
 		t.Fatal("nothing stored")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -27,7 +28,7 @@ func TestHit(t *testing.T) {
 			var o envOptions
 			if kind == "bytes" {
 				ms, _ := memstore.New(memstore.Config{})
-				o.store = bytesStore{ms}
+				o.store = testsupport.BytesStore{Store: ms}
 			}
 			e := newEnv(t, o)
 			e.mux.Handle("GET /articles", e.c.Page(e.list("list")))
@@ -660,7 +661,7 @@ func TestWriteInFlight(t *testing.T) {
 func TestBrokenTablesNotServed(t *testing.T) {
 	t.Parallel()
 	ms, _ := memstore.New(memstore.Config{})
-	st := &storetest.CutBumps{Store: bytesStore{ms}}
+	st := &storetest.CutBumps{Store: testsupport.BytesStore{Store: ms}}
 	e := newEnv(t, envOptions{store: st, bumps: plugin.ProceedWrite})
 	e.mux.Handle("GET /articles", e.c.Page(e.list("list")))
 	e.get("/articles")

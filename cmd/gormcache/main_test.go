@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,12 +96,6 @@ func ok(t testing.TB, args ...string) result {
 	return r
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Servers of this machine (scripts/services).
 var (
 	redisAddr      = envOr("GORMCACHE_REDIS", "127.0.0.1:6379")
@@ -131,7 +123,7 @@ func redisStore(t testing.TB) (string, string, *redis.Client) {
 		testdb.Unavailable(t, "redis at "+redisAddr, err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	prefix := "gccli-" + randomHex(4) + ":"
+	prefix := testdb.KeyPrefix("gccli-")
 	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{redisAddr}}, prefix)
 	return "redis://" + redisAddr + "?prefix=" + prefix, prefix, rdb
 }
@@ -144,7 +136,7 @@ func clusterStore(t testing.TB) string {
 	if err := rediscluster.Use(t); err != nil {
 		testdb.Unavailable(t, "redis cluster at "+strings.Join(rediscluster.Addrs, ","), err)
 	}
-	prefix := "gccli-" + randomHex(4) + ":"
+	prefix := testdb.KeyPrefix("gccli-")
 	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: rediscluster.Addrs}, prefix)
 	return "redis+cluster://" + strings.Join(rediscluster.Addrs[:3], ",") + "?prefix=" + prefix
 }
@@ -162,7 +154,7 @@ func sentinelStore(t testing.TB) string {
 	if err != nil {
 		testdb.Unavailable(t, "redis sentinel at "+sentinelAddr, err)
 	}
-	prefix := "gccli-" + randomHex(4) + ":"
+	prefix := testdb.KeyPrefix("gccli-")
 	testdb.CleanRedis(t, opt, prefix)
 	return "redis+sentinel://" + sentinelAddr + "?master=" + sentinelMaster + "&prefix=" + prefix
 }
@@ -186,7 +178,7 @@ func memcacheStore(t testing.TB) string {
 		testdb.Unavailable(t, "memcached at "+memcacheAddr, err)
 	}
 	mc.Close()
-	return "memcache://" + memcacheAddr + "?prefix=gccli-" + randomHex(4) + ":"
+	return "memcache://" + memcacheAddr + "?prefix=" + testdb.KeyPrefix("gccli-")
 }
 
 // fileStore returns a --store URL on a new directory.

@@ -28,7 +28,7 @@ func TestAPI(t *testing.T) {
 	}{
 		{"sqlite+memory", func(t *testing.T) config { return config{} }},
 		{"postgres+redis", func(t *testing.T) config {
-			return config{PG: testdb.FreshPostgres(t), Redis: redisAddr(t), RedisPrefix: "gcresttest:" + randomHex(6) + ":"}
+			return config{PG: testdb.FreshPostgres(t), Redis: redisAddr(t), RedisPrefix: testdb.KeyPrefix("gcresttest:")}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

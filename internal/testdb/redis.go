@@ -9,6 +9,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// KeyPrefix returns a new key prefix for a test's keys on a shared Redis
+// or Memcached: lead, twelve random hex digits, and a colon (as
+// "gctest:3f9a0c61b2d4:"). With Redis, pass it to [CleanRedis] too.
+func KeyPrefix(lead string) string {
+	return RandomName(lead) + ":"
+}
+
 // CleanRedis deletes, when t ends, every key under prefix (which must be
 // the test's own) from the Redis that opt names, as
 // redis.NewUniversalClient reads it: one address (and DB), a cluster

@@ -3,7 +3,12 @@
 // MariaDB on this machine's servers (127.0.0.1:5432, 127.0.0.1:3306).
 //
 // A server that cannot be reached skips the test, except under CI=true,
-// where it fails it: CI must never pass by skipping.
+// where it fails it: CI must never pass by skipping ([Unavailable]).
+//
+// On the shared Redis and Memcached, a test's keys go under a prefix of its
+// own ([KeyPrefix]), and its Redis keys are deleted when it ends
+// ([CleanRedis]). What the tests share beside servers is in package
+// testsupport.
 package testdb
 
 import (
@@ -48,7 +53,9 @@ func Unavailable(t testing.TB, what string, err error) {
 	t.Skipf("%s unavailable: %v", what, err)
 }
 
-func randomName(prefix string) string {
+// RandomName returns prefix followed by twelve random hex digits: a name
+// no other test uses (a database, a channel, a client).
+func RandomName(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
@@ -88,7 +95,7 @@ func createDB(t testing.TB, driverName, admin, quote, _ string) string {
 	if err != nil {
 		Unavailable(t, driverName, err)
 	}
-	name := randomName("gctest_")
+	name := RandomName("gctest_")
 	if _, err := db.Exec("CREATE DATABASE " + quote + name + quote); err != nil {
 		db.Close()
 		t.Fatalf("create database %s: %v", name, err)

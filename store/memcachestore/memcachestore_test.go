@@ -3,8 +3,6 @@ package memcachestore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
@@ -32,12 +30,6 @@ func env(name, def string) string {
 	return def
 }
 
-func randomPrefix() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "gctest:" + hex.EncodeToString(b[:]) + ":"
-}
-
 // client returns a client of the memcached at addr.
 func client(addr string) *memcache.Client {
 	mc := memcache.New(addr)
@@ -60,7 +52,7 @@ func sharedClient(t testing.TB) *memcache.Client {
 func newStore(t testing.TB, cfg memcachestore.Config) *memcachestore.Store {
 	t.Helper()
 	if cfg.Prefix == "" {
-		cfg.Prefix = randomPrefix()
+		cfg.Prefix = testdb.KeyPrefix("gctest:")
 	}
 	s, err := memcachestore.New(sharedClient(t), cfg)
 	if err != nil {
@@ -233,7 +225,7 @@ func TestTooLarge(t *testing.T) {
 // what one does, the other sees, as two application instances would.
 func TestSharedPrefix(t *testing.T) {
 	t.Parallel()
-	prefix := randomPrefix()
+	prefix := testdb.KeyPrefix("gctest:")
 	a := newStore(t, memcachestore.Config{Prefix: prefix})
 	b := newStore(t, memcachestore.Config{Prefix: prefix})
 
@@ -287,7 +279,7 @@ func TestSharedPrefix(t *testing.T) {
 // back (a record only grows while memcached keeps it).
 func TestHoldLinearizable(t *testing.T) {
 	t.Parallel()
-	prefix := randomPrefix()
+	prefix := testdb.KeyPrefix("gctest:")
 	w := newStore(t, memcachestore.Config{Prefix: prefix})
 	var (
 		phase atomic.Int64 // odd while held
@@ -352,7 +344,7 @@ func TestHoldLinearizable(t *testing.T) {
 // record lists no lease (so reads are one round trip again).
 func TestOverlappingHoldsConcurrent(t *testing.T) {
 	t.Parallel()
-	prefix := randomPrefix()
+	prefix := testdb.KeyPrefix("gctest:")
 	s := newStore(t, memcachestore.Config{Prefix: prefix})
 	var wg sync.WaitGroup
 	for range 4 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memcachestore"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -26,7 +27,7 @@ import (
 // The tags of one call get distinct versions.
 func TestVersionsNeverRepeat(t *testing.T) {
 	t.Parallel()
-	prefix := randomPrefix()
+	prefix := testdb.KeyPrefix("gctest:")
 	s := newStore(t, memcachestore.Config{Prefix: prefix})
 	mc := sharedClient(t)
 	key := prefix + "v:t"
@@ -96,7 +97,7 @@ func TestBumpLosesEveryRace(t *testing.T) {
 	t.Parallel()
 	mc := sharedClient(t) // skips without the shared memcached
 	p := newRacingProxy(t, sharedAddr, mc)
-	s, err := memcachestore.New(client(p.addr), memcachestore.Config{Prefix: randomPrefix(), Timeout: 2 * time.Second})
+	s, err := memcachestore.New(client(p.addr), memcachestore.Config{Prefix: testdb.KeyPrefix("gctest:"), Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ func TestClusterFailover(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	prefix := randomPrefix()
+	prefix := testdb.KeyPrefix("gctest:")
 	cleanup(t, rdb, prefix) // registered first, so it runs once the victim is back
 	t.Cleanup(restart)      // whatever happens, leave the cluster whole
 

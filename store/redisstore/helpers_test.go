@@ -3,8 +3,6 @@ package redisstore
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -41,12 +39,6 @@ func env(name, def string) string {
 }
 
 var bg = context.Background()
-
-func randomPrefix() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "gctest:" + hex.EncodeToString(b[:]) + ":"
-}
 
 // guardHook records commands no store path may send.
 type guardHook struct {
@@ -263,7 +255,7 @@ func clusterOK() error {
 func newTestStore(t testing.TB, rdb redis.UniversalClient, cfg Config) *Store {
 	t.Helper()
 	if cfg.Prefix == "" {
-		cfg.Prefix = randomPrefix()
+		cfg.Prefix = testdb.KeyPrefix("gctest:")
 	}
 	cleanup(t, rdb, cfg.Prefix)
 	s, err := New(rdb, cfg)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -57,7 +59,7 @@ func TestBusSilence(t *testing.T) {
 }
 
 func checkBusSilence(t *testing.T, client func(testing.TB) redis.UniversalClient) {
-	ch := randomName("gctest:tiered:")
+	ch := testdb.RandomName("gctest:tiered:")
 	l2 := newL2(t)
 	aL2 := &countingStore{Store: l2}
 	cut := &cutBus{Bus: NewRedisBus(client(t), ch)}
@@ -115,7 +117,7 @@ func checkBusSilence(t *testing.T, client func(testing.TB) redis.UniversalClient
 	// loaded machine a delivery may stall past the bound, and a then reads
 	// L2 until the next message: wait until it trusts its L1 again.)
 	time.Sleep(2 * testHeartbeatBound)
-	waitFor(t, "a to serve k from L1", func() bool {
+	testsupport.Eventually(t, "a to serve k from L1", func() bool {
 		before := aL2.calls()
 		p.readA(t, 0, "before the cut")
 		return aL2.calls() == before
@@ -167,9 +169,9 @@ func checkBusSilence(t *testing.T, client func(testing.TB) redis.UniversalClient
 	// Messages flow again: a trusts its L1 again, and still never reads
 	// the replaced version.
 	cut.cut.Store(false)
-	waitFor(t, "a to trust its L1 again", func() bool { return a.Stats().L1Trusted })
+	testsupport.Eventually(t, "a to trust its L1 again", func() bool { return a.Stats().L1Trusted })
 	p.readA(t, v[0], "after the messages flow again")
-	waitFor(t, "a to serve k from L1 again", func() bool {
+	testsupport.Eventually(t, "a to serve k from L1 again", func() bool {
 		before := aL2.calls()
 		p.readA(t, v[0], "after the messages flow again")
 		return aL2.calls() == before
@@ -186,7 +188,7 @@ func TestHeartbeatIdle(t *testing.T) {
 	t.Parallel()
 	aL2 := &countingStore{Store: newL2(t)}
 	a := newTiered(t, aL2, Config{
-		Bus:               NewRedisBus(newRedis(t, nil), randomName("gctest:tiered:")),
+		Bus:               NewRedisBus(newRedis(t, nil), testdb.RandomName("gctest:tiered:")),
 		HeartbeatInterval: testHeartbeatEvery,
 		HeartbeatTimeout:  testHeartbeatBound,
 	})

@@ -2,9 +2,7 @@ package tiered
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/gormcache/gormcache/internal/rediscluster"
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/redis/go-redis/v9"
@@ -33,12 +32,6 @@ var redisAddr = func() string {
 }()
 
 var bg = context.Background()
-
-func randomName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
 
 // newRedis returns a client of the test server, closed when the test ends.
 // opt may set fields; Addr defaults to redisAddr.
@@ -109,19 +102,8 @@ func newTiered(t testing.TB, l2 store.Store, cfg Config) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	waitFor(t, "bus up", s.vt.live.Load)
+	testsupport.Eventually(t, "bus up", s.vt.live.Load)
 	return s
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // countingStore counts the calls that reach L2.

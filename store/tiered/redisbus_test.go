@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -24,7 +26,7 @@ type windowPair struct {
 
 func newWindowPair(t testing.TB, client func(testing.TB) redis.UniversalClient) *windowPair {
 	t.Helper()
-	ch := randomName("gctest:tiered:")
+	ch := testdb.RandomName("gctest:tiered:")
 	l2 := newL2(t)
 	p := &windowPair{heard: make(chan []string, 16)}
 	p.a = newTiered(t, l2, Config{Bus: NewRedisBus(client(t), ch)})
@@ -108,7 +110,7 @@ func TestClusterBus(t *testing.T) {
 func TestHeartbeatQuiet(t *testing.T) {
 	t.Parallel()
 	var states stateCounter
-	bus := NewRedisBus(newRedis(t, nil), randomName("gctest:tiered:"))
+	bus := NewRedisBus(newRedis(t, nil), testdb.RandomName("gctest:tiered:"))
 	bus.pingEvery, bus.pingTimeout = 20*time.Millisecond, 200*time.Millisecond
 	s := newTiered(t, newL2(t), Config{Bus: &hookBus{Bus: bus, onState: states.hook}})
 	time.Sleep(400 * time.Millisecond)
@@ -141,8 +143,8 @@ type reconnectPair struct {
 
 func newReconnectPair(t *testing.T, aOpt *redis.Options, tune func(*RedisBus)) *reconnectPair {
 	t.Helper()
-	ch := randomName("gctest:tiered:")
-	p := &reconnectPair{name: randomName("gctest-a-"), admin: newRedis(t, nil)}
+	ch := testdb.RandomName("gctest:tiered:")
+	p := &reconnectPair{name: testdb.RandomName("gctest-a-"), admin: newRedis(t, nil)}
 	l2 := newL2(t)
 	p.aL2 = &countingStore{Store: l2}
 	if aOpt == nil {
@@ -217,7 +219,7 @@ func TestReconnect(t *testing.T) {
 		ups := p.states.ups.Load()
 		proxy.dead.Store(true)
 		p.kill(t)
-		waitFor(t, "a to notice the kill", func() bool { return p.states.downs.Load() > 0 })
+		testsupport.Eventually(t, "a to notice the kill", func() bool { return p.states.downs.Load() > 0 })
 		if _, err := p.b.Bump(bg, rcTags[:1], 0); err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +232,7 @@ func TestReconnect(t *testing.T) {
 			t.Fatal("a subscribed again through a dead proxy")
 		}
 		proxy.dead.Store(false)
-		waitFor(t, "a to come back", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
+		testsupport.Eventually(t, "a to come back", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
 		p.readA(t, v[0], "after the resubscription")
 		t.Logf("%d reads while unsubscribed", reads)
 	})
@@ -247,7 +249,7 @@ func TestReconnect(t *testing.T) {
 		if _, err := p.b.Bump(bg, rcTags[:1], 0); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a to subscribe again", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
+		testsupport.Eventually(t, "a to subscribe again", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
 		p.readA(t, v[0], "after the resubscription")
 	})
 
@@ -259,7 +261,7 @@ func TestReconnect(t *testing.T) {
 		p.warm(t)
 		ups := p.states.ups.Load()
 		p.kill(t)
-		waitFor(t, "a to subscribe again", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
+		testsupport.Eventually(t, "a to subscribe again", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
 		before := p.aL2.calls()
 		v := make([]uint64, len(rcTags))
 		if b, err := p.a.Get(bg, "k", rcTags, v); err != nil || !served(b, v) {
@@ -294,7 +296,7 @@ func TestSilentLoss(t *testing.T) {
 	if _, err := p.b.Bump(bg, rcTags[:1], 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the heartbeat to notice", func() bool { return p.states.downs.Load() > 0 })
+	testsupport.Eventually(t, "the heartbeat to notice", func() bool { return p.states.downs.Load() > 0 })
 	noticed := time.Since(cut)
 	t.Logf("silent loss noticed after %v (heartbeat every %v, timeout %v)", noticed, every, timeout)
 	if noticed > every+timeout+2*time.Second {
@@ -302,7 +304,7 @@ func TestSilentLoss(t *testing.T) {
 	}
 	p.readA(t, v[0], "after the loss was noticed")
 	proxy.dead.Store(false)
-	waitFor(t, "a to subscribe again", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
+	testsupport.Eventually(t, "a to subscribe again", func() bool { return p.states.ups.Load() > ups && p.a.vt.live.Load() })
 	p.readA(t, v[0], "after the resubscription")
 }
 
@@ -426,14 +428,14 @@ func TestStress(t *testing.T) {
 		t.Error("a's subscription never went down")
 	}
 	// Quiet again: both instances agree with L2.
-	waitFor(t, "a to subscribe again", p.a.vt.live.Load)
+	testsupport.Eventually(t, "a to subscribe again", p.a.vt.live.Load)
 	want := make([]uint64, 2)
 	if err := p.a.l2.Versions(bg, []string{"users", "orders"}, want); err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range insts {
 		got := make([]uint64, 2)
-		waitFor(t, "instances to agree with L2", func() bool {
+		testsupport.Eventually(t, "instances to agree with L2", func() bool {
 			_ = in.s.Versions(bg, []string{"users", "orders"}, got)
 			return slices.Equal(got, want)
 		})

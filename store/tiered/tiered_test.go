@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -21,7 +23,7 @@ func TestConformance(t *testing.T) {
 		t.Parallel()
 		rdb := newRedis(t, nil)
 		storetest.Run(t, func(t *testing.T) store.Store {
-			return newTiered(t, newL2(t), Config{Bus: NewRedisBus(rdb, randomName("gctest:tiered:"))})
+			return newTiered(t, newL2(t), Config{Bus: NewRedisBus(rdb, testdb.RandomName("gctest:tiered:"))})
 		})
 	})
 	t.Run("LocalBus", func(t *testing.T) {
@@ -141,7 +143,7 @@ func TestSameInstance(t *testing.T) {
 		name string
 		bus  func(t *testing.T) Bus
 	}{
-		{"RedisBus", func(t *testing.T) Bus { return NewRedisBus(newRedis(t, nil), randomName("gctest:tiered:")) }},
+		{"RedisBus", func(t *testing.T) Bus { return NewRedisBus(newRedis(t, nil), testdb.RandomName("gctest:tiered:")) }},
 		{"LocalBus", func(*testing.T) Bus { return NewLocalBus() }},
 		{"NoBus", func(*testing.T) Bus { return nil }},
 	} {
@@ -404,7 +406,7 @@ func TestNoBusTTL(t *testing.T) {
 	if _, err := b.Bump(bg, tags, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a to see b's bump", func() bool {
+	testsupport.Eventually(t, "a to see b's bump", func() bool {
 		_ = a.Versions(bg, tags, v)
 		return v[0] != mine
 	})
