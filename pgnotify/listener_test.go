@@ -406,7 +406,11 @@ func TestPsqlWriteIsSeen(t *testing.T) {
 // backend is gone is bumped when it reconnects; later writes notify again.
 func TestTerminatedListenerLosesNothing(t *testing.T) {
 	t.Parallel()
-	app := newCachedApp(t, Config{ReconnectMin: 300 * time.Millisecond, ReconnectMax: time.Second})
+	// The reconnect waits a second: the write below must commit while the
+	// listener is down (on a loaded machine, a psql started after a 300ms
+	// wait could come after the reconnect, whose notification it then
+	// received).
+	app := newCachedApp(t, Config{ReconnectMin: time.Second, ReconnectMax: 2 * time.Second})
 	app.cache(t, "first")
 	admin := connect(t, app.dsn, nil)
 
@@ -416,7 +420,13 @@ func TestTerminatedListenerLosesNothing(t *testing.T) {
 		t.Fatalf("pg_terminate_backend: %v, %v", ok, err)
 	}
 	testsupport.Eventually(t, "the listener to notice", func() bool { return !app.l.Stats().Connected })
-	psql(t, app.dsn, `UPDATE articles SET title = 'while down' WHERE id = 1`)
+	// An outside writer, on a connection already open (no process to start).
+	if _, err := admin.Exec(context.Background(), `UPDATE articles SET title = 'while down' WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if app.l.Stats().Connected {
+		t.Fatal("the listener reconnected before the write committed: the test's premise (a write while it is down) did not hold")
+	}
 	// No notification can reach it now; the entry is stale until the
 	// reconnect's bump.
 	testsupport.Eventually(t, "the reconnection and its bump", func() bool {
