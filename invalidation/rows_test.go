@@ -1,0 +1,93 @@
+package invalidation
+
+import (
+	"reflect"
+	"testing"
+)
+
+func arg(i int) Operand                  { return Operand{Kind: OperandArg, Arg: i} }
+func num(s string) Operand               { return Operand{Kind: OperandNumber, Text: s} }
+func str(s string) Operand               { return Operand{Kind: OperandString, Text: s} }
+func null() Operand                      { return Operand{Kind: OperandNull} }
+func cj(c string, v ...Operand) Conjunct { return Conjunct{Column: c, Values: v} }
+
+func TestRowShape(t *testing.T) {
+	for _, c := range []struct {
+		d    Dialect
+		sql  string
+		want Shape
+	}{
+		// GORM's First, Find by ids, belongs-to preload, soft delete.
+		{Postgres, `SELECT * FROM "users" WHERE "users"."id" = $1 AND "users"."deleted_at" IS NULL ORDER BY "users"."id" LIMIT $2`,
+			Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("id", arg(0)), cj("deleted_at", null())}}},
+		{MySQL, "SELECT * FROM `users` WHERE `users`.`id` IN (?,?,?)",
+			Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("id", arg(0), arg(1), arg(2))}}},
+		{SQLite, `SELECT * FROM users u WHERE 7 = u.id`,
+			Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("id", num("7"))}}},
+		{SQLite, `SELECT id FROM users WHERE (id = -3) AND name = 'x' AND age BETWEEN 1 AND 5`,
+			Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("id", num("-3")), cj("name", str("x"))}}},
+		{Postgres, `SELECT * FROM users WHERE id = $2 AND name = $1`,
+			Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("id", arg(1)), cj("name", arg(0))}}},
+		// Not conjunctions of bound columns: no Where, still one table.
+		{Postgres, `SELECT * FROM users WHERE id = 1 OR id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{Postgres, `SELECT * FROM users WHERE id > 1`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{Postgres, `SELECT * FROM users WHERE id = $1::int`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{Postgres, `SELECT * FROM users WHERE lower(name) = 'a'`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{Postgres, `SELECT * FROM users WHERE other.id = 1`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{Postgres, `SELECT * FROM users`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		// Not the shape at all.
+		{Postgres, `SELECT * FROM users JOIN posts ON posts.user_id = users.id WHERE users.id = 1`, Shape{}},
+		{Postgres, `SELECT * FROM users, posts WHERE users.id = 1`, Shape{}},
+		{Postgres, `SELECT * FROM users WHERE id = 1 AND id IN (SELECT user_id FROM posts)`, Shape{}},
+		{Postgres, `SELECT * FROM users WHERE id = 1 UNION SELECT * FROM users WHERE id = 2`, Shape{}},
+		{Postgres, `SELECT name FROM users WHERE id = 1 GROUP BY name`, Shape{}},
+		{Postgres, `WITH x AS (SELECT 1) SELECT * FROM users WHERE id = 1`, Shape{}},
+		{Postgres, `SELECT * FROM users WHERE id = 1; SELECT 1`, Shape{}},
+		{Postgres, `SELECT * FROM users WHERE id = $1 AND name = ?`, Shape{}},
+		{MySQL, `SELECT * FROM users WHERE id = :id`, Shape{}},
+		// Writes.
+		{Postgres, `UPDATE "users" SET "visits"=$1,"updated_at"=$2 WHERE "users"."deleted_at" IS NULL AND "id" = $3`,
+			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"visits", "updated_at"}, Where: []Conjunct{cj("deleted_at", null()), cj("id", arg(2))}}},
+		{MySQL, "UPDATE `posts` SET `deleted_at`=? WHERE `posts`.`id` = ? AND `posts`.`deleted_at` IS NULL",
+			Shape{OK: true, Op: ShapeUpdate, Table: "posts", Set: []string{"deleted_at"}, Where: []Conjunct{cj("id", arg(1)), cj("deleted_at", null())}}},
+		{Postgres, `UPDATE users SET id = id + 1 WHERE id = 5 RETURNING id`,
+			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"id"}, Where: []Conjunct{cj("id", num("5"))}}},
+		{Postgres, `UPDATE users SET (a, b) = (1, 2) WHERE id = 5`,
+			Shape{OK: true, Op: ShapeUpdate, Table: "users", SetAll: true, Where: []Conjunct{cj("id", num("5"))}}},
+		{Postgres, `UPDATE users SET name = (SELECT name FROM others LIMIT 1) WHERE id = $1`,
+			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"name"}, Where: []Conjunct{cj("id", arg(0))}}},
+		{Postgres, `UPDATE users SET name = 'x' FROM posts WHERE posts.user_id = users.id`, Shape{}},
+		{MySQL, "UPDATE users u JOIN posts p ON p.user_id = u.id SET u.name = 'x' WHERE u.id = 1", Shape{}},
+		{Postgres, `DELETE FROM "posts" WHERE "posts"."id" = $1`,
+			Shape{OK: true, Op: ShapeDelete, Table: "posts", Where: []Conjunct{cj("id", arg(0))}}},
+		{Postgres, `DELETE FROM posts`, Shape{OK: true, Op: ShapeDelete, Table: "posts"}},
+		{Postgres, `DELETE FROM posts USING users WHERE posts.user_id = users.id`, Shape{}},
+		{Postgres, `INSERT INTO "posts" ("user_id","title") VALUES ($1,$2),($3,$4) RETURNING "id"`,
+			Shape{OK: true, Op: ShapeInsert, Table: "posts", Columns: []string{"user_id", "title"}, Values: [][]Operand{{arg(0), arg(1)}, {arg(2), arg(3)}}}},
+		{MySQL, "INSERT INTO `posts` (`id`,`title`) VALUES (7,DEFAULT) ON DUPLICATE KEY UPDATE `title`=VALUES(`title`)",
+			Shape{OK: true, Op: ShapeInsert, Table: "posts", Columns: []string{"id", "title"}, Values: [][]Operand{{num("7"), {}}}, Upsert: true}},
+		{SQLite, `INSERT OR REPLACE INTO posts (id) VALUES (1)`,
+			Shape{OK: true, Op: ShapeInsert, Table: "posts", Columns: []string{"id"}, Values: [][]Operand{{num("1")}}, Upsert: true}},
+		{Postgres, `INSERT INTO posts (id) SELECT id FROM others`, Shape{}},
+		{Postgres, `INSERT INTO posts (id, title) VALUES (1)`, Shape{}},
+	} {
+		got := RowShape(c.d, c.sql)
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s\n got %+v\nwant %+v", c.sql, got, c.want)
+		}
+	}
+}
+
+func FuzzRowShape(f *testing.F) {
+	f.Add(`SELECT * FROM users WHERE id = $1 AND (a = 1 OR b IN (1,2)) AND c BETWEEN 1 AND 2`)
+	f.Add(`UPDATE t SET a = ?, b = (1 WHERE id IN (?, 'x'`)
+	f.Add(`INSERT INTO t (a) VALUES (1), (`)
+	f.Fuzz(func(t *testing.T, sql string) {
+		for _, d := range []Dialect{Generic, Postgres, MySQL, SQLite} {
+			s := RowShape(d, sql)
+			if !s.OK && (s.Where != nil || s.Values != nil) {
+				t.Fatalf("not OK but with rows: %+v", s)
+			}
+		}
+	})
+}
