@@ -500,7 +500,7 @@ func (r *rowParser) colRef(from, to int, table, alias string) (string, bool) {
 		}
 		q := TableName(r.src[r.at(from).start:r.at(to-3).end])
 		if q == table && (alias == "" || to-from == 5) || alias != "" && to-from == 3 && r.column(r.at(from)) == alias {
-			return r.column(r.at(to-1)), true
+			return r.column(r.at(to - 1)), true
 		}
 	}
 	return "", false

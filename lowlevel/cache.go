@@ -265,7 +265,7 @@ func (c *Cache) Invalidate(ctx context.Context, tables ...string) error {
 		}
 		return nil
 	}
-	return c.bump(ctx, "invalidate", tags)
+	return c.bump(ctx, "invalidate", core.Wide(tags)) // (the plugin's row-level entries too)
 }
 
 // Flush makes every entry of this cache (of its Prefix, on its store) stale

@@ -3,6 +3,7 @@ package pgnotify
 import (
 	"context"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
 )
@@ -54,6 +55,6 @@ func (s storeInvalidator) Invalidate(ctx context.Context, tables ...string) erro
 	if len(tags) == 0 {
 		return nil
 	}
-	_, err := s.st.Bump(ctx, tags, 0)
+	_, err := s.st.Bump(ctx, core.Wide(tags), 0) // the rows tags too: row-level entries
 	return err
 }

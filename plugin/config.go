@@ -130,6 +130,15 @@ type Config struct {
 	// calling it invalidates everything, since it may write.
 	StableFunctions []string
 
+	// TableLevel makes every cached result depend on whole tables, as
+	// before row-level invalidation: any write to a table invalidates all
+	// its results. By default a read whose WHERE binds the table's primary
+	// key (one integer column) to values (id = ?, id IN (…)) depends on
+	// those rows only, when it found them all. Writes bump row tags either
+	// way, so instances with and without TableLevel may share a store (but
+	// all instances sharing a store must run a version that bumps them).
+	TableLevel bool
+
 	// CompressAbove is the encoded size above which entries for a byte
 	// store (Redis, Memcached; not the in-process store, which keeps decoded
 	// entries) are compressed with S2. 0 means

@@ -60,6 +60,9 @@ type depGraph struct {
 	readWrite map[string]bool     // reading t runs a function that may write anything
 	write     map[string][]string // writing t also bumps these tags
 	writeAll  map[string]bool     // writing t may change tables we cannot name
+	// keys: table → its primary key's column, where that is one integer
+	// column (row-level invalidation keys entries and writes on it)
+	keys map[string]string
 }
 
 var emptyDeps = &depGraph{}
@@ -76,6 +79,7 @@ type catalogFacts struct {
 	badTrigger map[string]bool     // tables with triggers or rules whose writes are unknown
 	unseen     map[string]bool     // tables whose triggers the user may not read (privileges)
 	tables     map[string]bool     // every table and view (for the policy's names)
+	keys       map[string]string   // table → its one-column integer primary key
 }
 
 func newFacts() *catalogFacts {
@@ -83,7 +87,21 @@ func newFacts() *catalogFacts {
 		views: map[string][]string{}, badViews: map[string]bool{},
 		viewFuncs: map[string][]string{}, viewNo: map[string]string{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
-		unseen: map[string]bool{}, tables: map[string]bool{},
+		unseen: map[string]bool{}, tables: map[string]bool{}, keys: map[string]string{},
+	}
+}
+
+// addKeys records the tables whose primary key is one integer column,
+// from (table, column, type) rows listing every primary-key column.
+func (f *catalogFacts) addKeys(rows [][3]string, integer func(typ string) bool) {
+	n := map[string]int{}
+	for _, r := range rows {
+		n[r[0]]++
+	}
+	for _, r := range rows {
+		if t := invalidation.TableName(r[0]); t != "" && n[r[0]] == 1 && integer(r[2]) {
+			f.keys[t] = r[1]
+		}
 	}
 }
 
@@ -230,7 +248,7 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	g := &depGraph{
 		read: map[string][]string{}, readNo: map[string]string{}, readWrite: map[string]bool{},
-		write: map[string][]string{}, writeAll: map[string]bool{},
+		write: map[string][]string{}, writeAll: map[string]bool{}, keys: f.keys,
 	}
 	readNodes := map[string]bool{}
 	for t := range readEdges {
@@ -408,7 +426,17 @@ func cascades(onDelete, onUpdate string) bool {
 }
 
 func readPostgres(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
-	err := query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
+	var keys [][3]string
+	err := query(ctx, pool, `SELECT i.indrelid::regclass::text, a.attname, format_type(a.atttypid, NULL)
+FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+WHERE i.indisprimary`, 3, func(c []string) {
+		keys = append(keys, [3]string{c[0], c[1], c[2]})
+	})
+	if err != nil {
+		return fmt.Errorf("primary keys: %w", err)
+	}
+	f.addKeys(keys, func(typ string) bool { return typ == "integer" || typ == "bigint" || typ == "smallint" })
+	err = query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 1, func(c []string) {
 		f.tables[invalidation.TableName(c[0])] = true
@@ -543,7 +571,22 @@ func (f *catalogFacts) addPostgresView(view, def string) {
 }
 
 func readMySQL(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
-	err := query(ctx, pool, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`, 1, func(c []string) {
+	var keys [][3]string
+	err := query(ctx, pool, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
+		keys = append(keys, [3]string{c[0], strings.ToLower(c[1]), c[2]})
+	})
+	if err != nil {
+		return fmt.Errorf("primary keys: %w", err)
+	}
+	f.addKeys(keys, func(typ string) bool {
+		switch strings.ToLower(typ) {
+		case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
+			return true
+		}
+		return false
+	})
+	err = query(ctx, pool, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`, 1, func(c []string) {
 		f.tables[invalidation.TableName(c[0])] = true
 	})
 	if err != nil {
@@ -618,7 +661,18 @@ AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_PRIVILEGES p
 var sqliteTriggerBody = regexp.MustCompile(`(?is)\bbegin\b(.*)\bend\s*;?\s*$`)
 
 func readSQLite(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
-	err := query(ctx, pool, `SELECT f."table", m.name, f.on_delete, f.on_update
+	var keys [][3]string
+	err := query(ctx, pool, `SELECT m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p
+WHERE m.type = 'table' AND p.pk > 0`, 3, func(c []string) {
+		keys = append(keys, [3]string{c[0], strings.ToLower(c[1]), c[2]})
+	})
+	if err != nil {
+		return fmt.Errorf("primary keys: %w", err)
+	}
+	// Only INTEGER PRIMARY KEY (the rowid) holds integers whatever is
+	// inserted; another INT key may hold text.
+	f.addKeys(keys, func(typ string) bool { return strings.EqualFold(typ, "integer") })
+	err = query(ctx, pool, `SELECT f."table", m.name, f.on_delete, f.on_update
 FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'`, 4, func(c []string) {
 		if cascades(c[2], c[3]) {
 			f.cascades = append(f.cascades, [2]string{invalidation.TableName(c[0]), invalidation.TableName(c[1])})

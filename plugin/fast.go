@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,7 +193,7 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	// Stampede protection: identical misses wait for the first one.
 	f, leader := p.flight.Join(pr.key)
 	if !leader {
-		if e, _ := f.Wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && slices.Equal(e.Versions, pr.versions) {
+		if e, _ := f.Wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && sameVersions(e.Versions, pr.versions, pr.tags, pr.loose) {
 			// (the same versions: no write committed between the leader's
 			// reading of them and ours, so its rows are fresh for us too)
 			p.serveHit(db, e, pr.pl, true)
@@ -241,7 +240,9 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	case complete && (db.Error == nil || db.Error == gorm.ErrRecordNotFound && db.RowsAffected == 0):
 		// (First, Take and Last of no rows: the scan's own error, which a
 		// hit gives again)
-		if p.put(pr.key, &c.entry, pr.ttl) {
+		if reason := pr.settle(&c.entry); reason != "" {
+			p.stats.bypassed(reason)
+		} else if p.put(pr.key, &c.entry, pr.ttl) {
 			pr.stored = &c.entry
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
 	"gorm.io/gorm"
@@ -169,13 +170,19 @@ func optionsOf(db *gorm.DB) (*queryOptions, error) {
 
 // Explanation says what the cache does with a statement.
 type Explanation struct {
-	SQL       string        // the statement's SQL
-	Cacheable bool          // its result may be served from and stored in the cache
-	Reason    string        // why not (a Stats().Bypasses reason), when not cacheable
-	Tables    []string      // the tables its cached result depends on (reads), or that it invalidates (writes; "*" = everything)
-	Write     bool          // it changes data: running it invalidates Tables
-	Key       string        // the store key of its result (cacheable reads)
-	TTL       time.Duration // how long its result is kept (0: until invalidated)
+	SQL       string   // the statement's SQL
+	Cacheable bool     // its result may be served from and stored in the cache
+	Reason    string   // why not (a Stats().Bypasses reason), when not cacheable
+	Tables    []string // the tables its cached result depends on (reads), or that it invalidates (writes; "*" = everything)
+	Write     bool     // it changes data: running it invalidates Tables
+	// Rows are the row tags a cacheable read depends on instead of its
+	// table, once it has found every row it names (row-level
+	// invalidation: "table\x1fcolumn=i<value>", then "table\x1f*", which
+	// writes that cannot name their rows bump); for a write, the row tags
+	// it bumps beside its tables. Empty for a table-level statement.
+	Rows []string
+	Key  string        // the store key of its result (cacheable reads)
+	TTL  time.Duration // how long its result is kept (0: until invalidated)
 }
 
 // Explain says what the cache would do with a statement built, not run,
@@ -195,7 +202,15 @@ func (p *Plugin) Explain(tx *gorm.DB) (Explanation, error) {
 	pl := p.planFor(query)
 	ex := Explanation{SQL: query, Reason: pl.reason, Write: pl.write}
 	if pl.write {
-		ex.Tables = p.currentDeps().writeTags(withTables(pl.writeTags, tx.Statement.Table))
+		g := p.currentDeps()
+		tags := g.writeTags(withTables(pl.writeTags, tx.Statement.Table))
+		for _, t := range p.rowWriteTags(pl, tx.Statement.Vars, tags, g, false) {
+			if core.IsRowTag(t) {
+				ex.Rows = append(ex.Rows, t)
+			} else {
+				ex.Tables = append(ex.Tables, t)
+			}
+		}
 		return ex, nil
 	}
 	if !pl.cacheable {
@@ -224,6 +239,11 @@ func (p *Plugin) Explain(tx *gorm.DB) (Explanation, error) {
 	}
 	ex.Cacheable, ex.Reason = true, ""
 	ex.Tables = tags[:len(tags)-1] // without the global tag
+	if pl.rows != nil {
+		if rt, _, ok := pl.rows.tags(tx.Statement.Vars); ok {
+			ex.Rows = rt
+		}
+	}
 	ex.Key = p.keys.Key(canonical)
 	ex.TTL = p.policy.freshTTL(optTTL, pl.ttl)
 	return ex, nil

@@ -18,8 +18,10 @@ type plan struct {
 	ddl       bool                   // the statement may change the schema: read the catalog again
 	tx        invalidation.TxControl // transaction control sent as SQL
 	deps      *depGraph
-	ttl       time.Duration // from Config.TableTTL (0: none)
-	counts    []*tableCount // per-table counters of a cacheable read's tables
+	ttl       time.Duration       // from Config.TableTTL (0: none)
+	counts    []*tableCount       // per-table counters of a cacheable read's tables
+	rows      *rowRead            // a cacheable read's row condition (rows.go), or nil
+	shape     *invalidation.Shape // a write's rows (rows.go)
 }
 
 var globalOnly = []string{store.GlobalTag}
@@ -29,12 +31,12 @@ func (p *Plugin) planFor(sql string) *plan {
 	if pl, ok := p.plans.GetIfPresent(sql); ok && pl.deps == g {
 		return pl
 	}
-	pl := p.makePlan(invalidation.Classify(p.dialect, sql), g)
+	pl := p.makePlan(sql, invalidation.Classify(p.dialect, sql), g)
 	p.plans.Set(sql, pl)
 	return pl
 }
 
-func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
+func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *plan {
 	pl := &plan{deps: g, tx: st.Tx}
 	switch st.Kind {
 	case invalidation.Neutral:
@@ -42,6 +44,9 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 		return pl
 	case invalidation.Write:
 		pl.reason, pl.write = reasonWrite, true
+		if sh := invalidation.RowShape(p.dialect, sql); sh.OK {
+			pl.shape = &sh
+		}
 		pl.writeTags = st.Written
 		if len(pl.writeTags) == 0 {
 			pl.writeTags = st.Tables
@@ -93,6 +98,7 @@ func (p *Plugin) makePlan(st invalidation.Statement, g *depGraph) *plan {
 			break
 		}
 		pl.cacheable, pl.tags = true, tags
+		pl.rows = p.rowReadOf(sql, st, g)
 		pl.ttl = p.policy.planTTL(tags)
 		pl.counts = p.stats.tables.forTags(tags)
 	}

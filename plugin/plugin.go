@@ -314,7 +314,7 @@ func (p *Plugin) Invalidate(ctx context.Context, tables ...string) error {
 	for _, t := range tables {
 		tags = append(tags, invalidation.TableName(t))
 	}
-	return p.inv.Bump(ctx, p.depsGraph().writeTags(tags))
+	return p.inv.Bump(ctx, core.Wide(p.depsGraph().writeTags(tags)))
 }
 
 // Flush makes every cached result stale at once.

@@ -202,7 +202,7 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 			p.storeFailed("versions", err)
 			return
 		}
-		if p.unstorable(tags, versions) != "" || p.replicaReason(pool, tags, versions) != "" {
+		if p.unstorable(tags, versions, 0) != "" || p.replicaReason(pool, tags, versions) != "" {
 			return
 		}
 		rows, err := pool.QueryContext(ctx, query, args...)

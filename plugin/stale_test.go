@@ -27,11 +27,19 @@ type Counter struct {
 // at least the value whose write had returned before the read began.
 func TestNoStaleReads(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"autocommit", "transaction", "skipDefaultTx"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, c := range []struct{ dialect, mode string }{
+		{"postgres", "autocommit"}, {"postgres", "transaction"}, {"postgres", "skipDefaultTx"},
+		{"mysql", "autocommit"}, {"sqlite", "autocommit"},
+	} {
+		mode := c.mode
+		name := mode
+		if c.dialect != "postgres" {
+			name = c.dialect + "/" + mode
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cfg := &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: mode == "skipDefaultTx"}
-			db := testdb.Open(t, "postgres", cfg)
+			db := testdb.Open(t, c.dialect, cfg)
 			p := plugin.New(plugin.Config{})
 			if err := db.Use(p); err != nil {
 				t.Fatal(err)
@@ -48,6 +56,14 @@ func TestNoStaleReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// greatest is the name of the two-argument maximum in db's dialect.
+func greatest(db *gorm.DB) string {
+	if db.Dialector.Name() == "sqlite" {
+		return "MAX"
+	}
+	return "GREATEST"
 }
 
 // StaleResult sums up a run of the checker.
@@ -113,7 +129,7 @@ func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hi
 		switch {
 		case mode == "transaction" && v%3 == 0:
 			err = db.Transaction(func(tx *gorm.DB) error {
-				if err := tx.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr("GREATEST(v, ?)", v)).Error; err != nil {
+				if err := tx.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr(greatest(db)+"(v, ?)", v)).Error; err != nil {
 					return err
 				}
 				// a rolled-back savepoint must not matter
@@ -126,12 +142,19 @@ func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hi
 			})
 		case mode == "transaction":
 			err = db.Transaction(func(tx *gorm.DB) error {
-				return tx.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
+				return tx.Exec("UPDATE counters SET v = "+greatest(db)+"(v, ?) WHERE id = ?", v, i).Error
 			})
+		case v%5 == 0:
+			// rows the statement does not name by key (row-level
+			// invalidation: the table's rows tag)
+			err = db.Exec("UPDATE counters SET v = "+greatest(db)+"(v, ?) WHERE id BETWEEN ? AND ?", v, i, i).Error
+		case v%7 == 0:
+			// a statement that assigns the key
+			err = db.Exec("UPDATE counters SET v = "+greatest(db)+"(v, ?), id = id WHERE id = ?", v, i).Error
 		case v%2 == 0:
-			err = db.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
+			err = db.Exec("UPDATE counters SET v = "+greatest(db)+"(v, ?) WHERE id = ?", v, i).Error
 		default:
-			err = db.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr("GREATEST(v, ?)", v)).Error
+			err = db.Model(&Counter{}).Where("id = ?", i).Update("v", gorm.Expr(greatest(db)+"(v, ?)", v)).Error
 		}
 		if errors.Is(err, store.ErrUnavailable) {
 			// Refused before it ran (Config.BumpFailure FailWrite): the
@@ -153,7 +176,7 @@ func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hi
 		}
 		atomic.AddInt64(&res.Reads, 1)
 		ctx := context.Background()
-		switch r.IntN(4) {
+		switch r.IntN(5) {
 		case 0:
 			var c Counter
 			if err := db.WithContext(ctx).First(&c, i).Error; err != nil {
@@ -187,6 +210,17 @@ func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hi
 			}
 			if len(vs) != 1 || vs[0] < before[i] {
 				stale("Pluck(%d) = %v, committed before the read: %d", i, vs, before[i])
+			}
+		case 4:
+			j := 1 + r.IntN(staleRows)
+			var some []Counter
+			if err := db.Find(&some, []int{i, j}).Error; err != nil {
+				return err
+			}
+			for _, c := range some {
+				if c.V < before[c.ID] {
+					stale("Find(%d, %d): row %d = %d, committed before the read: %d", i, j, c.ID, c.V, before[c.ID])
+				}
 			}
 		}
 		return nil

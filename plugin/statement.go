@@ -92,7 +92,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		}
 		return s.inner.ExecContext(ctx, query, args...)
 	}
-	finish, err := s.startWrite(ctx, pl)
+	finish, err := s.startWrite(ctx, pl, args)
 	if err != nil {
 		return nil, err // refused: not sent, so neither recorded nor a transaction control
 	}
@@ -160,7 +160,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if pl.write {
 		p.stats.bypassed(pl.reason)
-		finish, err := s.startWrite(ctx, pl)
+		finish, err := s.startWrite(ctx, pl, args)
 		if err != nil {
 			return nil, nil, err // refused: not sent
 		}
@@ -261,6 +261,29 @@ type probe struct {
 	noStore    string            // why a miss may be served but not stored (a replica read)
 	revalidate bool              // the entry is past its TTL: serve it and refresh it
 	db         *gorm.DB          // the statement (for the hit marker), or nil
+	// loose: 1 + the index in tags of the table tag a row-level entry
+	// ignores (0: a table-level read); nrows: the rows it names
+	loose, nrows int
+}
+
+// settle makes a captured entry of a row-level read depend on its rows
+// alone when it found one row per value, or else on its table too; it
+// returns why it may not be stored ("" when it may).
+func (pr *probe) settle(e *serializer.Entry) string {
+	if pr.loose == 0 {
+		return ""
+	}
+	i := pr.loose - 1
+	if e.Rows == pr.nrows {
+		v := slices.Clone(e.Versions)
+		v[i] = looseVersion(pr.tags[i])
+		e.Versions = v
+		return ""
+	}
+	if e.Versions[i] == 0 {
+		return reasonHeld // a write to the table was in flight
+	}
+	return ""
 }
 
 func (pr *probe) release() {
@@ -280,6 +303,12 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		optTTL, refresh = opts.ttl, opts.refresh
 		if len(opts.tags) > 0 {
 			pr.tags = withTags(pl.tags, opts.tags)
+		}
+	}
+	if pl.rows != nil {
+		if rt, n, ok := pl.rows.tags(args); ok {
+			pr.tags = append(slices.Clone(pr.tags), rt...)
+			pr.loose, pr.nrows = slices.Index(pr.tags, pl.rows.table)+1, n
 		}
 	}
 	pr.ttl = p.policy.entryTTL(optTTL, pl.ttl)
@@ -302,7 +331,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		pr.bypass = reasonStoreError
 		return pr
 	}
-	if reason := p.unstorable(pr.tags, pr.versions); reason != "" {
+	if reason := p.unstorable(pr.tags, pr.versions, pr.loose); reason != "" {
 		pr.bypass = reason
 		return pr
 	}
@@ -311,7 +340,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		switch {
 		case !bytes.Equal(entry.Check, canonical):
 			p.stats.collisions.Add(1)
-		case slices.Equal(entry.Versions, pr.versions) && entryKnowsScanTypes(entry):
+		case sameVersions(entry.Versions, pr.versions, pr.tags, pr.loose) && entryKnowsScanTypes(entry):
 			pr.entry = entry
 			if fresh := p.policy.freshTTL(optTTL, pl.ttl); fresh > 0 && p.policy.swr > 0 {
 				// stale-while-revalidate: past its TTL (not invalidated)
@@ -377,6 +406,10 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		case c.reason != "":
 			p.stats.bypassed(c.reason)
 		case complete:
+			if reason := pr.settle(&c.entry); reason != "" {
+				p.stats.bypassed(reason)
+				return
+			}
 			p.put(key, &c.entry, ttl)
 		}
 	}}, nil, nil
@@ -425,10 +458,12 @@ func (p *Plugin) storeFailed(op string, err error) {
 
 // unstorable says why a result read now may not be served or stored under
 // versions ("" when it may): a tag held by a write in flight or unknown, or
-// a tag whose last invalidation did not reach the store.
-func (p *Plugin) unstorable(tags []string, versions []uint64) string {
-	for _, v := range versions {
-		if v == 0 {
+// a tag whose last invalidation did not reach the store. The tag at
+// loose-1 (a row-level read's table) is judged when the result is known
+// (probe.settle).
+func (p *Plugin) unstorable(tags []string, versions []uint64, loose int) string {
+	for i, v := range versions {
+		if v == 0 && i != loose-1 {
 			return reasonHeld
 		}
 	}

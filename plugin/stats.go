@@ -110,6 +110,12 @@ type Stats struct {
 	// served past their TTL (Config.StaleWhileRevalidate), at most one at a
 	// time per key; the stale hits themselves are counted in Hits.
 	Revalidations uint64
+	// RowWrites counts writes that named the rows they change by primary
+	// key (row-level invalidation: results of other rows stay cached);
+	// TableWrites counts writes to a table with such a key that could not
+	// (a range, a key that moves, an upsert: every row-level result of the
+	// table is invalidated).
+	RowWrites, TableWrites uint64
 	// Tables counts hits and misses by table read, under the table's
 	// lower-case name (a query reading two tables counts for both).
 	Tables map[string]TableStats
@@ -121,9 +127,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, storeErrors, storeCanceled, corrupt, collisions, catalogErrors, coalesced, revalidations atomic.Uint64
-	tables                                                                                                         tableCounts
-	bypass                                                                                                         sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, storeErrors, storeCanceled, corrupt, collisions, catalogErrors, coalesced, revalidations, rowWrites, tableWrites atomic.Uint64
+	tables                                                                                                                                 tableCounts
+	bypass                                                                                                                                 sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason string) {
@@ -156,6 +162,8 @@ func (c *counters) snapshot(inv *core.Counters) Stats {
 		CatalogErrors:   c.catalogErrors.Load(),
 		Coalesced:       c.coalesced.Load(),
 		Revalidations:   c.revalidations.Load(),
+		RowWrites:       c.rowWrites.Load(),
+		TableWrites:     c.tableWrites.Load(),
 		Tables:          map[string]TableStats{},
 		Bypasses:        map[string]uint64{},
 	}

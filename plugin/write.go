@@ -32,7 +32,7 @@ import (
 // When the first bump cannot be placed and Config.BumpFailure is FailWrite,
 // it returns an error wrapping store.ErrUnavailable instead: the statement
 // must not run.
-func (s *stmtPool) startWrite(ctx context.Context, pl *plan) (func(error), error) {
+func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any) (func(error), error) {
 	p := s.p
 	tags := pl.writeTags
 	if s.db != nil && len(tags) > 0 && tags[0] != store.GlobalTag {
@@ -41,7 +41,9 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan) (func(error), error
 			tags = withTables(tags, sch.Table)
 		}
 	}
-	tags = p.currentDeps().writeTags(tags) // cascades, partitions, triggers
+	g := p.currentDeps()
+	tags = g.writeTags(tags)                 // cascades, partitions, triggers
+	tags = p.rowWriteTags(pl, args, tags, g, true) // the rows it names, or each table's rows tag
 	if tx := ourTx(s.inner); tx != nil {
 		if err := tx.hold(ctx, tags); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/redisstore"
@@ -229,7 +230,7 @@ func bumpAndPrint(ctx context.Context, e *env, tags []string, asJSON bool, verb 
 		return err
 	}
 	cctx, cancel := e.withTimeout(ctx)
-	_, err = t.Bump(cctx, tags, 0)
+	_, err = t.Bump(cctx, core.Wide(tags), 0) // (row-level entries depend on the rows tags)
 	cancel()
 	if err != nil {
 		return t.fail("bump", err)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/gormcache/gormcache/invalidation"
@@ -63,4 +64,28 @@ func Tables(names []string) []string {
 		tags = append(tags, t)
 	}
 	return tags
+}
+
+// Rows returns the tag that every value depending on rows of table (by
+// Row tags) also depends on: a write to the table that cannot name the
+// rows it changes bumps it, with the table's own tag.
+func Rows(table string) string { return table + "\x1f*" }
+
+// IsRowTag reports whether tag is a Row or Rows tag.
+func IsRowTag(tag string) bool { return strings.IndexByte(tag, '\x1f') >= 0 }
+
+// Wide returns tags with the Rows tag of each table tag among them: what a
+// write whose rows are unknown bumps (Invalidate, an outside writer, a
+// cascade), so that values depending on some of a table's rows see it.
+func Wide(tags []string) []string {
+	out := tags
+	for _, t := range tags {
+		if TableOf(t) == t && t != "" && !slices.Contains(out, Rows(t)) {
+			if len(out) == len(tags) {
+				out = slices.Clone(tags)
+			}
+			out = append(out, Rows(t))
+		}
+	}
+	return out
 }
