@@ -42,7 +42,7 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any) (func(e
 		}
 	}
 	g := p.currentDeps()
-	tags = g.writeTags(tags)                 // cascades, partitions, triggers
+	tags = g.writeTags(tags)                       // cascades, partitions, triggers
 	tags = p.rowWriteTags(pl, args, tags, g, true) // the rows it names, or each table's rows tag
 	if tx := ourTx(s.inner); tx != nil {
 		if err := tx.hold(ctx, tags); err != nil {
