@@ -89,6 +89,7 @@ func TestConfig(t *testing.T) {
 		{"long prefix", memcachestore.Config{Prefix: strings.Repeat("p", 129)}},
 		{"negative MaxValueBytes", memcachestore.Config{MaxValueBytes: -1}},
 		{"negative Timeout", memcachestore.Config{Timeout: -time.Second}},
+		{"negative BreakerFailures", memcachestore.Config{BreakerFailures: -1}},
 		{"negative BreakerCooldown", memcachestore.Config{BreakerCooldown: -time.Second}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

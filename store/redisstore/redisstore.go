@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/breaker"
 	"github.com/gormcache/gormcache/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -21,8 +22,8 @@ import (
 const (
 	DefaultPrefix          = "gc:"
 	DefaultTimeout         = 100 * time.Millisecond
-	DefaultBreakerFailures = 5
-	DefaultBreakerCooldown = time.Second
+	DefaultBreakerFailures = breaker.DefaultFailures
+	DefaultBreakerCooldown = breaker.DefaultCooldown
 	DefaultMaxValueBytes   = 4 << 20
 	DefaultTTL             = 30 * 24 * time.Hour
 )
@@ -125,7 +126,7 @@ type Store struct {
 	timeout  time.Duration
 	maxValue int
 	ttl      time.Duration
-	br       breaker
+	br       *breaker.Breaker
 	closed   atomic.Bool
 
 	tagCache    sync.Map // tag → tagKeys
@@ -172,7 +173,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		wait:     cfg.WaitReplicas,
 		maxValue: cfg.MaxValueBytes,
 		ttl:      cfg.DefaultTTL,
-		br:       breaker{threshold: int64(cfg.BreakerFailures), cooldown: cfg.BreakerCooldown},
+		br:       breaker.New(cfg.BreakerFailures, cfg.BreakerCooldown),
 	}
 	switch c := rdb.(type) {
 	case *redis.Client:
@@ -251,8 +252,8 @@ func (s *Store) Stats() Stats {
 		Timeouts:     s.timeouts.Load(),
 		Canceled:     s.canceled.Load(),
 		Rejected:     s.rejected.Load(),
-		BreakerOpens: s.br.opens.Load(),
-		BreakerOpen:  s.br.isOpen(),
+		BreakerOpens: s.br.Opens(),
+		BreakerOpen:  s.br.Open(),
 	}
 	if s.watch != nil {
 		st.MasterChanges = s.watch.changes.Load()
@@ -639,7 +640,7 @@ var errReply = errors.New("unexpected reply")
 // does not honour deadlines, fn runs in its own goroutine and is abandoned
 // at the timeout.
 func (s *Store) call(ctx context.Context, op string, fn func(context.Context) error) error {
-	probe, ok := s.br.allow()
+	probe, ok := s.br.Allow()
 	if !ok {
 		s.rejected.Add(1)
 		return fmt.Errorf("redisstore: %s: circuit breaker open: %w", op, store.ErrUnavailable)
@@ -676,18 +677,18 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 	timedOut := cctx.Err() != nil || isTimeout(err)
 	cancel()
 	if err == nil {
-		s.br.success(probe)
+		s.br.Success(probe)
 		return nil
 	}
 	if errors.Is(err, errMasterChanged) {
-		s.br.success(probe) // Redis answered: a new master
+		s.br.Success(probe) // Redis answered: a new master
 		return s.fail(op, err)
 	}
 	if store.CallerGaveUp(ctx) {
 		// The application gave up: that tells nothing about Redis. (A
 		// deadline a cache in front set with store.WithTimeout is Redis
 		// not answering, counted below.)
-		s.br.abandon(probe)
+		s.br.Abandon(probe)
 		s.canceled.Add(1)
 		return fmt.Errorf("redisstore: %s: %w", op, ctx.Err())
 	}
@@ -696,12 +697,12 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 		err = fmt.Errorf("no answer within %v: %w", s.timeout, err)
 	}
 	if tripsBreaker(err) {
-		s.br.failure(probe)
+		s.br.Failure(probe)
 		if s.reload != nil {
 			s.reload(ctx)
 		}
 	} else {
-		s.br.success(probe) // Redis answered, with an error
+		s.br.Success(probe) // Redis answered, with an error
 	}
 	return s.fail(op, err)
 }

@@ -99,7 +99,7 @@ func TestConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 				if s.keys.entry("k") != "gc:e:k" || s.timeout != DefaultTimeout || s.maxValue != DefaultMaxValueBytes ||
-					s.ttl != DefaultTTL || s.br.threshold != DefaultBreakerFailures || s.br.cooldown != DefaultBreakerCooldown {
+					s.ttl != DefaultTTL || s.br.Failures() != DefaultBreakerFailures || s.br.Cooldown() != DefaultBreakerCooldown {
 					t.Fatalf("zero Config did not give the defaults: %+v", s)
 				}
 				return
