@@ -12,6 +12,9 @@
 // bytes it was made from, and a hit compares them, so even a hash collision can
 // never return another query's rows.
 //
+// [ParseQuery] reads canonical bytes back (the gormcache CLI's inspect shows
+// an entry's query with it).
+//
 // [Builder] turns canonical bytes into a store key (SHA-256, truncated to 128
 // bits); its zero value uses the prefix "gc".
 //
