@@ -8,8 +8,12 @@
 package breaker
 
 import (
+	"cmp"
+	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/gormcache/gormcache/store"
 )
 
 // DefaultFailures is the number of consecutive failures that opens a
@@ -35,9 +39,24 @@ type Breaker struct {
 	opens     atomic.Uint64
 }
 
+// WithDefaults checks the breaker settings of a store's Config, named
+// BreakerFailures and BreakerCooldown in every store, and returns them with
+// the defaults for 0. Negative is an error wrapping store.ErrInvalidConfig
+// (the caller prefixes its package name).
+func WithDefaults(failures int, cooldown time.Duration) (int, time.Duration, error) {
+	switch {
+	case failures < 0:
+		return 0, 0, fmt.Errorf("%w: BreakerFailures must not be negative (got %d)", store.ErrInvalidConfig, failures)
+	case cooldown < 0:
+		return 0, 0, fmt.Errorf("%w: BreakerCooldown must not be negative (got %v)", store.ErrInvalidConfig, cooldown)
+	}
+	return cmp.Or(failures, DefaultFailures), cmp.Or(cooldown, DefaultCooldown), nil
+}
+
 // New returns a closed breaker that opens after failures consecutive
 // failures (0 means DefaultFailures) for cooldown (0 means
-// DefaultCooldown). Negative values are the caller's to refuse.
+// DefaultCooldown). Negative values are the caller's to refuse
+// ([WithDefaults]).
 func New(failures int, cooldown time.Duration) *Breaker {
 	if failures == 0 {
 		failures = DefaultFailures

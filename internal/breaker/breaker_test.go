@@ -1,9 +1,12 @@
 package breaker
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/gormcache/gormcache/store"
 )
 
 // TestBreaker walks a breaker through its states on synctest's clock.
@@ -65,5 +68,23 @@ func TestNewDefaults(t *testing.T) {
 	t.Parallel()
 	if b := New(0, 0); b.Failures() != DefaultFailures || b.Cooldown() != DefaultCooldown {
 		t.Errorf("New(0, 0) = %d failures, %v; want the defaults", b.Failures(), b.Cooldown())
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	t.Parallel()
+	if f, c, err := WithDefaults(0, 0); f != DefaultFailures || c != DefaultCooldown || err != nil {
+		t.Errorf("WithDefaults(0, 0) = %d, %v, %v; want the defaults", f, c, err)
+	}
+	if f, c, err := WithDefaults(3, time.Minute); f != 3 || c != time.Minute || err != nil {
+		t.Errorf("WithDefaults(3, 1m) = %d, %v, %v", f, c, err)
+	}
+	for _, bad := range []struct {
+		failures int
+		cooldown time.Duration
+	}{{-1, 0}, {0, -time.Second}} {
+		if _, _, err := WithDefaults(bad.failures, bad.cooldown); !errors.Is(err, store.ErrInvalidConfig) {
+			t.Errorf("WithDefaults(%d, %v): err = %v, want ErrInvalidConfig", bad.failures, bad.cooldown, err)
+		}
 	}
 }

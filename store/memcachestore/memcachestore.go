@@ -1,6 +1,7 @@
 package memcachestore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,8 @@ func New(client *memcache.Client, cfg Config) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("memcachestore: nil client")
 	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -112,12 +114,6 @@ func New(client *memcache.Client, cfg Config) (*Store, error) {
 		maxValue: cfg.MaxValueBytes,
 		now:      time.Now,
 		br:       breaker.New(cfg.BreakerFailures, cfg.BreakerCooldown),
-	}
-	if s.prefix == "" {
-		s.prefix = DefaultPrefix
-	}
-	if s.maxValue == 0 {
-		s.maxValue = DefaultMaxValueBytes
 	}
 	switch {
 	case cfg.Timeout > 0:
@@ -128,23 +124,24 @@ func New(client *memcache.Client, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (c *Config) validate() error {
-	if len(c.Prefix) > maxPrefix || !legal(c.Prefix) {
-		return fmt.Errorf("memcachestore: Prefix %q: want at most %d bytes of printable ASCII without spaces", c.Prefix, maxPrefix)
+// withDefaults checks c and returns it with the defaults in its zero fields
+// (but Timeout, whose default depends on the client: see New).
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case len(c.Prefix) > maxPrefix || !legal(c.Prefix):
+		return c, fmt.Errorf("memcachestore: %w: Prefix %q: want at most %d bytes of printable ASCII without spaces", store.ErrInvalidConfig, c.Prefix, maxPrefix)
+	case c.MaxValueBytes < 0:
+		return c, fmt.Errorf("memcachestore: %w: MaxValueBytes must not be negative (got %d)", store.ErrInvalidConfig, c.MaxValueBytes)
+	case c.Timeout < 0:
+		return c, fmt.Errorf("memcachestore: %w: Timeout must not be negative (got %v)", store.ErrInvalidConfig, c.Timeout)
 	}
-	if c.MaxValueBytes < 0 {
-		return fmt.Errorf("memcachestore: MaxValueBytes must not be negative (got %d)", c.MaxValueBytes)
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.MaxValueBytes = cmp.Or(c.MaxValueBytes, DefaultMaxValueBytes)
+	var err error
+	if c.BreakerFailures, c.BreakerCooldown, err = breaker.WithDefaults(c.BreakerFailures, c.BreakerCooldown); err != nil {
+		return c, fmt.Errorf("memcachestore: %w", err)
 	}
-	if c.Timeout < 0 {
-		return fmt.Errorf("memcachestore: Timeout must not be negative (got %v)", c.Timeout)
-	}
-	if c.BreakerFailures < 0 {
-		return fmt.Errorf("memcachestore: BreakerFailures must not be negative (got %d)", c.BreakerFailures)
-	}
-	if c.BreakerCooldown < 0 {
-		return fmt.Errorf("memcachestore: BreakerCooldown must not be negative (got %v)", c.BreakerCooldown)
-	}
-	return nil
+	return c, nil
 }
 
 // Stats returns the store's counters.

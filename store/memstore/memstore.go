@@ -11,6 +11,7 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -59,15 +60,22 @@ type tagState struct {
 	holds   map[uint64]int64 // lease id → deadline (unix nanos)
 }
 
+// withDefaults checks c and returns it with the defaults in its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	if c.MaxBytes < 0 {
+		return c, fmt.Errorf("memstore: %w: MaxBytes must not be negative (got %d)", store.ErrInvalidConfig, c.MaxBytes)
+	}
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	return c, nil
+}
+
 // New returns a store bounded by cfg.MaxBytes.
 func New(cfg Config) (*Store, error) {
-	if cfg.MaxBytes < 0 {
-		return nil, fmt.Errorf("memstore: MaxBytes must not be negative (got %d)", cfg.MaxBytes)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	maxBytes := cfg.MaxBytes
-	if maxBytes == 0 {
-		maxBytes = DefaultMaxBytes
-	}
 	s := &Store{tags: make(map[string]*tagState)}
 	c, err := otter.New(&otter.Options[string, *item]{
 		MaximumWeight: uint64(maxBytes),

@@ -2,6 +2,8 @@ package memstore_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -25,8 +27,9 @@ func TestConformance(t *testing.T) {
 
 func TestNegativeMaxBytes(t *testing.T) {
 	t.Parallel()
-	if _, err := memstore.New(memstore.Config{MaxBytes: -1}); err == nil {
-		t.Fatal("MaxBytes -1 accepted")
+	_, err := memstore.New(memstore.Config{MaxBytes: -1})
+	if !errors.Is(err, store.ErrInvalidConfig) || !strings.HasPrefix(err.Error(), "memstore: ") || !strings.Contains(err.Error(), "MaxBytes") {
+		t.Fatalf("MaxBytes -1: err = %v, want a memstore: error about MaxBytes wrapping ErrInvalidConfig", err)
 	}
 }
 

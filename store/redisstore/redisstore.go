@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -78,40 +79,27 @@ type Config struct {
 	WaitReplicas int
 }
 
+// withDefaults checks c and returns it with the defaults in its zero fields.
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Timeout < 0:
-		return c, fmt.Errorf("redisstore: Timeout must not be negative (got %v)", c.Timeout)
+		return c, fmt.Errorf("redisstore: %w: Timeout must not be negative (got %v)", store.ErrInvalidConfig, c.Timeout)
 	case c.WaitReplicas < 0:
-		return c, fmt.Errorf("redisstore: WaitReplicas must not be negative (got %d)", c.WaitReplicas)
-	case c.BreakerFailures < 0:
-		return c, fmt.Errorf("redisstore: BreakerFailures must not be negative (got %d)", c.BreakerFailures)
-	case c.BreakerCooldown < 0:
-		return c, fmt.Errorf("redisstore: BreakerCooldown must not be negative (got %v)", c.BreakerCooldown)
+		return c, fmt.Errorf("redisstore: %w: WaitReplicas must not be negative (got %d)", store.ErrInvalidConfig, c.WaitReplicas)
 	case c.MaxValueBytes < 0 || c.MaxValueBytes > maxValueLimit:
-		return c, fmt.Errorf("redisstore: MaxValueBytes must be between 0 and %d (got %d)", maxValueLimit, c.MaxValueBytes)
+		return c, fmt.Errorf("redisstore: %w: MaxValueBytes must be between 0 and %d (got %d)", store.ErrInvalidConfig, maxValueLimit, c.MaxValueBytes)
 	case c.DefaultTTL < 0:
-		return c, fmt.Errorf("redisstore: DefaultTTL must not be negative (got %v)", c.DefaultTTL)
+		return c, fmt.Errorf("redisstore: %w: DefaultTTL must not be negative (got %v)", store.ErrInvalidConfig, c.DefaultTTL)
 	case strings.ContainsAny(c.Prefix, "{}"):
-		return c, fmt.Errorf("redisstore: Prefix must not contain braces (got %q): they would change the cluster hash tag that keeps a tag's keys in one slot", c.Prefix)
+		return c, fmt.Errorf("redisstore: %w: Prefix must not contain braces (got %q): they would change the cluster hash tag that keeps a tag's keys in one slot", store.ErrInvalidConfig, c.Prefix)
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.BreakerFailures == 0 {
-		c.BreakerFailures = DefaultBreakerFailures
-	}
-	if c.BreakerCooldown == 0 {
-		c.BreakerCooldown = DefaultBreakerCooldown
-	}
-	if c.MaxValueBytes == 0 {
-		c.MaxValueBytes = DefaultMaxValueBytes
-	}
-	if c.DefaultTTL == 0 {
-		c.DefaultTTL = DefaultTTL
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.MaxValueBytes = cmp.Or(c.MaxValueBytes, DefaultMaxValueBytes)
+	c.DefaultTTL = cmp.Or(c.DefaultTTL, DefaultTTL)
+	var err error
+	if c.BreakerFailures, c.BreakerCooldown, err = breaker.WithDefaults(c.BreakerFailures, c.BreakerCooldown); err != nil {
+		return c, fmt.Errorf("redisstore: %w", err)
 	}
 	return c, nil
 }
@@ -204,7 +192,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		return nil, errors.New("redisstore: *redis.Ring is not supported: it moves keys to other shards while a shard is down, so a tag's bumps can land on a shard other than the one its version is read from once the shard is back; use a *redis.ClusterClient (or a single node with Sentinel)")
 	}
 	if s.wait > 0 && !s.oneNode {
-		return nil, errors.New("redisstore: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes")
+		return nil, fmt.Errorf("redisstore: %w: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes", store.ErrInvalidConfig)
 	}
 	s.watch = newMasterWatch(rdb, masterCheckTimeout(s.timeout), &s.roundTrips)
 	return s, nil

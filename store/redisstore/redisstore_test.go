@@ -104,7 +104,7 @@ func TestConfig(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), "redisstore: ") || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, store.ErrInvalidConfig) || !strings.HasPrefix(err.Error(), "redisstore: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New(%+v) = %v; want an error about %s", tc.cfg, err, tc.want)
 			}
 		})
