@@ -12,8 +12,11 @@
 // bytes it was made from, and a hit compares them, so even a hash collision can
 // never return another query's rows.
 //
-// [Builder] turns canonical bytes into a store key; its zero value uses the
-// prefix "gc" and [SHA256].
+// [ParseQuery] reads canonical bytes back (the gormcache CLI's inspect shows
+// an entry's query with it).
+//
+// [Builder] turns canonical bytes into a store key (SHA-256, truncated to 128
+// bits); its zero value uses the prefix "gc".
 //
 // Everything here sits on the path of every cache hit: [Normalize] returns
 // its input without allocating when there is nothing to change, [AppendQuery]

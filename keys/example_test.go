@@ -35,3 +35,22 @@ func ExampleAppendQuery() {
 	// Output:
 	// false
 }
+
+func ExampleParseQuery() {
+	canonical, err := keys.AppendQuery(nil, "postgres", "db.internal:5432/shop?user=app",
+		`SELECT  *  FROM "users" WHERE "users"."id" = $1 LIMIT $2`, []any{uint8(42), 1})
+	if err != nil {
+		panic(err)
+	}
+	q, err := keys.ParseQuery(canonical)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(q.Dialect)
+	fmt.Println(q.SQL)
+	fmt.Printf("%#v\n", q.Args)
+	// Output:
+	// postgres
+	// SELECT * FROM "users" WHERE "users"."id" = $1 LIMIT $2
+	// []interface {}{42, 1}
+}

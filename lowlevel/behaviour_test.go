@@ -857,36 +857,6 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestTyped(t *testing.T) {
-	t.Parallel()
-	eachStore(t, lowlevel.Config{}, func(t *testing.T, st store.Store, c *lowlevel.Cache) {
-		points := lowlevel.For[Point](c)
-		if points.Cache() != c {
-			t.Fatal("Cache()")
-		}
-		p := Point{X: 1}
-		must(t, points.Set(bg, "a", p, 0, "points"))
-		if got, ok, err := points.Get(bg, "a", "points"); got != p || !ok || err != nil {
-			t.Fatalf("Get: %v, %v, %v", got, ok, err)
-		}
-		if added, err := points.Add(bg, "a", Point{}, 0, "points"); added || err != nil {
-			t.Fatalf("Add: %v, %v", added, err)
-		}
-		if got, loaded, err := points.GetOrSet(bg, "a", Point{}, 0, "points"); got != p || !loaded || err != nil {
-			t.Fatalf("GetOrSet: %v, %v, %v", got, loaded, err)
-		}
-		s, _ := c.Stamp(bg, "points")
-		must(t, points.SetStamped(bg, "b", p, 0, s))
-		got, err := points.Remember(bg, "b", 0, []string{"points"}, func(context.Context) (Point, error) {
-			t.Error("fn ran on a hit")
-			return Point{}, nil
-		})
-		if got != p || err != nil {
-			t.Fatalf("Remember: %v, %v", got, err)
-		}
-	})
-}
-
 // TestRememberDoesNotShareAcrossCommits: a call that begins after a write
 // committed does not wait for, nor take, the value of a run that began
 // before it.

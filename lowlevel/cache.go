@@ -98,8 +98,8 @@ type Config struct {
 // stale when gormcache invalidates those tables: after a GORM write through
 // a *gorm.DB with the plugin installed, [plugin.Plugin.Invalidate],
 // [Cache.Invalidate] and the flushes. Its typed operations are generic
-// functions ([Get], [Set], [Remember], …) or the methods of a [Typed]
-// handle. A Cache is safe for concurrent use.
+// functions ([Get], [Set], [Remember], …). A Cache is safe for concurrent
+// use.
 type Cache struct {
 	st     store.Store
 	mem    *memstore.Store // in-process store keeping *entry values, or nil

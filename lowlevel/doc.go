@@ -17,8 +17,8 @@
 // # Values
 //
 // Go methods cannot have type parameters, so the typed operations are
-// generic functions ([Get], [Set], [SetStamped], [Add], [GetOrSet],
-// [Remember]) or the methods of a [Typed] handle ([For]). Values are
+// generic functions: [Get], [Set], [SetStamped], [Add], [GetOrSet],
+// [Remember]. Values are
 // encoded with msgpack (exported fields, msgpack tags; a time.Time keeps
 // its instant, not its location), in an envelope that records the value's
 // tables and their versions. An entry that will not decode — corrupt,

@@ -128,23 +128,23 @@ func ExampleCache_Incr() {
 	// 2
 }
 
-// A typed handle, for a struct field or to avoid repeating the type.
-func ExampleFor() {
+// A struct value, loaded once and then served until users or posts is
+// written.
+func ExampleRemember() {
 	type Profile struct {
 		Name  string
 		Posts int
 	}
 	st, _ := memstore.New(memstore.Config{})
 	c, _ := lowlevel.NewWithStore(st, lowlevel.Config{Prefix: "app"})
-	profiles := lowlevel.For[Profile](c)
 	ctx := context.Background()
 
 	load := func(ctx context.Context) (Profile, error) {
 		fmt.Println("loading")
 		return Profile{Name: "ann", Posts: 3}, nil
 	}
-	p, _ := profiles.Remember(ctx, "profile:1", 10*time.Minute, []string{"users", "posts"}, load)
-	p, _ = profiles.Remember(ctx, "profile:1", 10*time.Minute, []string{"users", "posts"}, load)
+	p, _ := lowlevel.Remember(ctx, c, "profile:1", 10*time.Minute, []string{"users", "posts"}, load)
+	p, _ = lowlevel.Remember(ctx, c, "profile:1", 10*time.Minute, []string{"users", "posts"}, load)
 	fmt.Println(p.Name, p.Posts)
 	// Output:
 	// loading

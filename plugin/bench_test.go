@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/glebarez/sqlite"
-	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
+	"github.com/gormcache/gormcache/internal/benchsuite"
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"github.com/gormcache/gormcache/internal/testdb"
 	"gorm.io/driver/postgres"
@@ -19,7 +19,7 @@ import (
 // GORM; a write ≤ 5% slower; a hit allocating at most 10 objects more than
 // GORM's own work for the same call against a null database
 // (BenchmarkNullDB). The measurements themselves live in
-// cmd/gormcache-bench/suite, shared with the gormcache-bench program, which
+// internal/benchsuite, shared with the gormcache-bench program, which
 // prints them as a table with the targets.
 //
 // Plain and cached cases run in the same benchmark run, on the same database
@@ -31,10 +31,10 @@ import (
 
 // benchEnv opens one dialect's Env for b, or skips (fails under CI=true) when
 // its server is unreachable.
-func benchEnv(b *testing.B, dialect string) *suite.Env {
+func benchEnv(b *testing.B, dialect string) *benchsuite.Env {
 	b.Helper()
 	var dial func() gorm.Dialector
-	opt := suite.Options{Seed: true}
+	opt := benchsuite.Options{Seed: true}
 	switch dialect {
 	case "sqlite":
 		dsn := "file:" + filepath.Join(b.TempDir(), "bench.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
@@ -43,13 +43,13 @@ func benchEnv(b *testing.B, dialect string) *suite.Env {
 		dsn := testdb.FreshPostgres(b) // skips, or fails under CI=true, when unreachable
 		dial = func() gorm.Dialector { return postgres.Open(dsn) }
 	case "null":
-		cfg := suite.NullConfig()
+		cfg := benchsuite.NullConfig()
 		dial = func() gorm.Dialector { return nulldb.Dialector(cfg) }
-		opt = suite.Options{Identity: "nulldb"}
+		opt = benchsuite.Options{Identity: "nulldb"}
 	default:
 		b.Fatalf("unknown dialect %q", dialect)
 	}
-	env, err := suite.Open(dialect, dial, opt)
+	env, err := benchsuite.Open(dialect, dial, opt)
 	if err != nil {
 		testdb.Unavailable(b, dialect, err)
 	}

@@ -1,17 +1,6 @@
 package plugin
 
-import (
-	"github.com/gormcache/gormcache/internal/core"
-	"github.com/gormcache/gormcache/keys"
-)
-
-// SetHash replaces the key hash, for tests that force collisions.
-func SetHash(p *Plugin, h keys.Hash128) {
-	if err := p.setup(); err != nil {
-		panic(err)
-	}
-	p.keys.Hash = h
-}
+import "github.com/gormcache/gormcache/internal/core"
 
 // Serving reports whether results depending on tables may be served from
 // the store now (no broken tag, no outage pending its epoch bump).

@@ -30,71 +30,74 @@ func outside(t *testing.T, db *gorm.DB, id uint, balance int64) {
 	}
 }
 
-// fakeClock is a settable clock for memstore.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// ttlStore is a memstore that records the TTL of each entry stored.
+type ttlStore struct {
+	*memstore.Store
+	mu   sync.Mutex
+	ttls []time.Duration
 }
 
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func clockStore(t *testing.T) (*memstore.Store, *fakeClock) {
-	clk := &fakeClock{t: time.Now()}
-	s, err := memstore.New(memstore.Config{Now: clk.now})
+func newTTLStore(t *testing.T) *ttlStore {
+	s, err := memstore.New(memstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, clk
+	return &ttlStore{Store: s}
 }
 
+func (s *ttlStore) record(ttl time.Duration) {
+	s.mu.Lock()
+	s.ttls = append(s.ttls, ttl)
+	s.mu.Unlock()
+}
+
+func (s *ttlStore) Set(ctx context.Context, key string, b []byte, ttl time.Duration) error {
+	s.record(ttl)
+	return s.Store.Set(ctx, key, b, ttl)
+}
+
+func (s *ttlStore) SetValue(ctx context.Context, key string, v any, size int, ttl time.Duration) error {
+	s.record(ttl)
+	return s.Store.SetValue(ctx, key, v, size, ttl)
+}
+
+// take returns the TTLs recorded since the last take.
+func (s *ttlStore) take() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ttls := s.ttls
+	s.ttls = nil
+	return ttls
+}
+
+// TestOptionTTLAndPolicyTTL checks which TTL the plugin gives the store
+// (that the store expires entries at their TTL is the store's own test).
 func TestOptionTTLAndPolicyTTL(t *testing.T) {
 	t.Parallel()
-	s, clk := clockStore(t)
+	s := newTTLStore(t)
 	db, _ := cachedDB(t, "sqlite", plugin.Config{Store: s, TTL: time.Hour, TableTTL: map[string]time.Duration{"accounts": 10 * time.Minute}})
-	read := func(opts ...plugin.Option) int64 {
-		return readID(t, db, 1, opts...)
-	}
-	_ = read
-	// TableTTL (10 min) beats Config.TTL (1 h).
-	read()
-	outside(t, db, 1, 111)
-	clk.add(9 * time.Minute)
-	if got := read(); got != 10 {
-		t.Fatalf("before the table TTL: %d, want the cached 10", got)
-	}
-	clk.add(2 * time.Minute)
-	if got := read(); got != 111 {
-		t.Fatalf("after the table TTL: %d, want 111", got)
-	}
-	// A query's TTL beats TableTTL (a fresh entry: id 2).
-	readID(t, db, 2, plugin.TTL(30*time.Minute))
-	outside(t, db, 2, 222)
-	clk.add(20 * time.Minute)
-	if got := readID(t, db, 2); got != 20 {
-		t.Fatalf("within the query's TTL: %d, want the cached 20", got)
-	}
-	clk.add(11 * time.Minute)
-	if got := readID(t, db, 2); got != 222 {
-		t.Fatalf("after the query's TTL: %d, want 222", got)
-	}
-	// The context's TTL applies, and a clause's TTL beats it.
 	ctx := plugin.WithOptions(context.Background(), plugin.TTL(time.Minute))
-	readID(t, db.WithContext(ctx).Clauses(plugin.TTL(5*time.Minute)), 3)
-	readID(t, db.WithContext(ctx), 4)
-	outside(t, db, 3, 333)
-	outside(t, db, 4, 444)
-	clk.add(2 * time.Minute)
-	if got := readID(t, db, 3); got != 30 {
-		t.Fatalf("clause TTL 5m over context TTL 1m: %d after 2m, want the cached 30", got)
-	}
-	if got := readID(t, db, 4); got != 444 {
-		t.Fatalf("context TTL 1m: %d after 2m, want 444", got)
+	for _, tc := range []struct {
+		name string
+		db   func() *gorm.DB // a fresh chain for each query
+		id   uint
+		opts []plugin.Option
+		want time.Duration
+	}{
+		{"TableTTL beats Config.TTL", func() *gorm.DB { return db }, 1, nil, 10 * time.Minute},
+		{"a query's TTL beats TableTTL", func() *gorm.DB { return db }, 2, []plugin.Option{plugin.TTL(30 * time.Minute)}, 30 * time.Minute},
+		{"a clause's TTL beats the context's", func() *gorm.DB { return db.WithContext(ctx).Clauses(plugin.TTL(5 * time.Minute)) }, 3, nil, 5 * time.Minute},
+		{"the context's TTL applies", func() *gorm.DB { return db.WithContext(ctx) }, 4, nil, time.Minute},
+	} {
+		readID(t, tc.db(), tc.id, tc.opts...)
+		if got := s.take(); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: stored with TTLs %v, want [%v]", tc.name, got, tc.want)
+		}
+		readID(t, tc.db(), tc.id, tc.opts...) // a hit stores nothing
+		if got := s.take(); len(got) != 0 {
+			t.Errorf("%s: a hit stored again with TTLs %v", tc.name, got)
+		}
 	}
 }
 

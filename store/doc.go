@@ -20,4 +20,12 @@
 // cannot block a tag for ever.
 //
 // The conformance suite in package storetest runs against every backend.
+//
+// # Configs
+//
+// The stores of this module (memstore, redisstore, memcachestore, filestore,
+// tiered) take a Config whose zero value is all defaults. Each checks and
+// completes it in one place, a withDefaults method that New calls first: a
+// bad field is an error from New, never a panic, prefixed with the package
+// name, naming the field, and wrapping [ErrInvalidConfig].
 package store

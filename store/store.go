@@ -19,6 +19,9 @@ var (
 	ErrTooLarge = errors.New("gormcache/store: value too large")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("gormcache/store: store closed")
+	// ErrInvalidConfig is wrapped by the errors the New functions of this
+	// module's stores return for a bad Config; the message names the field.
+	ErrInvalidConfig = errors.New("gormcache/store: invalid config")
 )
 
 // Store is a cache backend. Implementations are safe for concurrent use.

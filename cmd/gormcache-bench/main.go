@@ -12,7 +12,7 @@
 // database (one that answers instantly with canned rows). A missed target is
 // reported, not an error: the program exits 0 once it has measured.
 //
-// The measurements are those of the plugin's benchmarks (package suite).
+// The measurements are those of the plugin's benchmarks (package internal/benchsuite).
 package main
 
 import (
@@ -26,7 +26,7 @@ import (
 	"testing"
 
 	"github.com/glebarez/sqlite"
-	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
+	"github.com/gormcache/gormcache/internal/benchsuite"
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"github.com/gormcache/gormcache/internal/pgadmin"
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-benchtime: %w", err)
 	}
 
-	var envs []*suite.Env
+	var envs []*benchsuite.Env
 	defer func() {
 		for _, e := range envs {
 			e.Close()
@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		dsn := "file:" + filepath.Join(dir, "bench.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
-		e, err := suite.Open("sqlite", func() gorm.Dialector { return sqlite.Open(dsn) }, suite.Options{Seed: true})
+		e, err := benchsuite.Open("sqlite", func() gorm.Dialector { return sqlite.Open(dsn) }, benchsuite.Options{Seed: true})
 		if err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 			defer drop()
 		}
-		e, err := suite.Open("postgres", func() gorm.Dialector { return postgres.Open(dsn) }, suite.Options{Seed: true})
+		e, err := benchsuite.Open("postgres", func() gorm.Dialector { return postgres.Open(dsn) }, benchsuite.Options{Seed: true})
 		if err != nil {
 			return err
 		}
@@ -113,11 +113,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if err := rdb.Ping(context.Background()).Err(); err != nil {
 				return fmt.Errorf("Redis unreachable at %s (use -redis off to skip it): %w", *redisAddr, err)
 			}
-			opt, drop, err := suite.RedisStore(rdb)
+			opt, drop, err := benchsuite.RedisStore(rdb)
 			if err != nil {
 				return err
 			}
-			var re *suite.Env
+			var re *benchsuite.Env
 			defer func() {
 				if re != nil {
 					re.Close() // first: nothing writes after the keys are gone
@@ -126,29 +126,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 					fmt.Fprintf(stderr, "delete the benchmark's keys from Redis at %s: %v\n", *redisAddr, err)
 				}
 			}()
-			re, err = suite.Open("postgres+redis", func() gorm.Dialector { return postgres.Open(dsn) }, opt)
+			re, err = benchsuite.Open("postgres+redis", func() gorm.Dialector { return postgres.Open(dsn) }, opt)
 			if err != nil {
 				return err
 			}
 			envs = append(envs, re)
 		}
 	}
-	cfg := suite.NullConfig()
-	null, err := suite.Open("null", func() gorm.Dialector { return nulldb.Dialector(cfg) }, suite.Options{Identity: "nulldb"})
+	cfg := benchsuite.NullConfig()
+	null, err := benchsuite.Open("null", func() gorm.Dialector { return nulldb.Dialector(cfg) }, benchsuite.Options{Identity: "nulldb"})
 	if err != nil {
 		return err
 	}
 	envs = append(envs, null)
 
 	fmt.Fprintf(stderr, "measuring: %d rounds, benchtime %s\n", *count, *benchtime)
-	all := suite.Measure(envs, *count, suite.Hooks{Finished: func(round int, env, name string, res testing.BenchmarkResult) {
+	all := benchsuite.Measure(envs, *count, benchsuite.Hooks{Finished: func(round int, env, name string, res testing.BenchmarkResult) {
 		if res.N == 0 {
 			fmt.Fprintf(stderr, "round %d: %s/%s: FAILED\n", round, env, name)
 			return
 		}
 		fmt.Fprintf(stderr, "round %d: %s/%s:\t%s\t%s\n", round, env, name, res.String(), res.MemString())
 	}})
-	rep := suite.Report{Title: "gormcache-bench", Benchtime: *benchtime, Count: *count, Null: all[len(all)-1]}
+	rep := benchsuite.Report{Title: "gormcache-bench", Benchtime: *benchtime, Count: *count, Null: all[len(all)-1]}
 	for _, r := range all[:len(all)-1] {
 		if strings.HasSuffix(r.Name, "+redis") {
 			rep.Redis = append(rep.Redis, r)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gormcache/gormcache/cmd/gormcache-bench/suite"
+	"github.com/gormcache/gormcache/internal/benchsuite"
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -25,7 +25,7 @@ var benchCommand = &command{
 	help: `
 Measures plain GORM against GORM with the plugin (in-process store) on the
 database of --dsn, with the benchmarks behind README's table (package
-github.com/gormcache/gormcache/cmd/gormcache-bench/suite): First by primary
+github.com/gormcache/gormcache/internal/benchsuite): First by primary
 key and a 100-row Find, each as a hit and as a miss, and an Update by primary
 key. Every case runs --count rounds of --benchtime, round-robin, and the table
 shows the medians, the allocations, and the targets (PASS/MISS for PostgreSQL;
@@ -97,22 +97,22 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 	if err != nil {
 		return fmt.Errorf("cannot connect to the %s database: %s — is the server running? check --dsn", name, netReason(err, e.g.timeout))
 	}
-	if admin.Migrator().HasTable(suite.Table) && !o.replace {
-		return fmt.Errorf("the table %s exists in that database: bench creates, fills and drops it — pass --replace to let it replace that table (left by an interrupted run?), or use another database", suite.Table)
+	if admin.Migrator().HasTable(benchsuite.Table) && !o.replace {
+		return fmt.Errorf("the table %s exists in that database: bench creates, fills and drops it — pass --replace to let it replace that table (left by an interrupted run?), or use another database", benchsuite.Table)
 	}
 	defer func() {
-		if err := admin.Migrator().DropTable(suite.Table); err != nil {
-			fmt.Fprintf(e.stderr, "gormcache bench: drop table %s: %v\n", suite.Table, err)
+		if err := admin.Migrator().DropTable(benchsuite.Table); err != nil {
+			fmt.Fprintf(e.stderr, "gormcache bench: drop table %s: %v\n", benchsuite.Table, err)
 		}
 	}()
 
-	var envs []*suite.Env
+	var envs []*benchsuite.Env
 	defer func() {
 		for _, env := range envs {
 			env.Close()
 		}
 	}()
-	dbEnv, err := suite.Open(name, dial, suite.Options{Seed: true})
+	dbEnv, err := benchsuite.Open(name, dial, benchsuite.Options{Seed: true})
 	if err != nil {
 		return err
 	}
@@ -125,18 +125,18 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 		defer cleanup()
 		envs = append(envs, re)
 	}
-	null, err := suite.Open("null", func() gorm.Dialector { return nulldb.Dialector(suite.NullConfig()) }, suite.Options{Identity: "nulldb"})
+	null, err := benchsuite.Open("null", func() gorm.Dialector { return nulldb.Dialector(benchsuite.NullConfig()) }, benchsuite.Options{Identity: "nulldb"})
 	if err != nil {
 		return err
 	}
 	envs = append(envs, null)
 
 	prog := newProgress(e.stderr, o.quiet, envs, o.count)
-	done := make(chan []suite.Results, 1)
+	done := make(chan []benchsuite.Results, 1)
 	go func() {
-		done <- suite.Measure(envs, o.count, suite.Hooks{Starting: prog.starting, Finished: prog.finished})
+		done <- benchsuite.Measure(envs, o.count, benchsuite.Hooks{Starting: prog.starting, Finished: prog.finished})
 	}()
-	var all []suite.Results
+	var all []benchsuite.Results
 	select {
 	case all = <-done:
 	case <-ctx.Done():
@@ -145,7 +145,7 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 	}
 	prog.finish()
 
-	rep := suite.Report{Title: "gormcache bench: " + name, Benchtime: o.benchtime, Count: o.count, Null: all[len(all)-1]}
+	rep := benchsuite.Report{Title: "gormcache bench: " + name, Benchtime: o.benchtime, Count: o.count, Null: all[len(all)-1]}
 	if name == dialectPostgres {
 		rep.Title = "gormcache bench: " + describePG(o.dsn)
 	}
@@ -162,7 +162,7 @@ func bench(ctx context.Context, e *env, o benchOptions) error {
 
 // openRedisEnv opens the shared-store case: the same database through a
 // plugin on Redis, under a fresh prefix whose keys it deletes at the end.
-func openRedisEnv(ctx context.Context, e *env, name string, dial func() gorm.Dialector, addr string) (*suite.Env, func(), error) {
+func openRedisEnv(ctx context.Context, e *env, name string, dial func() gorm.Dialector, addr string) (*benchsuite.Env, func(), error) {
 	u := addr
 	if !strings.Contains(u, "://") {
 		u = "redis://" + addr
@@ -185,12 +185,12 @@ func openRedisEnv(ctx context.Context, e *env, name string, dial func() gorm.Dia
 		rdb.Close()
 		return nil, nil, fmt.Errorf("cannot reach %s: %s — is the server running? check --redis, or leave it out", spec, netReason(err, e.g.timeout))
 	}
-	opt, drop, err := suite.RedisStore(rdb)
+	opt, drop, err := benchsuite.RedisStore(rdb)
 	if err != nil {
 		rdb.Close()
 		return nil, nil, err
 	}
-	var re *suite.Env
+	var re *benchsuite.Env
 	cleanup := func() {
 		if re != nil {
 			re.Close() // first: nothing writes after the keys are gone
@@ -203,7 +203,7 @@ func openRedisEnv(ctx context.Context, e *env, name string, dial func() gorm.Dia
 		}
 		rdb.Close()
 	}
-	re, err = suite.Open(name+"+redis", dial, opt)
+	re, err = benchsuite.Open(name+"+redis", dial, opt)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -222,10 +222,10 @@ type progress struct {
 	stopped     bool // interrupted: the cases still running fail, unreported
 }
 
-func newProgress(w io.Writer, quiet bool, envs []*suite.Env, count int) *progress {
+func newProgress(w io.Writer, quiet bool, envs []*benchsuite.Env, count int) *progress {
 	p := &progress{w: w, quiet: quiet, start: time.Now()}
 	for _, e := range envs {
-		p.total += len(suite.Cases(e)) * count
+		p.total += len(benchsuite.Cases(e)) * count
 	}
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -270,7 +270,7 @@ func (p *progress) finished(round int, env, name string, res testing.BenchmarkRe
 	}
 	fig := "FAILED"
 	if res.N > 0 {
-		fig = fmt.Sprintf("%s/op, %d allocs/op", suite.FmtNS(float64(res.T.Nanoseconds())/float64(res.N)), res.AllocsPerOp())
+		fig = fmt.Sprintf("%s/op, %d allocs/op", benchsuite.FmtNS(float64(res.T.Nanoseconds())/float64(res.N)), res.AllocsPerOp())
 	}
 	fmt.Fprintf(p.w, "[%d/%d] round %d: %s %s: %s (eta %s)\n", p.done, p.total, round, env, name, fig, p.eta())
 }

@@ -493,6 +493,18 @@ func (rep *report) text(w io.Writer, rows int) {
 //
 //	'L' formatVersion deadline(int64 LE, unix ns, 0 = none)
 //	n uvarint, n × (len uvarint, tag, version uint64 LE), msgpack payload
+//
+// TODO(issue 14): parseLowLevel is a shim, a second copy of lowlevel's
+// unmarshal (lowlevel/entry.go), kept until package lowlevel exports its
+// decoder, e.g.
+//
+//	// DecodeEntry decodes the envelope of an entry as a byte store holds it.
+//	func DecodeEntry(b []byte) (EntryInfo, error)
+//	type EntryInfo struct { Tags []string; Versions []uint64; Deadline time.Time; Payload []byte }
+//
+// and its namespace tag ("*Lowlevel:" + Config.Prefix, lowlevel/cache.go),
+// e.g. func NamespaceTag(prefix string) string. Both wait for the shared
+// cache core (issue 14 item 1), which rewrites those files.
 const (
 	lowLevelMagic   = 'L'
 	lowLevelVersion = 1
@@ -579,6 +591,7 @@ func (rep *report) lowLevel(ctx context.Context, e *env, t *target, raw []byte) 
 	rep.Fresh = &fresh
 	for _, tag := range le.tags {
 		// The cache's namespace tag names its prefix (lowlevel/cache.go).
+		// TODO(issue 14): lowlevel.NamespaceTag instead of the literal.
 		llPrefix, ok := strings.CutPrefix(tag, "*Lowlevel:")
 		if !ok || !strings.HasPrefix(rep.Key, llPrefix+":") {
 			continue

@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -78,42 +79,29 @@ type Config struct {
 	FileMode os.FileMode
 }
 
+// withDefaults checks c and returns it with the defaults in its zero fields.
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.MaxBytes < 0:
-		return c, fmt.Errorf("filestore: MaxBytes must not be negative (got %d)", c.MaxBytes)
+		return c, fmt.Errorf("filestore: %w: MaxBytes must not be negative (got %d)", store.ErrInvalidConfig, c.MaxBytes)
 	case c.MaxEntries < 0:
-		return c, fmt.Errorf("filestore: MaxEntries must not be negative (got %d)", c.MaxEntries)
+		return c, fmt.Errorf("filestore: %w: MaxEntries must not be negative (got %d)", store.ErrInvalidConfig, c.MaxEntries)
 	case c.CullFraction < 0 || c.CullFraction >= 1 || c.CullFraction != c.CullFraction:
-		return c, fmt.Errorf("filestore: CullFraction must be in [0, 1) (got %v)", c.CullFraction)
+		return c, fmt.Errorf("filestore: %w: CullFraction must be in [0, 1) (got %v)", store.ErrInvalidConfig, c.CullFraction)
 	case c.MaxValueBytes < 0:
-		return c, fmt.Errorf("filestore: MaxValueBytes must not be negative (got %d)", c.MaxValueBytes)
+		return c, fmt.Errorf("filestore: %w: MaxValueBytes must not be negative (got %d)", store.ErrInvalidConfig, c.MaxValueBytes)
 	case c.LockTimeout < 0:
-		return c, fmt.Errorf("filestore: LockTimeout must not be negative (got %v)", c.LockTimeout)
+		return c, fmt.Errorf("filestore: %w: LockTimeout must not be negative (got %v)", store.ErrInvalidConfig, c.LockTimeout)
 	case c.FileMode&^os.ModePerm != 0:
-		return c, fmt.Errorf("filestore: FileMode %v has bits other than permissions", c.FileMode)
+		return c, fmt.Errorf("filestore: %w: FileMode %v has bits other than permissions", store.ErrInvalidConfig, c.FileMode)
 	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
-	if c.MaxEntries == 0 {
-		c.MaxEntries = DefaultMaxEntries
-	}
-	if c.CullFraction == 0 {
-		c.CullFraction = DefaultCullFraction
-	}
-	if c.MaxValueBytes == 0 {
-		c.MaxValueBytes = c.MaxBytes / 8
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = DefaultSweepInterval
-	}
-	if c.LockTimeout == 0 {
-		c.LockTimeout = DefaultLockTimeout
-	}
-	if c.FileMode == 0 {
-		c.FileMode = DefaultFileMode
-	}
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	c.MaxEntries = cmp.Or(c.MaxEntries, DefaultMaxEntries)
+	c.CullFraction = cmp.Or(c.CullFraction, DefaultCullFraction)
+	c.MaxValueBytes = cmp.Or(c.MaxValueBytes, c.MaxBytes/8)
+	c.SweepInterval = cmp.Or(c.SweepInterval, DefaultSweepInterval)
+	c.LockTimeout = cmp.Or(c.LockTimeout, DefaultLockTimeout)
+	c.FileMode = cmp.Or(c.FileMode, DefaultFileMode)
 	return c, nil
 }
 

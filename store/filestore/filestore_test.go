@@ -135,8 +135,8 @@ func TestConfigErrors(t *testing.T) {
 				s.Close()
 				t.Fatal("no error")
 			}
-			if !strings.HasPrefix(err.Error(), "filestore: ") {
-				t.Errorf("error %q lacks the package prefix", err)
+			if !strings.HasPrefix(err.Error(), "filestore: ") || !errors.Is(err, store.ErrInvalidConfig) {
+				t.Errorf("error %q lacks the package prefix or does not wrap ErrInvalidConfig", err)
 			}
 		})
 	}

@@ -119,7 +119,7 @@
 // Every failure that is not a protocol answer (connection refused, a timeout,
 // a server error) is returned wrapped with [store.ErrUnavailable]; the socket
 // timeout per call is the client's Timeout ([Config.Timeout]). After
-// [Config.BreakerThreshold] consecutive failures the breaker opens: calls
+// [Config.BreakerFailures] consecutive failures the breaker opens: calls
 // return ErrUnavailable at once for [Config.BreakerCooldown], then one call
 // probes the server and, if it answers, the store resumes. A value above
 // [Config.MaxValueBytes] returns [store.ErrTooLarge] without a round trip.

@@ -1,6 +1,7 @@
 package memcachestore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/gormcache/gormcache/internal/breaker"
 	"github.com/gormcache/gormcache/store"
 )
 
@@ -22,11 +24,11 @@ const (
 	DefaultMaxValueBytes = 1<<20 - 1024
 	// DefaultTimeout is the socket timeout set on a client that has none.
 	DefaultTimeout = 200 * time.Millisecond
-	// DefaultBreakerThreshold is the number of consecutive failures that
+	// DefaultBreakerFailures is the number of consecutive failures that
 	// opens the breaker.
-	DefaultBreakerThreshold = 5
+	DefaultBreakerFailures = breaker.DefaultFailures
 	// DefaultBreakerCooldown is how long an open breaker refuses calls.
-	DefaultBreakerCooldown = time.Second
+	DefaultBreakerCooldown = breaker.DefaultCooldown
 )
 
 // maxPrefix bounds Config.Prefix so that hashed keys always fit in 250 bytes.
@@ -46,13 +48,14 @@ type Config struct {
 	// Timeout. 0 keeps the client's own Timeout, or sets DefaultTimeout when
 	// the client has none. Negative is an error.
 	Timeout time.Duration
-	// BreakerThreshold is the number of consecutive failures after which
-	// calls fail at once with store.ErrUnavailable for BreakerCooldown.
-	// 0 means DefaultBreakerThreshold; negative disables the breaker.
-	BreakerThreshold int
-	// BreakerCooldown is how long an open breaker refuses calls before one
-	// call probes the server again. 0 means DefaultBreakerCooldown. Negative
-	// is an error.
+	// BreakerFailures is the number of consecutive failed calls after which
+	// the store stops calling memcached for BreakerCooldown, returning
+	// store.ErrUnavailable at once. 0 means DefaultBreakerFailures (5).
+	// Negative is an error.
+	BreakerFailures int
+	// BreakerCooldown is how long an open breaker refuses calls before it
+	// lets one through as a probe; the probe's success closes it. 0 means
+	// DefaultBreakerCooldown (1s). Negative is an error.
 	BreakerCooldown time.Duration
 }
 
@@ -63,9 +66,9 @@ type Stats struct {
 	Errors uint64
 	// Rejected counts calls refused at once because the breaker was open.
 	Rejected uint64
-	// BreakerTrips counts the times the breaker opened.
-	BreakerTrips uint64
-	// BreakerOpen reports whether the breaker is open now.
+	// BreakerOpens counts the times the breaker opened.
+	BreakerOpens uint64
+	// BreakerOpen tells whether the breaker is open now.
 	BreakerOpen bool
 	// TooLarge counts values refused for their size.
 	TooLarge uint64
@@ -84,12 +87,9 @@ type Store struct {
 	maxValue int
 	now      func() time.Time
 
-	threshold int64
-	cooldown  int64 // nanoseconds
-	fails     atomic.Int64
-	openUntil atomic.Int64 // unix nanos; 0 = closed
+	br *breaker.Breaker
 
-	errors, rejected, trips, tooLarge, conflicts, created atomic.Uint64
+	errors, rejected, tooLarge, conflicts, created atomic.Uint64
 
 	mu     sync.RWMutex // held for reading by every call; Close takes it to wait for them
 	closed bool
@@ -104,28 +104,16 @@ func New(client *memcache.Client, cfg Config) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("memcachestore: nil client")
 	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		mc:        client,
-		prefix:    cfg.Prefix,
-		maxValue:  cfg.MaxValueBytes,
-		now:       time.Now,
-		threshold: int64(cfg.BreakerThreshold),
-		cooldown:  int64(cfg.BreakerCooldown),
-	}
-	if s.prefix == "" {
-		s.prefix = DefaultPrefix
-	}
-	if s.maxValue == 0 {
-		s.maxValue = DefaultMaxValueBytes
-	}
-	if s.threshold == 0 {
-		s.threshold = DefaultBreakerThreshold
-	}
-	if s.cooldown == 0 {
-		s.cooldown = int64(DefaultBreakerCooldown)
+		mc:       client,
+		prefix:   cfg.Prefix,
+		maxValue: cfg.MaxValueBytes,
+		now:      time.Now,
+		br:       breaker.New(cfg.BreakerFailures, cfg.BreakerCooldown),
 	}
 	switch {
 	case cfg.Timeout > 0:
@@ -136,30 +124,33 @@ func New(client *memcache.Client, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (c *Config) validate() error {
-	if len(c.Prefix) > maxPrefix || !legal(c.Prefix) {
-		return fmt.Errorf("memcachestore: Prefix %q: want at most %d bytes of printable ASCII without spaces", c.Prefix, maxPrefix)
+// withDefaults checks c and returns it with the defaults in its zero fields
+// (but Timeout, whose default depends on the client: see New).
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case len(c.Prefix) > maxPrefix || !legal(c.Prefix):
+		return c, fmt.Errorf("memcachestore: %w: Prefix %q: want at most %d bytes of printable ASCII without spaces", store.ErrInvalidConfig, c.Prefix, maxPrefix)
+	case c.MaxValueBytes < 0:
+		return c, fmt.Errorf("memcachestore: %w: MaxValueBytes must not be negative (got %d)", store.ErrInvalidConfig, c.MaxValueBytes)
+	case c.Timeout < 0:
+		return c, fmt.Errorf("memcachestore: %w: Timeout must not be negative (got %v)", store.ErrInvalidConfig, c.Timeout)
 	}
-	if c.MaxValueBytes < 0 {
-		return fmt.Errorf("memcachestore: MaxValueBytes must not be negative (got %d)", c.MaxValueBytes)
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.MaxValueBytes = cmp.Or(c.MaxValueBytes, DefaultMaxValueBytes)
+	var err error
+	if c.BreakerFailures, c.BreakerCooldown, err = breaker.WithDefaults(c.BreakerFailures, c.BreakerCooldown); err != nil {
+		return c, fmt.Errorf("memcachestore: %w", err)
 	}
-	if c.Timeout < 0 {
-		return fmt.Errorf("memcachestore: Timeout must not be negative (got %v)", c.Timeout)
-	}
-	if c.BreakerCooldown < 0 {
-		return fmt.Errorf("memcachestore: BreakerCooldown must not be negative (got %v)", c.BreakerCooldown)
-	}
-	return nil
+	return c, nil
 }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	until := s.openUntil.Load()
 	return Stats{
 		Errors:          s.errors.Load(),
 		Rejected:        s.rejected.Load(),
-		BreakerTrips:    s.trips.Load(),
-		BreakerOpen:     until != 0 && s.now().UnixNano() < until,
+		BreakerOpens:    s.br.Opens(),
+		BreakerOpen:     s.br.Open(),
 		TooLarge:        s.tooLarge.Load(),
 		Conflicts:       s.conflicts.Load(),
 		VersionsCreated: s.created.Load(),
@@ -167,35 +158,45 @@ func (s *Store) Stats() Stats {
 }
 
 // begin starts a call: it fails when the store is closed, the context is
-// done or the breaker is open. On success the caller must call s.end.
-func (s *Store) begin(ctx context.Context) error {
+// done or the breaker is open. On success the caller must call s.end with
+// probe. The call's memcached requests report to the breaker through
+// s.check.
+func (s *Store) begin(ctx context.Context) (probe bool, err error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return store.ErrClosed
+		return false, store.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		s.mu.RUnlock()
-		return fmt.Errorf("memcachestore: %w", err)
+		return false, fmt.Errorf("memcachestore: %w", err)
 	}
-	if err := s.allow(); err != nil {
+	probe, ok := s.br.Allow()
+	if !ok {
 		s.mu.RUnlock()
-		return err
+		s.rejected.Add(1)
+		return false, fmt.Errorf("memcachestore: circuit breaker open: %w", store.ErrUnavailable)
 	}
-	return nil
+	return probe, nil
 }
 
-func (s *Store) end() { s.mu.RUnlock() }
+// end ends a call begun with s.begin: its requests have told the breaker
+// how they went, and a probe lets the next call probe.
+func (s *Store) end(probe bool) {
+	s.br.Abandon(probe)
+	s.mu.RUnlock()
+}
 
 // Get implements [store.Store].
 func (s *Store) Get(ctx context.Context, key string, tags []string, versions []uint64) ([]byte, error) {
 	if len(tags) != len(versions) {
 		return nil, fmt.Errorf("memcachestore: %d tags but %d versions", len(tags), len(versions))
 	}
-	if err := s.begin(ctx); err != nil {
+	probe, err := s.begin(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer s.end()
+	defer s.end(probe)
 	return s.read(s.key(kindEntry, key), tags, versions)
 }
 
@@ -204,14 +205,15 @@ func (s *Store) Versions(ctx context.Context, tags []string, versions []uint64) 
 	if len(tags) != len(versions) {
 		return fmt.Errorf("memcachestore: %d tags but %d versions", len(tags), len(versions))
 	}
-	if err := s.begin(ctx); err != nil {
+	probe, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer s.end()
+	defer s.end(probe)
 	if len(tags) == 0 {
 		return nil
 	}
-	_, err := s.read("", tags, versions)
+	_, err = s.read("", tags, versions)
 	return err
 }
 
@@ -221,10 +223,11 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		s.tooLarge.Add(1)
 		return fmt.Errorf("memcachestore: %d bytes (limit %d): %w", len(value), s.maxValue, store.ErrTooLarge)
 	}
-	if err := s.begin(ctx); err != nil {
+	probe, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer s.end()
+	defer s.end(probe)
 	it := &memcache.Item{Key: s.key(kindEntry, key), Value: value, Expiration: expiration(ttl, s.now, 0)}
 	return s.check("set", s.mc.Set(it))
 }
@@ -234,10 +237,11 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if err := s.begin(ctx); err != nil {
+	probe, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer s.end()
+	defer s.end(probe)
 	return parallel(len(keys), func(i int) error {
 		err := s.mc.Delete(s.key(kindEntry, keys[i]))
 		if errors.Is(err, memcache.ErrCacheMiss) {
@@ -249,10 +253,11 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 
 // Bump implements [store.Store].
 func (s *Store) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
-	if err := s.begin(ctx); err != nil {
+	probe, err := s.begin(ctx)
+	if err != nil {
 		return 0, err
 	}
-	defer s.end()
+	defer s.end(probe)
 	tags = distinct(tags)
 	var lease uint64
 	var records map[string]*memcache.Item
@@ -273,19 +278,17 @@ func (s *Store) Bump(ctx context.Context, tags []string, hold time.Duration) (ui
 				return s.check("add lease", err)
 			})
 		}()
-		var err error
 		records, err = s.records(tags)
 		<-done
 		if err := errors.Join(leaseErr, err); err != nil {
 			return 0, err
 		}
 	} else {
-		var err error
 		if records, err = s.records(tags); err != nil {
 			return 0, err
 		}
 	}
-	err := parallel(len(tags), func(i int) error {
+	err = parallel(len(tags), func(i int) error {
 		_, _, err := s.bumpTag(tags[i], lease, 0, records)
 		return err
 	})
@@ -297,10 +300,11 @@ func (s *Store) Bump(ctx context.Context, tags []string, hold time.Duration) (ui
 
 // Release implements [store.Store].
 func (s *Store) Release(ctx context.Context, tags []string, lease uint64) error {
-	if err := s.begin(ctx); err != nil {
+	probe, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
-	defer s.end()
+	defer s.end(probe)
 	tags = distinct(tags)
 	records, err := s.records(tags)
 	if err != nil {
@@ -338,18 +342,19 @@ func (s *Store) check(op string, err error) error {
 	switch {
 	case err == nil, errors.Is(err, memcache.ErrCacheMiss), errors.Is(err, memcache.ErrNotStored),
 		errors.Is(err, memcache.ErrCASConflict):
-		s.succeeded()
+		s.br.Success(false)
 		return err
 	case errors.Is(err, memcache.ErrMalformedKey):
 		return fmt.Errorf("memcachestore: %s: %w", op, err) // a bug here, not the server's fault
 	case strings.Contains(err.Error(), "object too large"):
 		// SERVER_ERROR object too large for cache: the server runs with a
 		// smaller -I than MaxValueBytes.
-		s.succeeded()
+		s.br.Success(false)
 		s.tooLarge.Add(1)
 		return fmt.Errorf("memcachestore: %s: %w: %w", op, store.ErrTooLarge, err)
 	}
-	s.failed()
+	s.errors.Add(1)
+	s.br.Failure(false)
 	return fmt.Errorf("memcachestore: %s: %w: %w", op, store.ErrUnavailable, err)
 }
 

@@ -73,20 +73,22 @@ func TestConfig(t *testing.T) {
 	t.Parallel()
 	mc := memcache.New(sharedAddr)
 	for _, tt := range []struct {
-		name string
-		cfg  memcachestore.Config
+		name  string
+		cfg   memcachestore.Config
+		field string // named in the error
 	}{
-		{"prefix with a space", memcachestore.Config{Prefix: "a b"}},
-		{"prefix with a newline", memcachestore.Config{Prefix: "a\n"}},
-		{"long prefix", memcachestore.Config{Prefix: strings.Repeat("p", 129)}},
-		{"negative MaxValueBytes", memcachestore.Config{MaxValueBytes: -1}},
-		{"negative Timeout", memcachestore.Config{Timeout: -time.Second}},
-		{"negative BreakerCooldown", memcachestore.Config{BreakerCooldown: -time.Second}},
+		{"prefix with a space", memcachestore.Config{Prefix: "a b"}, "Prefix"},
+		{"prefix with a newline", memcachestore.Config{Prefix: "a\n"}, "Prefix"},
+		{"long prefix", memcachestore.Config{Prefix: strings.Repeat("p", 129)}, "Prefix"},
+		{"negative MaxValueBytes", memcachestore.Config{MaxValueBytes: -1}, "MaxValueBytes"},
+		{"negative Timeout", memcachestore.Config{Timeout: -time.Second}, "Timeout"},
+		{"negative BreakerFailures", memcachestore.Config{BreakerFailures: -1}, "BreakerFailures"},
+		{"negative BreakerCooldown", memcachestore.Config{BreakerCooldown: -time.Second}, "BreakerCooldown"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := memcachestore.New(mc, tt.cfg)
-			if err == nil || !strings.HasPrefix(err.Error(), "memcachestore: ") {
-				t.Fatalf("New: err = %v, want a memcachestore: error", err)
+			if !errors.Is(err, store.ErrInvalidConfig) || !strings.HasPrefix(err.Error(), "memcachestore: ") || !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("New: err = %v, want a memcachestore: error wrapping ErrInvalidConfig about %s", err, tt.field)
 			}
 		})
 	}

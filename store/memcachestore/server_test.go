@@ -146,9 +146,9 @@ func TestFailOpenAndHeal(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	s, err := memcachestore.New(client(srv.addr), memcachestore.Config{
-		Timeout:          500 * time.Millisecond,
-		BreakerThreshold: 3,
-		BreakerCooldown:  200 * time.Millisecond,
+		Timeout:         500 * time.Millisecond,
+		BreakerFailures: 3,
+		BreakerCooldown: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestFailOpenAndHeal(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if !st.BreakerOpen || st.BreakerTrips != 1 || st.Errors != 3 || st.Rejected != 2 {
+	if !st.BreakerOpen || st.BreakerOpens != 1 || st.Errors != 3 || st.Rejected != 2 {
 		t.Fatalf("stats with the server down: %+v; want the breaker open after 3 errors, 2 calls rejected", st)
 	}
 	for name, err := range map[string]error{

@@ -123,7 +123,7 @@ func TestBumpLosesEveryRace(t *testing.T) {
 			}
 		})
 	}
-	if st := s.Stats(); st.BreakerOpen || st.BreakerTrips != 0 || st.Errors != 0 {
+	if st := s.Stats(); st.BreakerOpen || st.BreakerOpens != 0 || st.Errors != 0 {
 		t.Errorf("lost races counted as server failures: %+v", st)
 	}
 	p.racing.Store(false)

@@ -11,6 +11,7 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -31,14 +32,11 @@ type Config struct {
 	// MaxBytes bounds the estimated memory held by entries. 0 means
 	// DefaultMaxBytes. Negative is an error.
 	MaxBytes int64
-	// Now returns the current time; nil means time.Now. For tests.
-	Now func() time.Time
 }
 
 // Store is an in-process [store.Store] and [store.ValueStore].
 type Store struct {
 	cache  *otter.Cache[string, *item]
-	now    func() time.Time
 	next   atomic.Uint64
 	mu     sync.RWMutex
 	tags   map[string]*tagState
@@ -62,19 +60,23 @@ type tagState struct {
 	holds   map[uint64]int64 // lease id → deadline (unix nanos)
 }
 
+// withDefaults checks c and returns it with the defaults in its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	if c.MaxBytes < 0 {
+		return c, fmt.Errorf("memstore: %w: MaxBytes must not be negative (got %d)", store.ErrInvalidConfig, c.MaxBytes)
+	}
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	return c, nil
+}
+
 // New returns a store bounded by cfg.MaxBytes.
 func New(cfg Config) (*Store, error) {
-	if cfg.MaxBytes < 0 {
-		return nil, fmt.Errorf("memstore: MaxBytes must not be negative (got %d)", cfg.MaxBytes)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	maxBytes := cfg.MaxBytes
-	if maxBytes == 0 {
-		maxBytes = DefaultMaxBytes
-	}
-	s := &Store{now: cfg.Now, tags: make(map[string]*tagState)}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s := &Store{tags: make(map[string]*tagState)}
 	c, err := otter.New(&otter.Options[string, *item]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(key string, it *item) uint32 {
@@ -106,7 +108,7 @@ func (s *Store) lookup(key string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	if it.deadline != 0 && s.now().UnixNano() >= it.deadline {
+	if it.deadline != 0 && time.Now().UnixNano() >= it.deadline {
 		s.cache.Invalidate(key)
 		return nil, false
 	}
@@ -122,7 +124,7 @@ func (s *Store) put(key string, v any, size int, ttl time.Duration) error {
 	}
 	it := &item{value: v, size: uint32(size), ttl: ttl}
 	if ttl > 0 {
-		it.deadline = s.now().Add(ttl).UnixNano()
+		it.deadline = time.Now().Add(ttl).UnixNano()
 	}
 	s.cache.Set(key, it)
 	return nil
@@ -188,7 +190,7 @@ func (s *Store) Versions(_ context.Context, tags []string, versions []uint64) er
 			versions[i] = 0
 		case len(st.holds) > 0:
 			if now == 0 {
-				now = s.now().UnixNano()
+				now = time.Now().UnixNano()
 			}
 			versions[i] = st.version
 			for _, deadline := range st.holds {
@@ -226,7 +228,7 @@ func (s *Store) Versions(_ context.Context, tags []string, versions []uint64) er
 			continue
 		}
 		if now == 0 {
-			now = s.now().UnixNano()
+			now = time.Now().UnixNano()
 		}
 		versions[i] = st.version
 		for _, deadline := range st.holds {
@@ -258,9 +260,9 @@ func (s *Store) Bump(_ context.Context, tags []string, hold time.Duration) (uint
 	var deadline int64
 	if hold > 0 {
 		lease = s.newVersion()
-		deadline = s.now().Add(hold).UnixNano()
+		deadline = time.Now().Add(hold).UnixNano()
 	}
-	now := s.now().UnixNano()
+	now := time.Now().UnixNano()
 	s.mu.Lock()
 	for _, t := range tags {
 		st := s.tags[t]

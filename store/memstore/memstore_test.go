@@ -2,8 +2,11 @@ package memstore_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gormcache/gormcache/store"
@@ -24,8 +27,9 @@ func TestConformance(t *testing.T) {
 
 func TestNegativeMaxBytes(t *testing.T) {
 	t.Parallel()
-	if _, err := memstore.New(memstore.Config{MaxBytes: -1}); err == nil {
-		t.Fatal("MaxBytes -1 accepted")
+	_, err := memstore.New(memstore.Config{MaxBytes: -1})
+	if !errors.Is(err, store.ErrInvalidConfig) || !strings.HasPrefix(err.Error(), "memstore: ") || !strings.Contains(err.Error(), "MaxBytes") {
+		t.Fatalf("MaxBytes -1: err = %v, want a memstore: error about MaxBytes wrapping ErrInvalidConfig", err)
 	}
 }
 
@@ -84,4 +88,49 @@ func TestConcurrentFirstReadsNeverZero(t *testing.T) {
 			t.Fatalf("round %d: %d first reads saw version 0", round, len(zero))
 		}
 	}
+}
+
+// TestExpiryOnFakeClock runs an entry's TTL and a hold's duration out on
+// synctest's clock: both end exactly when they should, with no sleeping.
+func TestExpiryOnFakeClock(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s, err := memstore.New(memstore.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Set(ctx, "k", []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Bump(ctx, []string{"t"}, 10*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		read := func() ([]byte, uint64) {
+			t.Helper()
+			v := make([]uint64, 1)
+			b, err := s.Get(ctx, "k", []string{"t"}, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b, v[0]
+		}
+		time.Sleep(10*time.Minute - time.Nanosecond)
+		if b, v := read(); string(b) != "v" || v != 0 {
+			t.Fatalf("before the hold ends: %q, version %d; want the entry and a held tag (0)", b, v)
+		}
+		time.Sleep(time.Nanosecond)
+		if _, v := read(); v == 0 {
+			t.Fatal("the hold outlived its duration")
+		}
+		time.Sleep(50*time.Minute - time.Nanosecond)
+		if b, _ := read(); string(b) != "v" {
+			t.Fatalf("before the TTL: %q, want the entry", b)
+		}
+		time.Sleep(time.Nanosecond)
+		if b, _ := read(); b != nil {
+			t.Fatalf("after the TTL: %q, want a miss", b)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/breaker"
 	"github.com/gormcache/gormcache/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -21,8 +23,8 @@ import (
 const (
 	DefaultPrefix          = "gc:"
 	DefaultTimeout         = 100 * time.Millisecond
-	DefaultBreakerFailures = 5
-	DefaultBreakerCooldown = time.Second
+	DefaultBreakerFailures = breaker.DefaultFailures
+	DefaultBreakerCooldown = breaker.DefaultCooldown
 	DefaultMaxValueBytes   = 4 << 20
 	DefaultTTL             = 30 * 24 * time.Hour
 )
@@ -77,40 +79,27 @@ type Config struct {
 	WaitReplicas int
 }
 
+// withDefaults checks c and returns it with the defaults in its zero fields.
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Timeout < 0:
-		return c, fmt.Errorf("redisstore: Timeout must not be negative (got %v)", c.Timeout)
+		return c, fmt.Errorf("redisstore: %w: Timeout must not be negative (got %v)", store.ErrInvalidConfig, c.Timeout)
 	case c.WaitReplicas < 0:
-		return c, fmt.Errorf("redisstore: WaitReplicas must not be negative (got %d)", c.WaitReplicas)
-	case c.BreakerFailures < 0:
-		return c, fmt.Errorf("redisstore: BreakerFailures must not be negative (got %d)", c.BreakerFailures)
-	case c.BreakerCooldown < 0:
-		return c, fmt.Errorf("redisstore: BreakerCooldown must not be negative (got %v)", c.BreakerCooldown)
+		return c, fmt.Errorf("redisstore: %w: WaitReplicas must not be negative (got %d)", store.ErrInvalidConfig, c.WaitReplicas)
 	case c.MaxValueBytes < 0 || c.MaxValueBytes > maxValueLimit:
-		return c, fmt.Errorf("redisstore: MaxValueBytes must be between 0 and %d (got %d)", maxValueLimit, c.MaxValueBytes)
+		return c, fmt.Errorf("redisstore: %w: MaxValueBytes must be between 0 and %d (got %d)", store.ErrInvalidConfig, maxValueLimit, c.MaxValueBytes)
 	case c.DefaultTTL < 0:
-		return c, fmt.Errorf("redisstore: DefaultTTL must not be negative (got %v)", c.DefaultTTL)
+		return c, fmt.Errorf("redisstore: %w: DefaultTTL must not be negative (got %v)", store.ErrInvalidConfig, c.DefaultTTL)
 	case strings.ContainsAny(c.Prefix, "{}"):
-		return c, fmt.Errorf("redisstore: Prefix must not contain braces (got %q): they would change the cluster hash tag that keeps a tag's keys in one slot", c.Prefix)
+		return c, fmt.Errorf("redisstore: %w: Prefix must not contain braces (got %q): they would change the cluster hash tag that keeps a tag's keys in one slot", store.ErrInvalidConfig, c.Prefix)
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.BreakerFailures == 0 {
-		c.BreakerFailures = DefaultBreakerFailures
-	}
-	if c.BreakerCooldown == 0 {
-		c.BreakerCooldown = DefaultBreakerCooldown
-	}
-	if c.MaxValueBytes == 0 {
-		c.MaxValueBytes = DefaultMaxValueBytes
-	}
-	if c.DefaultTTL == 0 {
-		c.DefaultTTL = DefaultTTL
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.MaxValueBytes = cmp.Or(c.MaxValueBytes, DefaultMaxValueBytes)
+	c.DefaultTTL = cmp.Or(c.DefaultTTL, DefaultTTL)
+	var err error
+	if c.BreakerFailures, c.BreakerCooldown, err = breaker.WithDefaults(c.BreakerFailures, c.BreakerCooldown); err != nil {
+		return c, fmt.Errorf("redisstore: %w", err)
 	}
 	return c, nil
 }
@@ -125,7 +114,7 @@ type Store struct {
 	timeout  time.Duration
 	maxValue int
 	ttl      time.Duration
-	br       breaker
+	br       *breaker.Breaker
 	closed   atomic.Bool
 
 	tagCache    sync.Map // tag → tagKeys
@@ -172,7 +161,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		wait:     cfg.WaitReplicas,
 		maxValue: cfg.MaxValueBytes,
 		ttl:      cfg.DefaultTTL,
-		br:       breaker{threshold: int64(cfg.BreakerFailures), cooldown: cfg.BreakerCooldown},
+		br:       breaker.New(cfg.BreakerFailures, cfg.BreakerCooldown),
 	}
 	switch c := rdb.(type) {
 	case *redis.Client:
@@ -203,7 +192,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		return nil, errors.New("redisstore: *redis.Ring is not supported: it moves keys to other shards while a shard is down, so a tag's bumps can land on a shard other than the one its version is read from once the shard is back; use a *redis.ClusterClient (or a single node with Sentinel)")
 	}
 	if s.wait > 0 && !s.oneNode {
-		return nil, errors.New("redisstore: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes")
+		return nil, fmt.Errorf("redisstore: %w: WaitReplicas needs a single-node or Sentinel client (*redis.Client): a cluster client cannot send WAIT on the connections of its writes", store.ErrInvalidConfig)
 	}
 	s.watch = newMasterWatch(rdb, masterCheckTimeout(s.timeout), &s.roundTrips)
 	return s, nil
@@ -251,8 +240,8 @@ func (s *Store) Stats() Stats {
 		Timeouts:     s.timeouts.Load(),
 		Canceled:     s.canceled.Load(),
 		Rejected:     s.rejected.Load(),
-		BreakerOpens: s.br.opens.Load(),
-		BreakerOpen:  s.br.isOpen(),
+		BreakerOpens: s.br.Opens(),
+		BreakerOpen:  s.br.Open(),
 	}
 	if s.watch != nil {
 		st.MasterChanges = s.watch.changes.Load()
@@ -639,7 +628,7 @@ var errReply = errors.New("unexpected reply")
 // does not honour deadlines, fn runs in its own goroutine and is abandoned
 // at the timeout.
 func (s *Store) call(ctx context.Context, op string, fn func(context.Context) error) error {
-	probe, ok := s.br.allow()
+	probe, ok := s.br.Allow()
 	if !ok {
 		s.rejected.Add(1)
 		return fmt.Errorf("redisstore: %s: circuit breaker open: %w", op, store.ErrUnavailable)
@@ -676,18 +665,18 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 	timedOut := cctx.Err() != nil || isTimeout(err)
 	cancel()
 	if err == nil {
-		s.br.success(probe)
+		s.br.Success(probe)
 		return nil
 	}
 	if errors.Is(err, errMasterChanged) {
-		s.br.success(probe) // Redis answered: a new master
+		s.br.Success(probe) // Redis answered: a new master
 		return s.fail(op, err)
 	}
 	if store.CallerGaveUp(ctx) {
 		// The application gave up: that tells nothing about Redis. (A
 		// deadline a cache in front set with store.WithTimeout is Redis
 		// not answering, counted below.)
-		s.br.abandon(probe)
+		s.br.Abandon(probe)
 		s.canceled.Add(1)
 		return fmt.Errorf("redisstore: %s: %w", op, ctx.Err())
 	}
@@ -696,12 +685,12 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 		err = fmt.Errorf("no answer within %v: %w", s.timeout, err)
 	}
 	if tripsBreaker(err) {
-		s.br.failure(probe)
+		s.br.Failure(probe)
 		if s.reload != nil {
 			s.reload(ctx)
 		}
 	} else {
-		s.br.success(probe) // Redis answered, with an error
+		s.br.Success(probe) // Redis answered, with an error
 	}
 	return s.fail(op, err)
 }

@@ -99,12 +99,12 @@ func TestConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 				if s.keys.entry("k") != "gc:e:k" || s.timeout != DefaultTimeout || s.maxValue != DefaultMaxValueBytes ||
-					s.ttl != DefaultTTL || s.br.threshold != DefaultBreakerFailures || s.br.cooldown != DefaultBreakerCooldown {
+					s.ttl != DefaultTTL || s.br.Failures() != DefaultBreakerFailures || s.br.Cooldown() != DefaultBreakerCooldown {
 					t.Fatalf("zero Config did not give the defaults: %+v", s)
 				}
 				return
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), "redisstore: ") || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, store.ErrInvalidConfig) || !strings.HasPrefix(err.Error(), "redisstore: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New(%+v) = %v; want an error about %s", tc.cfg, err, tc.want)
 			}
 		})

@@ -47,20 +47,7 @@ type heartbeat struct {
 	wg     sync.WaitGroup
 }
 
-// heartbeatTimes applies the defaults to Config's HeartbeatInterval and
-// HeartbeatTimeout.
-func heartbeatTimes(interval, timeout time.Duration) (time.Duration, time.Duration) {
-	if interval == 0 {
-		interval = DefaultHeartbeatInterval
-	}
-	if timeout == 0 {
-		timeout = 3 * interval
-	}
-	return interval, timeout
-}
-
 func newHeartbeat(vt *versionTable, bus Bus, interval, timeout time.Duration) *heartbeat {
-	interval, timeout = heartbeatTimes(interval, timeout)
 	return &heartbeat{vt: vt, bus: bus, interval: interval, timeout: timeout}
 }
 

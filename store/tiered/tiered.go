@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,29 +84,37 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 }
 
-func (c *Config) validate() error {
+// withDefaults checks c and returns it with the defaults in its zero fields
+// (L1TTL and the heartbeat's times with a Bus; L1 is made by New).
+func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.L1MaxBytes < 0:
-		return fmt.Errorf("tiered: L1MaxBytes must not be negative (got %d)", c.L1MaxBytes)
+		return c, fmt.Errorf("tiered: %w: L1MaxBytes must not be negative (got %d)", store.ErrInvalidConfig, c.L1MaxBytes)
 	case c.L1 != nil && c.L1MaxBytes != 0:
-		return errors.New("tiered: L1MaxBytes is for the L1 the store makes; it must be 0 when L1 is set")
+		return c, fmt.Errorf("tiered: %w: L1MaxBytes is for the L1 the store makes; it must be 0 when L1 is set", store.ErrInvalidConfig)
 	case c.L1TTL < 0:
-		return fmt.Errorf("tiered: L1TTL must not be negative (got %v)", c.L1TTL)
+		return c, fmt.Errorf("tiered: %w: L1TTL must not be negative (got %v)", store.ErrInvalidConfig, c.L1TTL)
 	case c.Bus == nil && c.L1TTL == 0:
-		return errors.New("tiered: L1TTL must be set when there is no Bus: it bounds how long other instances' writes go unseen")
+		return c, fmt.Errorf("tiered: %w: L1TTL must be set when there is no Bus: it bounds how long other instances' writes go unseen", store.ErrInvalidConfig)
 	case (c.Encode == nil) != (c.Decode == nil):
-		return errors.New("tiered: set both Encode and Decode, or neither")
+		return c, fmt.Errorf("tiered: %w: set both Encode and Decode, or neither", store.ErrInvalidConfig)
 	case c.HeartbeatInterval < 0:
-		return fmt.Errorf("tiered: HeartbeatInterval must not be negative (got %v)", c.HeartbeatInterval)
+		return c, fmt.Errorf("tiered: %w: HeartbeatInterval must not be negative (got %v)", store.ErrInvalidConfig, c.HeartbeatInterval)
 	case c.HeartbeatTimeout < 0:
-		return fmt.Errorf("tiered: HeartbeatTimeout must not be negative (got %v)", c.HeartbeatTimeout)
+		return c, fmt.Errorf("tiered: %w: HeartbeatTimeout must not be negative (got %v)", store.ErrInvalidConfig, c.HeartbeatTimeout)
 	case c.Bus == nil && (c.HeartbeatInterval != 0 || c.HeartbeatTimeout != 0):
-		return errors.New("tiered: HeartbeatInterval and HeartbeatTimeout check a Bus; they must be 0 without one")
+		return c, fmt.Errorf("tiered: %w: HeartbeatInterval and HeartbeatTimeout check a Bus; they must be 0 without one", store.ErrInvalidConfig)
 	}
-	if interval, timeout := heartbeatTimes(c.HeartbeatInterval, c.HeartbeatTimeout); c.Bus != nil && timeout < 2*interval {
-		return fmt.Errorf("tiered: HeartbeatTimeout (%v) must be at least twice HeartbeatInterval (%v)", timeout, interval)
+	if c.Bus == nil {
+		return c, nil
 	}
-	return nil
+	c.L1TTL = cmp.Or(c.L1TTL, DefaultL1TTL)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.HeartbeatTimeout = cmp.Or(c.HeartbeatTimeout, 3*c.HeartbeatInterval)
+	if c.HeartbeatTimeout < 2*c.HeartbeatInterval {
+		return c, fmt.Errorf("tiered: %w: HeartbeatTimeout (%v) must be at least twice HeartbeatInterval (%v)", store.ErrInvalidConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
+	}
+	return c, nil
 }
 
 // Store is a two-level [store.Store] and [store.ValueStore]: an in-process
@@ -166,7 +175,8 @@ func New(l2 store.Store, cfg Config) (*Store, error) {
 	if l2 == nil {
 		return nil, errors.New("tiered: L2 store is nil")
 	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -177,9 +187,6 @@ func New(l2 store.Store, cfg Config) (*Store, error) {
 		decode: cfg.Decode,
 		bus:    cfg.Bus,
 		seed:   maphash.MakeSeed(),
-	}
-	if s.l1TTL == 0 {
-		s.l1TTL = DefaultL1TTL
 	}
 	if s.l1 == nil {
 		ms, err := memstore.New(memstore.Config{MaxBytes: cfg.L1MaxBytes})

@@ -78,7 +78,7 @@ func TestConfig(t *testing.T) {
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("New: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "tiered: ")):
+			case tc.want != "" && (!errors.Is(err, store.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "tiered: ")):
 				t.Fatalf("New: error %v, want one containing %q", err, tc.want)
 			}
 		})

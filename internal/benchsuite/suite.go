@@ -1,4 +1,4 @@
-// Package suite holds the measurements behind gormcache's performance
+// Package benchsuite holds the measurements behind gormcache's performance
 // targets, shared by the plugin's benchmarks (go test -bench) and the
 // gormcache-bench program, so that both measure exactly the same thing.
 //
@@ -6,7 +6,7 @@
 // Cached (GORM with the plugin and its in-process store). Plain and cached
 // cases run in the same process, on the same database and table, one after
 // the other.
-package suite
+package benchsuite
 
 import (
 	"context"
