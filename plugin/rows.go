@@ -1,11 +1,7 @@
 package plugin
 
 import (
-	"database/sql/driver"
-	"hash/fnv"
-	"reflect"
 	"slices"
-	"strconv"
 
 	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
@@ -33,10 +29,6 @@ import (
 // triggers, partitions, Invalidate, outside writers) bumps the rows tag of
 // each table.
 
-// maxRowValues bounds the rows an entry depends on: a read of more values
-// (a long IN list) depends on its table.
-const maxRowValues = 64
-
 // rowRead is a read plan's row condition.
 type rowRead struct {
 	table  string                 // the table's tag
@@ -59,91 +51,18 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 		return nil
 	}
 	for _, c := range sh.Where {
-		if c.Column == col && len(c.Values) <= maxRowValues && c.Values[0].Kind != invalidation.OperandNull {
+		if c.Column == col && len(c.Values) <= core.MaxRowValues && c.Values[0].Kind != invalidation.OperandNull {
 			return &rowRead{table: sh.Table, column: col, values: c.Values}
 		}
 	}
 	return nil
 }
 
-// rowValue returns the canonical text of an integer key value ("" when the
-// value is not certainly an integer the database compares as such).
-func rowValue(op invalidation.Operand, args []any) string {
-	switch op.Kind {
-	case invalidation.OperandNumber:
-		n, err := strconv.ParseInt(op.Text, 10, 64)
-		if err != nil {
-			return ""
-		}
-		return strconv.FormatInt(n, 10)
-	case invalidation.OperandArg:
-		if op.Arg >= len(args) {
-			return ""
-		}
-		return intArg(args[op.Arg])
-	}
-	return ""
-}
-
-// intArg returns the decimal text of an integer argument ("" for anything
-// else: a string the database would convert is left alone).
-func intArg(a any) string {
-	switch v := a.(type) {
-	case int:
-		return strconv.FormatInt(int64(v), 10)
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case int32:
-		return strconv.FormatInt(int64(v), 10)
-	case uint:
-		return strconv.FormatUint(uint64(v), 10)
-	case uint64:
-		return strconv.FormatUint(v, 10)
-	case uint32:
-		return strconv.FormatUint(uint64(v), 10)
-	case driver.Valuer:
-		return "" // its value is the driver's business
-	}
-	rv := reflect.ValueOf(a)
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(rv.Int(), 10)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.FormatUint(rv.Uint(), 10)
-	}
-	return ""
-}
-
-// rowTag is the tag of the rows of table whose key column holds v.
-func rowTag(table, column, v string) string { return core.Row(table, column, "i"+v) }
-
 // tags returns the row tags of the read for args, with the table's rows
 // tag, and the number of distinct values; ok is false when a value is not
 // a certain integer (the read is then table-level).
 func (r *rowRead) tags(args []any) (tags []string, n int, ok bool) {
-	tags = make([]string, 0, len(r.values)+1)
-	for _, op := range r.values {
-		v := rowValue(op, args)
-		if v == "" {
-			return nil, 0, false
-		}
-		t := rowTag(r.table, r.column, v)
-		if !slices.Contains(tags, t) {
-			tags = append(tags, t)
-		}
-	}
-	return append(tags, core.Rows(r.table)), len(tags), true
-}
-
-// looseVersion is what a row-level entry stores in place of its table's
-// version, which it does not depend on: a value derived from the tag, so
-// that only a read with that very tag at that place ignores it. (A real
-// version equals it with probability 2^-64.)
-func looseVersion(tag string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte("gormcache/rows:"))
-	h.Write([]byte(tag))
-	return h.Sum64() | 1<<63
+	return core.RowTags(r.table, r.column, r.values, args)
 }
 
 // sameVersions reports whether an entry stamped with stamp is fresh for
@@ -153,7 +72,7 @@ func sameVersions(stamp, versions []uint64, tags []string, loose int) bool {
 		return false
 	}
 	for i, v := range stamp {
-		if v != versions[i] && !(i == loose-1 && v == looseVersion(tags[i])) {
+		if v != versions[i] && !(i == loose-1 && v == core.LooseVersion(tags[i])) {
 			return false
 		}
 	}
@@ -201,15 +120,15 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 // keyed on col; ok is false when they cannot be named.
 func namedRows(sh invalidation.Shape, col string, args []any) (tags []string, ok bool) {
 	add := func(op invalidation.Operand) bool {
-		v := rowValue(op, args)
+		v := core.RowValue(op, args)
 		if v == "" {
 			return false
 		}
-		t := rowTag(sh.Table, col, v)
+		t := core.RowTag(sh.Table, col, v)
 		if !slices.Contains(tags, t) {
 			tags = append(tags, t)
 		}
-		return len(tags) <= maxRowValues
+		return len(tags) <= core.MaxRowValues
 	}
 	switch sh.Op {
 	case invalidation.ShapeUpdate, invalidation.ShapeDelete:

@@ -276,7 +276,7 @@ func (pr *probe) settle(e *serializer.Entry) string {
 	i := pr.loose - 1
 	if e.Rows == pr.nrows {
 		v := slices.Clone(e.Versions)
-		v[i] = looseVersion(pr.tags[i])
+		v[i] = core.LooseVersion(pr.tags[i])
 		e.Versions = v
 		return ""
 	}
@@ -307,7 +307,9 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	}
 	if pl.rows != nil {
 		if rt, n, ok := pl.rows.tags(args); ok {
-			pr.tags = append(slices.Clone(pr.tags), rt...)
+			// before the global tag, which stays last
+			last := len(pr.tags) - 1
+			pr.tags = append(append(slices.Clone(pr.tags[:last:last]), rt...), pr.tags[last])
 			pr.loose, pr.nrows = slices.Index(pr.tags, pl.rows.table)+1, n
 		}
 	}

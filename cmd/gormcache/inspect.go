@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
 	"github.com/gormcache/gormcache/plugin"
@@ -138,7 +139,36 @@ type tableState struct {
 	Table   string `json:"table"` // "" when the CLI cannot name it
 	Stored  uint64 `json:"stored"`
 	Current uint64 `json:"current,omitempty"`
-	Known   bool   `json:"-"`
+	// RowLevel: the table's own tag, which a row-level entry that found
+	// every row it names does not depend on (its row tags follow)
+	RowLevel bool `json:"row_level,omitempty"`
+	Known    bool `json:"-"`
+}
+
+// rowTagsOf names the row tags of a row-level entry of a read of tables
+// (one table) with n tags: those of the one top-level key condition of its
+// SQL whose values make the count (the CLI does not know the table's key;
+// with several candidates it names none).
+func rowTagsOf(check []byte, tables []string, n int) []string {
+	q, err := keys.ParseQuery(check)
+	if err != nil || len(tables) != 1 || n <= len(tables)+1 {
+		return nil
+	}
+	sh := invalidation.RowShape(invalidation.DialectOf(q.Dialect), q.SQL)
+	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != tables[0] {
+		return nil
+	}
+	var found []string
+	for _, c := range sh.Where {
+		rt, _, ok := core.RowTags(sh.Table, c.Column, c.Values, q.Args)
+		if ok && len(tables)+len(rt)+1 == n {
+			if found != nil {
+				return nil
+			}
+			found = rt
+		}
+	}
+	return found
 }
 
 type columnJSON struct {
@@ -256,6 +286,8 @@ func (rep *report) query(ctx context.Context, e *env, t *target, raw []byte, row
 		}
 	}
 	n := len(ent.Versions)
+	// A row-level read: its row tags come between the tables and "*".
+	named = append(named, rowTagsOf(ent.Check, named, n)...)
 	rep.Tables = make([]tableState, n)
 	var tags []string
 	var idx []int
@@ -267,6 +299,11 @@ func (rep *report) query(ctx context.Context, e *env, t *target, raw []byte, row
 		case i < len(named) && len(named)+1 <= n:
 			rep.Tables[i].Table = named[i]
 		default:
+			continue
+		}
+		if ent.Versions[i] == core.LooseVersion(rep.Tables[i].Table) {
+			// A row-level entry that found all its rows ignores its table.
+			rep.Tables[i].RowLevel = true
 			continue
 		}
 		rep.Tables[i].Known = true
@@ -415,8 +452,11 @@ func (rep *report) text(w io.Writer, rows int) {
 		if name == "" {
 			name = "(a dependency)"
 		}
+		name = strings.ReplaceAll(name, "\x1f", "␟")
 		state := ""
 		switch {
+		case ts.RowLevel:
+			state = "not compared: the entry found every row it names, and depends on their row tags instead"
 		case !ts.Known:
 			state = "current unknown"
 		case ts.Current == 0:

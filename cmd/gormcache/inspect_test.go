@@ -190,7 +190,7 @@ func TestInspectFileStore(t *testing.T) {
 		t.Fatalf("Explain: %+v, %v", ex, err)
 	}
 	r := ok(t, "inspect", "--store", "file://"+dir, ex.Key)
-	for _, want := range []string{"SQL        " + ex.SQL, "1: int64 42", "state      fresh", "chair", "TTL        unknown (the file store"} {
+	for _, want := range []string{"SQL        " + ex.SQL, "1: int64 42", "state      fresh", "chair", "TTL        unknown (the file store", "items␟id=i42", "items␟*", "not compared: the entry found every row"} {
 		if !looseContains(r.stdout, want) {
 			t.Errorf("inspect lacks %q:\n%s", want, r.stdout)
 		}

@@ -20,7 +20,7 @@ var ErrWriteRefused = errors.New("gormcache: write refused")
 
 // Counters count what an Invalidator did.
 type Counters struct {
-	Invalidations   atomic.Uint64 // tags bumped, one per tag per successful bump
+	Invalidations   atomic.Uint64 // tags bumped, one per tag (row tags aside) per successful bump
 	Renewals        atomic.Uint64 // holds renewed (a write ran longer than Lease/2)
 	UnknownOutcomes atomic.Uint64 // writes that ended with a context or connection error
 	Refused         atomic.Uint64 // writes refused (FailWrite)
@@ -175,7 +175,7 @@ func (v *Invalidator) Bump(ctx context.Context, tags []string) error {
 		_, err = v.st.Bump(sctx, tags, 0)
 		cancel()
 		if err == nil {
-			v.C.Invalidations.Add(uint64(len(tags)))
+			v.C.Invalidations.Add(tableTags(tags))
 			v.clearBroken(tags)
 			return nil
 		}
@@ -287,7 +287,7 @@ func (h *Hold) renew() {
 		h.renewal.Reset(min(time.Second, v.cfg.Lease/4))
 		return
 	}
-	v.C.Invalidations.Add(uint64(len(h.tags)))
+	v.C.Invalidations.Add(tableTags(h.tags))
 	v.C.Renewals.Add(1)
 	old := h.id
 	h.id = id
@@ -357,7 +357,7 @@ func (v *Invalidator) HoldForeign(ctx context.Context, tags []string) (func(), e
 			v.Failed(tags, err)
 			return
 		}
-		v.C.Invalidations.Add(uint64(len(tags)))
+		v.C.Invalidations.Add(tableTags(tags))
 	}, nil
 }
 
@@ -447,7 +447,7 @@ func (v *Invalidator) begin(ctx context.Context, tags []string, before bool) (ui
 		id, err = v.st.Bump(sctx, tags, v.cfg.Lease)
 		cancel()
 		if err == nil {
-			v.C.Invalidations.Add(uint64(len(tags)))
+			v.C.Invalidations.Add(tableTags(tags))
 			return id, strays, nil
 		}
 		if id != 0 {
@@ -507,7 +507,7 @@ func (v *Invalidator) endWrite(ctx context.Context, tags []string, id uint64) {
 		}
 		cancel()
 		if err == nil {
-			v.C.Invalidations.Add(uint64(len(tags)))
+			v.C.Invalidations.Add(tableTags(tags))
 			v.clearBroken(tags)
 			return
 		}
@@ -531,7 +531,7 @@ func (v *Invalidator) release(ctx context.Context, tags []string, id uint64) {
 		v.Failed(tags, err)
 		return
 	}
-	v.C.Invalidations.Add(uint64(len(tags)))
+	v.C.Invalidations.Add(tableTags(tags))
 }
 
 // unreleasedLease records a hold whose release failed: it would otherwise
@@ -613,7 +613,7 @@ func (v *Invalidator) retryOnce() bool {
 		if err != nil {
 			return false
 		}
-		v.C.Invalidations.Add(uint64(len(tags)))
+		v.C.Invalidations.Add(tableTags(tags))
 		v.clearBroken(tags)
 	}
 	v.mu.Lock()

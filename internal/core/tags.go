@@ -89,3 +89,16 @@ func Wide(tags []string) []string {
 	}
 	return out
 }
+
+// tableTags counts the tags that are not row tags (Counters.Invalidations
+// counts tables, as Stats documents; row-level writes are counted by the
+// front).
+func tableTags(tags []string) uint64 {
+	n := uint64(0)
+	for _, t := range tags {
+		if !IsRowTag(t) {
+			n++
+		}
+	}
+	return n
+}
