@@ -4,10 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"math"
 	"reflect"
-	"strconv"
-	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
@@ -20,9 +17,10 @@ import (
 // per-row pools, pointer-to-pointer values and appends. It is gorm.Scan
 // (v1.31's default case, mode 0) restricted to those destinations: the same
 // field lookup, NULL leaving a field as it is, RowsAffected, the same errors.
-// A value that needs a conversion takes GORM's own way for that field (its
-// value pool, database/sql's conversion, field.Set), so results and errors
-// are GORM's. Anything else (joins' nested columns, duplicate columns, a
+// A field of a type the conversion table (convert.go) knows is set by it; a
+// value it has no rule for, and any other field, takes GORM's own way for
+// that field (its value pool, database/sql's conversion, field.Set), so
+// results and errors are GORM's. Anything else (joins' nested columns, duplicate columns, a
 // column mapping, arrays, another struct than the model) is left to
 // gorm.Scan: directScan then reports false before touching anything.
 
@@ -36,55 +34,22 @@ type valueRows interface {
 	Err() error
 }
 
-// setKind says how a column's value reaches its field.
-type setKind uint8
+var scannerType = reflect.TypeFor[sql.Scanner]()
 
-const (
-	setIgnore setKind = iota // no field: the value is dropped, as GORM does
-	setPool                  // GORM's own way (value pool, convertAssign, field.Set)
-	setString
-	setInt
-	setUint
-	setFloat
-	setBool
-	setTime
-)
-
-var (
-	timeType    = reflect.TypeFor[time.Time]()
-	scannerType = reflect.TypeFor[sql.Scanner]()
-)
-
-func kindOf(f *schema.Field) setKind {
+// kindOf classifies a field for the conversion table (convert.go). A
+// named type (type Level int) is set by GORM's fallback setter, where NULL
+// makes it zero and conversions are database/sql's: setPool.
+func kindOf(f *schema.Field) (setKind, uint8) {
 	if f.Serializer != nil || reflect.PointerTo(f.FieldType).Implements(scannerType) {
-		return setPool
+		return setPool, 0
 	}
-	if f.FieldType.PkgPath() != "" && f.FieldType != timeType {
-		// A named type (type Level int): GORM sets it through its fallback
-		// setter (NULL makes it zero; conversions are database/sql's).
-		return setPool
-	}
-	if f.FieldType == timeType {
-		return setTime
-	}
-	switch f.FieldType.Kind() {
-	case reflect.String:
-		return setString
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return setInt
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return setUint
-	case reflect.Float64:
-		return setFloat
-	case reflect.Bool:
-		return setBool
-	}
-	return setPool
+	return destKind(f.FieldType)
 }
 
 type colSetter struct {
 	field *schema.Field
 	kind  setKind
+	bits  uint8 // of a number
 }
 
 // directTarget works out where rows go, or returns ok=false when gorm.Scan
@@ -131,7 +96,8 @@ func directTarget(db *gorm.DB, columns []string) (setters []colSetter, rv reflec
 				return nil, rv, nil, false, false // GORM's duplicate-column rules
 			}
 		}
-		setters[i] = colSetter{field: field, kind: kindOf(field)}
+		kind, bits := kindOf(field)
+		setters[i] = colSetter{field: field, kind: kind, bits: bits}
 	}
 	return setters, rv, elemType, isPtr, true
 }
@@ -205,7 +171,7 @@ func setRow(db *gorm.DB, rows valueRows, setters []colSetter, columns []string, 
 		if s.kind == setIgnore || src == nil && s.kind != setPool {
 			continue // NULL leaves a field as it is (GORM sets nothing)
 		}
-		if s.kind != setPool && setDirect(s, s.field.ReflectValueOf(ctx, elem), src) {
+		if s.kind != setPool && setValue(s.kind, s.bits, s.field.ReflectValueOf(ctx, elem), src) {
 			continue
 		}
 		v := s.field.NewValuePool.Get()
@@ -227,71 +193,4 @@ func setRow(db *gorm.DB, rows valueRows, setters []colSetter, columns []string, 
 		db.AddError(s.field.Set(ctx, elem, v))
 		s.field.NewValuePool.Put(v)
 	}
-}
-
-// setDirect does the assignments whose result database/sql and GORM would
-// reach without loss or error; false sends the value GORM's way.
-func setDirect(s *colSetter, f reflect.Value, src driver.Value) bool {
-	switch s.kind {
-	case setString:
-		switch x := src.(type) {
-		case string:
-			f.SetString(x)
-			return true
-		case []byte:
-			f.SetString(string(x))
-			return true
-		}
-	case setInt:
-		if x, ok := src.(int64); ok && !f.OverflowInt(x) {
-			f.SetInt(x)
-			return true
-		}
-	case setUint:
-		switch x := src.(type) {
-		case int64:
-			if x >= 0 && !f.OverflowUint(uint64(x)) {
-				f.SetUint(uint64(x))
-				return true
-			}
-		case uint64:
-			if !f.OverflowUint(x) {
-				f.SetUint(x)
-				return true
-			}
-		}
-	case setFloat:
-		switch x := src.(type) {
-		case float64:
-			f.SetFloat(x)
-			return true
-		case string: // PostgreSQL numeric: database/sql parses the text
-			if v, err := strconv.ParseFloat(x, 64); err == nil && !math.IsInf(v, 0) {
-				f.SetFloat(v)
-				return true
-			}
-		case []byte:
-			if v, err := strconv.ParseFloat(string(x), 64); err == nil && !math.IsInf(v, 0) {
-				f.SetFloat(v)
-				return true
-			}
-		}
-	case setBool:
-		switch x := src.(type) {
-		case bool:
-			f.SetBool(x)
-			return true
-		case int64: // driver.Bool takes exactly 0 and 1
-			if x == 0 || x == 1 {
-				f.SetBool(x == 1)
-				return true
-			}
-		}
-	case setTime:
-		if x, ok := src.(time.Time); ok {
-			*f.Addr().Interface().(*time.Time) = x
-			return true
-		}
-	}
-	return false
 }

@@ -21,10 +21,11 @@ import (
 // (callbacks.BuildQuerySQL; the original callback then skips building) and
 // looks the query up. On a hit whose destination is not a map, it hands GORM
 // a cachedRows, which assigns cached driver values straight to GORM's
-// destination pointers: no database/sql, no replay driver. Only exact, lossless
-// assignments are done here; anything else (a conversion, an error to report)
-// goes through a one-value replay, so conversions and their errors stay
-// exactly database/sql's.
+// destination pointers: no database/sql, no replay driver. Only the
+// conversion table's assignments (convert.go: database/sql's own rules) are
+// done here; anything else (another conversion, an error to report) goes
+// through a one-value replay, so conversions and their errors stay exactly
+// database/sql's.
 
 // queryCallback wraps gorm:query. The fast path stands in for GORM's own
 // callbacks.Query, so it is taken only when that is what orig is: any other
@@ -448,111 +449,112 @@ func (r *cachedRows) Scan(dest ...any) error {
 
 // assign stores src in dest as database/sql's convertAssign would.
 func assign(dest any, src driver.Value) error {
-	if b, ok := src.([]byte); ok {
-		src = bytes.Clone(b) // entries are shared; destinations may keep what they get
-	}
 	if assignExact(dest, src) {
 		return nil
 	}
-	return assignSlow(dest, src)
+	return assignSlow(dest, src) // (which copies bytes: entries are shared)
 }
 
-// assignExact does the lossless assignments that need no conversion.
+// assignExact does the assignments of the conversion table (convert.go),
+// for pointers to the types it classifies and pointers to those pointers
+// (GORM scans struct fields through **T); false: database/sql's way. The
+// common destinations are switched on without reflection.
 func assignExact(dest any, src driver.Value) bool {
 	switch d := dest.(type) {
 	case *any:
+		if b, ok := src.([]byte); ok {
+			src = bytes.Clone(b) // entries are shared; destinations may keep what they get
+		}
 		*d = src
 		return true
+	case *[]byte:
+		b, ok := convBytes(src)
+		if ok {
+			*d = b
+		}
+		return ok
+	case *string:
+		x, ok := convString(src)
+		if ok {
+			*d = x
+		}
+		return ok
+	case *int64:
+		x, ok := convInt(src, 64)
+		if ok {
+			*d = x
+		}
+		return ok
+	case *int:
+		x, ok := convInt(src, strconv.IntSize)
+		if ok {
+			*d = int(x)
+		}
+		return ok
+	case *float64:
+		x, ok := convFloat(src, 64)
+		if ok {
+			*d = x
+		}
+		return ok
+	case *bool:
+		x, ok := convBool(src)
+		if ok {
+			*d = x
+		}
+		return ok
+	case *time.Time:
+		x, ok := src.(time.Time)
+		if ok {
+			*d = x
+		}
+		return ok
+	case **string:
+		return assignPtr(d, src)
+	case **int64:
+		return assignPtr(d, src)
+	case **int:
+		return assignPtr(d, src)
+	case **float64:
+		return assignPtr(d, src)
+	case **bool:
+		return assignPtr(d, src)
+	case **time.Time:
+		return assignPtr(d, src)
 	case sql.Scanner:
 		return false
-	case *string:
-		switch s := src.(type) {
-		case string:
-			*d = s
-			return true
-		case []byte:
-			*d = string(s)
-			return true
-		}
-	case *int64:
-		if s, ok := src.(int64); ok {
-			*d = s
-			return true
-		}
-	case *int:
-		if s, ok := src.(int64); ok {
-			*d = int(s)
-			return true
-		}
-	case *uint:
-		if s, ok := src.(int64); ok && s >= 0 {
-			*d = uint(s)
-			return true
-		}
-	case *float64:
-		switch s := src.(type) {
-		case float64:
-			*d = s
-			return true
-		case string: // PostgreSQL numeric arrives as text: database/sql parses it so
-			if f, err := strconv.ParseFloat(s, 64); err == nil {
-				*d = f
-				return true
-			}
-		case []byte:
-			if f, err := strconv.ParseFloat(string(s), 64); err == nil {
-				*d = f
-				return true
-			}
-		}
-	case *bool:
-		switch s := src.(type) {
-		case bool:
-			*d = s
-			return true
-		case int64: // SQLite and MySQL booleans: driver.Bool takes exactly 0 and 1
-			if s == 0 || s == 1 {
-				*d = s == 1
-				return true
-			}
-		}
-	case *time.Time:
-		if s, ok := src.(time.Time); ok {
-			*d = s
-			return true
-		}
-	case *[]byte:
-		if s, ok := src.([]byte); ok {
-			*d = s
-			return true
-		}
-	case **string:
-		return assignPtr(d, src, assignExact)
-	case **int64:
-		return assignPtr(d, src, assignExact)
-	case **int:
-		return assignPtr(d, src, assignExact)
-	case **uint:
-		return assignPtr(d, src, assignExact)
-	case **float64:
-		return assignPtr(d, src, assignExact)
-	case **bool:
-		return assignPtr(d, src, assignExact)
-	case **time.Time:
-		return assignPtr(d, src, assignExact)
-	case **[]byte:
-		return assignPtr(d, src, assignExact)
 	}
-	return false
+	p := reflect.ValueOf(dest)
+	if p.Kind() != reflect.Pointer || p.IsNil() {
+		return false
+	}
+	v := p.Elem()
+	if v.Kind() == reflect.Pointer {
+		// as convertAssign: NULL is a nil pointer; a value, a new one
+		if src == nil {
+			v.SetZero()
+			return true
+		}
+		n := reflect.New(v.Type().Elem())
+		if !assignExact(n.Interface(), src) {
+			return false
+		}
+		v.Set(n)
+		return true
+	}
+	k, bits := destKind(v.Type())
+	return setValue(k, bits, v, src)
 }
 
-func assignPtr[T any](d **T, src driver.Value, inner func(any, driver.Value) bool) bool {
+// assignPtr is assignExact for a **T: NULL is a nil pointer, a value a new
+// one.
+func assignPtr[T any](d **T, src driver.Value) bool {
 	if src == nil {
 		*d = nil
 		return true
 	}
 	v := new(T)
-	if !inner(v, src) {
+	if !assignExact(v, src) {
 		return false
 	}
 	*d = v
