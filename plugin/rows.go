@@ -31,9 +31,11 @@ import (
 
 // rowRead is a read plan's row condition.
 type rowRead struct {
-	table  string                 // the table's tag
-	column string                 // its key column
-	values []invalidation.Operand // what the key is bound to
+	table   string                 // the table's tag
+	column  string                 // its key column
+	values  []invalidation.Operand // what the key is bound to
+	prefix  string                 // its row tags' (core.RowPrefix)
+	rowsTag string                 // core.Rows(table)
 }
 
 // rowReadOf returns the row condition of a cacheable read of tables (nil
@@ -52,7 +54,8 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 	}
 	for _, c := range sh.Where {
 		if c.Column == col && len(c.Values) <= core.MaxRowValues && c.Values[0].Kind != invalidation.OperandNull {
-			return &rowRead{table: sh.Table, column: col, values: c.Values}
+			return &rowRead{table: sh.Table, column: col, values: c.Values,
+				prefix: core.RowPrefix(sh.Table, col), rowsTag: core.Rows(sh.Table)}
 		}
 	}
 	return nil
@@ -63,6 +66,21 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 // a certain integer (the read is then table-level).
 func (r *rowRead) tags(args []any) (tags []string, n int, ok bool) {
 	return core.RowTags(r.table, r.column, r.values, args)
+}
+
+// withTags returns base (ending with the global tag) with the row tags of
+// the read for args and its rows tag before the global tag, in one
+// allocation beside the tags themselves; ok as for tags.
+func (r *rowRead) withTags(base []string, args []any) (tags []string, n int, ok bool) {
+	last := len(base) - 1
+	tags = make([]string, last, len(base)+len(r.values)+1)
+	copy(tags, base[:last])
+	tags, ok = core.AppendRowTags(tags, r.prefix, r.values, args)
+	if !ok {
+		return nil, 0, false
+	}
+	n = len(tags) - last
+	return append(tags, r.rowsTag, base[last]), n, true
 }
 
 // sameVersions reports whether an entry stamped with stamp is fresh for

@@ -306,10 +306,8 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		}
 	}
 	if pl.rows != nil {
-		if rt, n, ok := pl.rows.tags(args); ok {
-			// before the global tag, which stays last
-			last := len(pr.tags) - 1
-			pr.tags = append(append(slices.Clone(pr.tags[:last:last]), rt...), pr.tags[last])
+		if tags, n, ok := pl.rows.withTags(pr.tags, args); ok {
+			pr.tags = tags // (the global tag stays last)
 			pr.loose, pr.nrows = slices.Index(pr.tags, pl.rows.table)+1, n
 		}
 	}

@@ -3,15 +3,18 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gormcache/gormcache/internal/core"
+	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
 	"github.com/gormcache/gormcache/store/storetest"
@@ -218,5 +221,26 @@ func TestCloseStopsRetry(t *testing.T) {
 	}
 	if !inv.Closed() || inv.Background().Ctx().Err() == nil {
 		t.Fatal("not closed")
+	}
+}
+
+// Row tags: canonical integers from arguments and literals, one tag per
+// distinct value, and no tags at all when a value is not a certain integer.
+func TestRowTags(t *testing.T) {
+	type id int32
+	arg := func(i int) invalidation.Operand { return invalidation.Operand{Kind: invalidation.OperandArg, Arg: i} }
+	num := invalidation.Operand{Kind: invalidation.OperandNumber, Text: "042"}
+	tags, n, ok := core.RowTags("users", "id", []invalidation.Operand{arg(0), arg(1), num, arg(2)}, []any{int64(42), uint8(7), id(42)})
+	want := []string{core.Row("users", "id", "i42"), core.Row("users", "id", "i7"), core.Rows("users")}
+	if !ok || n != 2 || !slices.Equal(tags, want) {
+		t.Fatalf("RowTags = %q, %d, %v; want %q, 2", tags, n, ok, want)
+	}
+	for _, a := range []any{"42", 42.0, sql.NullInt64{Int64: 42, Valid: true}, nil} {
+		if _, _, ok := core.RowTags("users", "id", []invalidation.Operand{arg(0)}, []any{a}); ok {
+			t.Errorf("RowTags with %T %v: ok, want table-level", a, a)
+		}
+	}
+	if core.LooseVersion("users") == core.LooseVersion("posts") || core.LooseVersion("users")>>63 != 1 {
+		t.Fatal("LooseVersion")
 	}
 }

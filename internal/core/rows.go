@@ -4,7 +4,6 @@ import (
 	"database/sql/driver"
 	"hash/fnv"
 	"reflect"
-	"slices"
 	"strconv"
 
 	"github.com/gormcache/gormcache/invalidation"
@@ -17,49 +16,57 @@ const MaxRowValues = 64
 // RowValue returns the canonical text of an integer key value ("" when the
 // value is not certainly an integer the database compares as such).
 func RowValue(op invalidation.Operand, args []any) string {
+	b, ok := appendRowValue(nil, op, args)
+	if !ok {
+		return ""
+	}
+	return string(b)
+}
+
+// appendRowValue appends RowValue's text to b.
+func appendRowValue(b []byte, op invalidation.Operand, args []any) ([]byte, bool) {
 	switch op.Kind {
 	case invalidation.OperandNumber:
 		n, err := strconv.ParseInt(op.Text, 10, 64)
 		if err != nil {
-			return ""
+			return b, false
 		}
-		return strconv.FormatInt(n, 10)
+		return strconv.AppendInt(b, n, 10), true
 	case invalidation.OperandArg:
-		if op.Arg >= len(args) {
-			return ""
+		if op.Arg < len(args) {
+			return appendIntArg(b, args[op.Arg])
 		}
-		return intArg(args[op.Arg])
 	}
-	return ""
+	return b, false
 }
 
-// intArg returns the decimal text of an integer argument ("" for anything
-// else: a string the database would convert is left alone).
-func intArg(a any) string {
+// appendIntArg appends the decimal text of an integer argument (false for
+// anything else: a string the database would convert is left alone).
+func appendIntArg(b []byte, a any) ([]byte, bool) {
 	switch v := a.(type) {
 	case int:
-		return strconv.FormatInt(int64(v), 10)
+		return strconv.AppendInt(b, int64(v), 10), true
 	case int64:
-		return strconv.FormatInt(v, 10)
+		return strconv.AppendInt(b, v, 10), true
 	case int32:
-		return strconv.FormatInt(int64(v), 10)
+		return strconv.AppendInt(b, int64(v), 10), true
 	case uint:
-		return strconv.FormatUint(uint64(v), 10)
+		return strconv.AppendUint(b, uint64(v), 10), true
 	case uint64:
-		return strconv.FormatUint(v, 10)
+		return strconv.AppendUint(b, v, 10), true
 	case uint32:
-		return strconv.FormatUint(uint64(v), 10)
+		return strconv.AppendUint(b, uint64(v), 10), true
 	case driver.Valuer:
-		return "" // its value is the driver's business
+		return b, false // its value is the driver's business
 	}
 	rv := reflect.ValueOf(a)
 	switch rv.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(rv.Int(), 10)
+		return strconv.AppendInt(b, rv.Int(), 10), true
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.FormatUint(rv.Uint(), 10)
+		return strconv.AppendUint(b, rv.Uint(), 10), true
 	}
-	return ""
+	return b, false
 }
 
 // RowTag is the tag of the rows of table whose key column holds v.
@@ -70,18 +77,39 @@ func RowTag(table, column, v string) string { return Row(table, column, "i"+v) }
 // of distinct values; ok is false when a value is not a certain integer
 // (the read is then table-level).
 func RowTags(table, column string, values []invalidation.Operand, args []any) (tags []string, n int, ok bool) {
-	tags = make([]string, 0, len(values)+1)
-	for _, op := range values {
-		v := RowValue(op, args)
-		if v == "" {
-			return nil, 0, false
-		}
-		t := RowTag(table, column, v)
-		if !slices.Contains(tags, t) {
-			tags = append(tags, t)
-		}
+	tags, ok = AppendRowTags(nil, RowPrefix(table, column), values, args)
+	if !ok {
+		return nil, 0, false
 	}
 	return append(tags, Rows(table)), len(tags), true
+}
+
+// RowPrefix is what the row tags of table's column begin with.
+func RowPrefix(table, column string) string { return Row(table, column, "i") }
+
+// AppendRowTags appends to dst the distinct row tags (prefix from
+// RowPrefix) of values with args, with one allocation per tag; ok is false
+// when a value is not a certain integer.
+func AppendRowTags(dst []string, prefix string, values []invalidation.Operand, args []any) ([]string, bool) {
+	start := len(dst)
+	var buf [96]byte
+	for _, op := range values {
+		b, ok := appendRowValue(append(buf[:0], prefix...), op, args)
+		if !ok {
+			return dst[:start], false
+		}
+		dup := false
+		for _, t := range dst[start:] {
+			if t == string(b) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			dst = append(dst, string(b))
+		}
+	}
+	return dst, true
 }
 
 // LooseVersion is what a row-level entry stores in place of its table's
