@@ -302,6 +302,9 @@ func (r *rowParser) updateShape() Shape {
 	for r.word(r.pos, "low_priority") || r.word(r.pos, "ignore") || r.word(r.pos, "only") ||
 		(r.at(r.pos).is(kwOr) && r.pos+1 < len(r.toks) && r.at(r.pos+1).kind == tWord) {
 		if r.at(r.pos).is(kwOr) {
+			if r.word(r.pos+1, "replace") {
+				return Shape{} // SQLite: deletes the rows its new values conflict with
+			}
 			r.pos++
 		}
 		r.pos++

@@ -58,6 +58,7 @@ func TestRowShape(t *testing.T) {
 			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"name"}, Where: []Conjunct{cj("id", arg(0))}}},
 		{Postgres, `UPDATE users SET name = 'x' FROM posts WHERE posts.user_id = users.id`, Shape{}},
 		{MySQL, "UPDATE users u JOIN posts p ON p.user_id = u.id SET u.name = 'x' WHERE u.id = 1", Shape{}},
+		{SQLite, `UPDATE OR REPLACE users SET email = 'x' WHERE id = 5`, Shape{}},
 		{Postgres, `DELETE FROM "posts" WHERE "posts"."id" = $1`,
 			Shape{OK: true, Op: ShapeDelete, Table: "posts", Where: []Conjunct{cj("id", arg(0))}}},
 		{Postgres, `DELETE FROM posts`, Shape{OK: true, Op: ShapeDelete, Table: "posts"}},

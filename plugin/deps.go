@@ -63,6 +63,8 @@ type depGraph struct {
 	// keys: table → its primary key's column, where that is one integer
 	// column (row-level invalidation keys entries and writes on it)
 	keys map[string]string
+	// selfWrite: writing t also writes other rows of t (cascades, triggers)
+	selfWrite map[string]bool
 }
 
 var emptyDeps = &depGraph{}
@@ -248,7 +250,7 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	g := &depGraph{
 		read: map[string][]string{}, readNo: map[string]string{}, readWrite: map[string]bool{},
-		write: map[string][]string{}, writeAll: map[string]bool{}, keys: f.keys,
+		write: map[string][]string{}, writeAll: map[string]bool{}, selfWrite: map[string]bool{}, keys: f.keys,
 	}
 	readNodes := map[string]bool{}
 	for t := range readEdges {
@@ -280,6 +282,13 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 		reach := closure(writeEdges, t)
 		if len(reach) > 0 {
 			g.write[t] = reach
+		}
+		// Writing t writes other rows of t (a self-referencing cascade, a
+		// trigger on t writing t, a cycle): its rows cannot be named.
+		for _, r := range append([]string{t}, reach...) {
+			if slices.Contains(writeEdges[r], t) {
+				g.selfWrite[t] = true
+			}
 		}
 		if unknownWrite[t] {
 			g.writeAll[t] = true

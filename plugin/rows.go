@@ -109,7 +109,7 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 	}
 	var named map[string][]string // table → row tags
 	if sh := pl.shape; sh != nil {
-		if col := g.keys[sh.Table]; sh.OK && col != "" {
+		if col := g.keys[sh.Table]; sh.OK && col != "" && !g.selfWrite[sh.Table] {
 			if rt, ok := namedRows(*sh, col, args); ok {
 				named = map[string][]string{sh.Table: rt}
 				if count {
