@@ -48,6 +48,12 @@ type Store interface {
 	// Versions fills versions[i] with the current version of tags[i], as Get does.
 	Versions(ctx context.Context, tags []string, versions []uint64) error
 
+	// A tag holding the byte 0x1f is a row tag (a table's rows by key
+	// value): there is one per row read or written, so a store should let
+	// its version go some time after it was set (an hour in redisstore and
+	// memstore). A version that is gone reads as a new one, which only
+	// invalidates what was stamped with the old: safe.
+	//
 	// Bump gives every tag a new version. When hold > 0 it also holds the
 	// tags (they read as version 0) until Release is called with the
 	// returned lease id, or until hold has elapsed. The bumps of one call

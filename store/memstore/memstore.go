@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +37,24 @@ type Config struct {
 
 // Store is an in-process [store.Store] and [store.ValueStore].
 type Store struct {
-	cache  *otter.Cache[string, *item]
-	next   atomic.Uint64
-	mu     sync.RWMutex
-	tags   map[string]*tagState
-	closed atomic.Bool
+	cache *otter.Cache[string, *item]
+	next  atomic.Uint64
+	mu    sync.RWMutex
+	tags  map[string]*tagState
+	// sweepAt: the number of tags at which row tags set over RowTagTTL ago
+	// are dropped (then twice what is left, at least minSweep)
+	sweepAt int
+	closed  atomic.Bool
 }
+
+// RowTagTTL is how long the version of a row tag (a tag holding the byte
+// 0x1f: a table's rows by key value) is kept after it was set, once the
+// store holds many tags: one tag per row read or written would otherwise
+// grow without bound. A dropped version is recreated anew on the next
+// read, which only invalidates what was stamped with the old one.
+const RowTagTTL = time.Hour
+
+const minSweep = 1 << 14
 
 var (
 	_ store.Store      = (*Store)(nil)
@@ -58,6 +71,28 @@ type item struct {
 type tagState struct {
 	version uint64
 	holds   map[uint64]int64 // lease id → deadline (unix nanos)
+	set     int64            // when version was set (unix nanos)
+}
+
+// sweep drops row tags set over RowTagTTL ago and not held, once there are
+// sweepAt tags; s.mu is held for writing.
+func (s *Store) sweep(now int64) {
+	if len(s.tags) < s.sweepAt {
+		return
+	}
+	for t, st := range s.tags {
+		if now-st.set < int64(RowTagTTL) || strings.IndexByte(t, 0x1f) < 0 {
+			continue
+		}
+		held := false
+		for _, d := range st.holds {
+			held = held || now < d
+		}
+		if !held {
+			delete(s.tags, t)
+		}
+	}
+	s.sweepAt = max(2*len(s.tags), minSweep)
 }
 
 // withDefaults checks c and returns it with the defaults in its zero fields.
@@ -76,7 +111,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	maxBytes := cfg.MaxBytes
-	s := &Store{tags: make(map[string]*tagState)}
+	s := &Store{tags: make(map[string]*tagState), sweepAt: minSweep}
 	c, err := otter.New(&otter.Options[string, *item]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(key string, it *item) uint32 {
@@ -210,13 +245,15 @@ func (s *Store) Versions(_ context.Context, tags []string, versions []uint64) er
 	// A tag never seen before gets its first version now, so that values
 	// computed from here on can be stored under it.
 	s.mu.Lock()
+	created := time.Now().UnixNano()
+	s.sweep(created)
 	for i, t := range tags {
 		if versions[i] != 0 {
 			continue
 		}
 		st := s.tags[t]
 		if st == nil {
-			st = &tagState{version: s.newVersion()}
+			st = &tagState{version: s.newVersion(), set: created}
 			s.tags[t] = st
 			versions[i] = st.version
 			continue
@@ -264,13 +301,14 @@ func (s *Store) Bump(_ context.Context, tags []string, hold time.Duration) (uint
 	}
 	now := time.Now().UnixNano()
 	s.mu.Lock()
+	s.sweep(now)
 	for _, t := range tags {
 		st := s.tags[t]
 		if st == nil {
 			st = &tagState{}
 			s.tags[t] = st
 		}
-		st.version = s.newVersion()
+		st.version, st.set = s.newVersion(), now
 		if hold > 0 {
 			if st.holds == nil {
 				st.holds = make(map[uint64]int64, 1)
@@ -292,6 +330,7 @@ func (s *Store) Release(_ context.Context, tags []string, lease uint64) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	now := time.Now().UnixNano()
 	s.mu.Lock()
 	for _, t := range tags {
 		st := s.tags[t]
@@ -299,7 +338,7 @@ func (s *Store) Release(_ context.Context, tags []string, lease uint64) error {
 			st = &tagState{}
 			s.tags[t] = st
 		}
-		st.version = s.newVersion()
+		st.version, st.set = s.newVersion(), now
 		delete(st.holds, lease)
 		if len(st.holds) == 0 {
 			st.holds = nil

@@ -767,3 +767,53 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatal("WaitReplicas on a cluster client must be refused")
 	}
 }
+
+// Row tags (their name holds 0x1f) get versions that expire rowTagTTL after
+// they were set; other tags keep theirs. Hold keys expire with their last
+// hold.
+func TestRowTagVersionsExpire(t *testing.T) {
+	t.Parallel()
+	if !strings.Contains(readScript.src, strconv.Itoa(int(rowTagTTL/time.Millisecond))) ||
+		!strings.Contains(writeScript.src, strconv.Itoa(int(rowTagTTL/time.Millisecond))) {
+		t.Fatal("the scripts' row-tag TTL is not rowTagTTL")
+	}
+	rdb := singleClient(t, nil)
+	s := newTestStore(t, rdb, Config{Timeout: time.Second})
+	ctx := context.Background()
+	row, table := "users\x1fid=i5", "users"
+	v := make([]uint64, 2)
+	if err := s.Versions(ctx, []string{row, table}, v); err != nil {
+		t.Fatal(err)
+	}
+	ttl := func(k string) time.Duration {
+		d, err := rdb.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	check := func(when string) {
+		t.Helper()
+		if d := ttl(s.VersionKey(row)); d <= rowTagTTL-time.Minute || d > rowTagTTL {
+			t.Errorf("%s: row tag version TTL %v, want about %v", when, d, rowTagTTL)
+		}
+		if d := ttl(s.VersionKey(table)); d != -1 {
+			t.Errorf("%s: table tag version TTL %v, want none (-1)", when, d)
+		}
+	}
+	check("created")
+	id, err := s.Bump(ctx, []string{row, table}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("bumped")
+	for _, k := range []string{s.keys.tag(row).heldUntil, s.keys.tag(row).leases} {
+		if d := ttl(k); d <= 0 || d > time.Minute {
+			t.Errorf("hold key %q TTL %v, want within the hold's minute", k, d)
+		}
+	}
+	if err := s.Release(ctx, []string{row, table}, id); err != nil {
+		t.Fatal(err)
+	}
+	check("released")
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,6 +41,14 @@ func isNoScript(err error) bool {
 // with it, here or on the nodes of a cluster that did not fail). Versions are
 // compared for equality only.
 //
+// Row tags (their name holds the byte 0x1f: a table's rows by key value,
+// see internal/core) are one per row read or written: their versions
+// expire rowTagTTL after they were set (an hour), so that Redis does not
+// keep one key per row for ever. An expired version is recreated at random
+// on the next read, which only invalidates what was stamped with the old
+// one: safe, at the cost of a miss. The held-until key and the leases hash
+// of every tag expire when its last hold does.
+//
 // Holds are deadlines in ms on the clock (TIME) of the node that owns the
 // tag: one per lease in the leases hash, and the latest of them all in the
 // held-until key, which writeScript keeps exact. A tag is held while
@@ -57,11 +66,19 @@ func isNoScript(err error) bool {
 //	ARGV:    a fresh random version (decimal) for each tag, in KEYS order,
 //	         set if the tag has none
 //	reply:   one version per tag ("0" while held)
+//
+// rowTagTTL is the lifetime, in the scripts (ms), of a row tag's version.
+const rowTagTTL = time.Hour
+
 var readScript = newScript(`
 local out = {}
 local now
 for i = 1, #KEYS, 3 do
-  redis.call('SET', KEYS[i], ARGV[#out + 1], 'NX')
+  if string.find(KEYS[i], '\31', 1, true) then
+    redis.call('SET', KEYS[i], ARGV[#out + 1], 'NX', 'PX', 3600000) -- a row tag: see rowTagTTL
+  else
+    redis.call('SET', KEYS[i], ARGV[#out + 1], 'NX')
+  end
   local v = redis.call('GET', KEYS[i])
   local u = redis.call('GET', KEYS[i + 1])
   if u then
@@ -108,7 +125,11 @@ local n = 0
 for i = 1, #KEYS, 3 do
   local vk, uk, lk = KEYS[i], KEYS[i + 1], KEYS[i + 2]
   n = n + 1
-  redis.call('SET', vk, ARGV[3 + n])
+  if string.find(vk, '\31', 1, true) then
+    redis.call('SET', vk, ARGV[3 + n], 'PX', 3600000) -- a row tag: see rowTagTTL
+  else
+    redis.call('SET', vk, ARGV[3 + n])
+  end
   if release then
     redis.call('HDEL', lk, lease)
   end
@@ -126,7 +147,9 @@ for i = 1, #KEYS, 3 do
     end
   end
   if latest > 0 then
-    redis.call('SET', uk, string.format('%.0f', latest))
+    -- (both go when the last hold ends, should nobody release it)
+    redis.call('SET', uk, string.format('%.0f', latest), 'PXAT', string.format('%.0f', latest))
+    redis.call('PEXPIREAT', lk, string.format('%.0f', latest))
   else
     redis.call('DEL', uk)
   end
