@@ -175,9 +175,10 @@ func TestFailingStoreFailsOpen(t *testing.T) {
 func TestBypassReasons(t *testing.T) {
 	t.Parallel()
 	type check struct {
-		name, reason string
-		dialects     []string // nil: postgres and sqlite
-		run          func(db *gorm.DB) error
+		name     string
+		reason   plugin.Reason
+		dialects []string // nil: postgres and sqlite
+		run      func(db *gorm.DB) error
 	}
 	rawScan := func(sql string, args ...any) func(db *gorm.DB) error {
 		return func(db *gorm.DB) error {

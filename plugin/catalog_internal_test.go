@@ -220,18 +220,19 @@ func TestCatalogViewFunctions(t *testing.T) {
 	}
 	g := p.buildDeps(f)
 	cases := []struct {
-		view, reason string
-		writes       bool
-		tags         []string
+		view   string
+		reason Reason
+		writes bool
+		tags   []string
 	}{
-		{"lucky", reasonVolatile, false, nil},
-		{"luckier", reasonVolatile, false, nil},
-		{"recent", reasonVolatile, false, nil},
-		{"calls", reasonVolatile, true, nil},
-		{"over_calls", reasonVolatile, true, nil},
+		{"lucky", ReasonVolatile, false, nil},
+		{"luckier", ReasonVolatile, false, nil},
+		{"recent", ReasonVolatile, false, nil},
+		{"calls", ReasonVolatile, true, nil},
+		{"over_calls", ReasonVolatile, true, nil},
 		{"declared_stable", "", false, []string{"declared_stable", "pets", store.GlobalTag}},
 		{"names", "", false, []string{"names", "pets", store.GlobalTag}},
-		{"catalog", reasonCatalog, false, nil},
+		{"catalog", ReasonCatalog, false, nil},
 	}
 	for _, c := range cases {
 		tags, reason, writes := g.readTags([]string{c.view})

@@ -56,7 +56,7 @@ import (
 // depGraph is the loaded dependency information.
 type depGraph struct {
 	read      map[string][]string // reading t also depends on these tags
-	readNo    map[string]string   // reading t cannot be cached: why
+	readNo    map[string]Reason   // reading t cannot be cached: why
 	readWrite map[string]bool     // reading t runs a function that may write anything
 	write     map[string][]string // writing t also bumps these tags
 	writeAll  map[string]bool     // writing t may change tables we cannot name
@@ -76,7 +76,7 @@ type catalogFacts struct {
 	views      map[string][]string // view → tables it reads
 	badViews   map[string]bool     // views whose tables are unknown
 	viewFuncs  map[string][]string // view → functions its body calls
-	viewNo     map[string]string   // view → why it cannot be cached, other than its functions
+	viewNo     map[string]Reason   // view → why it cannot be cached, other than its functions
 	triggers   map[string][]string // table → tables its triggers (and rules) write
 	badTrigger map[string]bool     // tables with triggers or rules whose writes are unknown
 	unseen     map[string]bool     // tables whose triggers the user may not read (privileges)
@@ -87,7 +87,7 @@ type catalogFacts struct {
 func newFacts() *catalogFacts {
 	return &catalogFacts{
 		views: map[string][]string{}, badViews: map[string]bool{},
-		viewFuncs: map[string][]string{}, viewNo: map[string]string{},
+		viewFuncs: map[string][]string{}, viewNo: map[string]Reason{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
 		unseen: map[string]bool{}, tables: map[string]bool{}, keys: map[string]string{},
 	}
@@ -231,10 +231,10 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	// Why each view may not be cached, and which views run a function that
 	// may write anything.
-	viewNo := map[string]string{}
+	viewNo := map[string]Reason{}
 	viewWrite := map[string]bool{}
 	for v := range f.badViews {
-		viewNo[v] = reasonUnknownTables
+		viewNo[v] = ReasonUnknownTables
 	}
 	for v, r := range f.viewNo {
 		if viewNo[v] == "" {
@@ -245,11 +245,11 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 		volatile, unknown := p.judgeFunctions(funcs)
 		viewWrite[v] = unknown
 		if volatile && viewNo[v] == "" {
-			viewNo[v] = reasonVolatile
+			viewNo[v] = ReasonVolatile
 		}
 	}
 	g := &depGraph{
-		read: map[string][]string{}, readNo: map[string]string{}, readWrite: map[string]bool{},
+		read: map[string][]string{}, readNo: map[string]Reason{}, readWrite: map[string]bool{},
 		write: map[string][]string{}, writeAll: map[string]bool{}, selfWrite: map[string]bool{}, keys: f.keys,
 	}
 	readNodes := map[string]bool{}
@@ -327,7 +327,7 @@ func closure(edges map[string][]string, start string) []string {
 // readTags expands a read's tables with what they depend on; reason is
 // non-empty when the read may not be cached, and writes is true when it
 // runs (through a view) a function that may write anything.
-func (g *depGraph) readTags(tables []string) (tags []string, reason string, writes bool) {
+func (g *depGraph) readTags(tables []string) (tags []string, reason Reason, writes bool) {
 	for _, t := range tables {
 		if g.readWrite[t] {
 			return nil, g.readNo[t], true
@@ -575,7 +575,7 @@ func (f *catalogFacts) addPostgresView(view, def string) {
 	}
 	f.viewFuncs[view] = st.Functions
 	if st.Catalog {
-		f.viewNo[view] = reasonCatalog
+		f.viewNo[view] = ReasonCatalog
 	}
 }
 
@@ -748,7 +748,7 @@ func (f *catalogFacts) addViewBody(view string, st invalidation.Statement, table
 	f.views[view] = append(f.views[view], tables...)
 	f.viewFuncs[view] = st.Functions
 	if st.Catalog {
-		f.viewNo[view] = reasonCatalog
+		f.viewNo[view] = ReasonCatalog
 	}
 }
 

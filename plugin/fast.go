@@ -52,7 +52,7 @@ func (p *Plugin) queryCallback(orig func(*gorm.DB)) func(*gorm.DB) {
 		}
 		opts, err := optionsOf(db)
 		if err != nil {
-			p.stats.bypassed(reasonBadOption)
+			p.stats.bypassed(ReasonBadOption)
 			db.AddError(err)
 			return
 		}
@@ -311,7 +311,7 @@ func (r *liveScan) values() ([]driver.Value, error) {
 	}
 	if err := r.rows.Scan(r.ptrs...); err != nil {
 		if r.capture != nil {
-			r.capture.abandon(reasonPartialRead)
+			r.capture.abandon(ReasonPartialRead)
 		}
 		return nil, err
 	}
@@ -352,7 +352,7 @@ func (r *liveScan) finish() (complete bool, closeErr error) {
 	complete = r.ended && r.err == nil
 	if !r.ended && r.capture != nil && r.capture.reason == "" {
 		if r.rows.Next() {
-			r.capture.abandon(reasonPartialRead)
+			r.capture.abandon(ReasonPartialRead)
 		} else {
 			complete = r.rows.Err() == nil
 		}

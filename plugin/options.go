@@ -172,7 +172,7 @@ func optionsOf(db *gorm.DB) (*queryOptions, error) {
 type Explanation struct {
 	SQL       string   // the statement's SQL
 	Cacheable bool     // its result may be served from and stored in the cache
-	Reason    string   // why not (a Stats().Bypasses reason), when not cacheable
+	Reason    Reason   // why not (a Stats().Bypasses reason), when not cacheable
 	Tables    []string // the tables its cached result depends on (reads), or that it invalidates (writes; "*" = everything)
 	Write     bool     // it changes data: running it invalidates Tables
 	// Rows are the row tags a cacheable read depends on instead of its
@@ -234,7 +234,7 @@ func (p *Plugin) Explain(tx *gorm.DB) (Explanation, error) {
 	}
 	canonical, err := keys.AppendQuery(nil, p.dialName, p.identity, query, tx.Statement.Vars)
 	if err != nil {
-		ex.Reason = reasonUnsupportedArg
+		ex.Reason = ReasonUnsupportedArg
 		return ex, nil
 	}
 	ex.Cacheable, ex.Reason = true, ""

@@ -207,7 +207,7 @@ func TestDenyAllowOptIn(t *testing.T) {
 		cfg    plugin.Config
 		ask    []plugin.Option
 		cached bool
-		reason string
+		reason plugin.Reason
 	}
 	for _, c := range []tc{
 		{"deny", plugin.Config{Deny: []string{"Accounts"}}, nil, false, "denied"},

@@ -11,7 +11,7 @@ import (
 // plan is what the plugin does with one SQL text; plans are memoised by text.
 type plan struct {
 	cacheable bool                   // a plain read whose result may be served and stored
-	reason    string                 // why not, for a read that is not cacheable
+	reason    Reason                 // why not, for a read that is not cacheable
 	tags      []string               // a cacheable read's tags: its tables, then the global tag
 	write     bool                   // the statement may change data: bump writeTags around it
 	writeTags []string               // tables written, or just the global tag
@@ -40,10 +40,10 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 	pl := &plan{deps: g, tx: st.Tx}
 	switch st.Kind {
 	case invalidation.Neutral:
-		pl.reason = reasonNotSelect
+		pl.reason = ReasonNotSelect
 		return pl
 	case invalidation.Write:
-		pl.reason, pl.write = reasonWrite, true
+		pl.reason, pl.write = ReasonWrite, true
 		if sh := invalidation.RowShape(p.dialect, sql); sh.OK {
 			pl.shape = &sh
 		}
@@ -59,31 +59,31 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 		return pl
 	case invalidation.Read:
 	default: // Schema, Unknown: may change anything
-		pl.reason, pl.write, pl.writeTags, pl.ddl = reasonWrite, true, globalOnly, true
+		pl.reason, pl.write, pl.writeTags, pl.ddl = ReasonWrite, true, globalOnly, true
 		return pl
 	}
 	// A read. Functions first: one that may write makes it a write to everything.
 	switch volatile, unknown := p.judgeFunctions(st.Functions); {
 	case unknown:
-		pl.reason, pl.write, pl.writeTags = reasonVolatile, true, globalOnly
+		pl.reason, pl.write, pl.writeTags = ReasonVolatile, true, globalOnly
 		return pl
 	case volatile:
-		pl.reason = reasonVolatile
+		pl.reason = ReasonVolatile
 	}
 	switch {
 	case pl.reason != "":
 	case st.Statements > 1:
-		pl.reason = reasonMultiStatement
+		pl.reason = ReasonMultiStatement
 	case st.Into:
-		pl.reason = reasonInto
+		pl.reason = ReasonInto
 	case st.Returning:
-		pl.reason, pl.write, pl.writeTags = reasonWrite, true, globalOnly
+		pl.reason, pl.write, pl.writeTags = ReasonWrite, true, globalOnly
 	case st.Locking:
-		pl.reason = reasonLocking
+		pl.reason = ReasonLocking
 	case st.Catalog:
-		pl.reason = reasonCatalog
+		pl.reason = ReasonCatalog
 	case !st.Complete:
-		pl.reason = reasonUnknownTables
+		pl.reason = ReasonUnknownTables
 	default:
 		tags, reason, writes := g.readTags(st.Tables)
 		if writes { // a view calling a function that may write anything

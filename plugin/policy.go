@@ -57,16 +57,16 @@ func (pol *policy) tables() []string {
 }
 
 // check says why a read of tags may not be cached ("" when it may).
-func (pol *policy) check(tags []string) string {
+func (pol *policy) check(tags []string) Reason {
 	for _, t := range tags {
 		if t == store.GlobalTag {
 			continue
 		}
 		if pol.deny[t] {
-			return reasonDenied
+			return ReasonDenied
 		}
 		if pol.allow != nil && !pol.allow[t] {
-			return reasonNotAllowed
+			return ReasonNotAllowed
 		}
 	}
 	return ""
@@ -146,12 +146,12 @@ func (c *tableCounts) forTags(tags []string) []*tableCount {
 }
 
 // optionsReason says why a statement's options keep it out of the cache.
-func (p *Plugin) optionsReason(opts *queryOptions) string {
+func (p *Plugin) optionsReason(opts *queryOptions) Reason {
 	switch {
 	case opts != nil && opts.skip:
-		return reasonSkip
+		return ReasonSkip
 	case p.cfg.OptIn && (opts == nil || !opts.cache):
-		return reasonOptIn
+		return ReasonOptIn
 	}
 	return ""
 }

@@ -21,7 +21,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	versions map[string]uint64
 	order    []string
-	unknown  string
+	unknown  Reason
 	wrote    bool
 	queries  int
 }
@@ -74,7 +74,7 @@ func (r *Recorder) Tables() (tags []string, versions []uint64) {
 
 // Unknown returns why some statement's tables could not be determined (or
 // its result depends on more than tables: a volatile function), or "".
-func (r *Recorder) Unknown() string {
+func (r *Recorder) Unknown() Reason {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.unknown
@@ -106,7 +106,7 @@ func (r *Recorder) read(tags []string, versions []uint64) {
 	r.mu.Unlock()
 }
 
-func (r *Recorder) mark(unknown string, wrote bool) {
+func (r *Recorder) mark(unknown Reason, wrote bool) {
 	r.mu.Lock()
 	r.queries++
 	if unknown != "" && r.unknown == "" {
@@ -160,7 +160,7 @@ func (p *Plugin) recordPlan(ctx context.Context, pl *plan, extra []string) {
 		}
 	case !pl.cacheable:
 		reason := pl.reason
-		if reason == reasonNotSelect {
+		if reason == ReasonNotSelect {
 			for _, r := range rs {
 				r.mark("", false)
 			}

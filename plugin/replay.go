@@ -310,13 +310,13 @@ type capture struct {
 	maxRows  int
 	maxBytes int
 	size     int
-	reason   string // why the capture was abandoned
+	reason   Reason // why the capture was abandoned
 	// rowTypes: keep records each row's column types (see
 	// Plugin.rowDependentTypes).
 	rowTypes bool
 }
 
-func (c *capture) abandon(reason string) {
+func (c *capture) abandon(reason Reason) {
 	if c.reason == "" {
 		c.reason = reason
 	}
@@ -393,7 +393,7 @@ func (r *liveRows) Next(dest []driver.Value) error {
 // row's column types, read when c.rowTypes.
 func (c *capture) keep(vals []any, cols []serializer.Column) {
 	if c.entry.Rows >= c.maxRows {
-		c.abandon(reasonTooManyRows)
+		c.abandon(ReasonTooManyRows)
 		return
 	}
 	if c.rowTypes && !c.keepTypes(cols) {
@@ -412,14 +412,14 @@ func (c *capture) keep(vals []any, cols []serializer.Column) {
 		case time.Time:
 			c.size += 24
 		default:
-			c.abandon(reasonUnsupportedValue)
+			c.abandon(ReasonUnsupportedValue)
 			return
 		}
 		c.entry.Values = append(c.entry.Values, v)
 	}
 	c.entry.Rows++
 	if c.size > c.maxBytes {
-		c.abandon(reasonTooLarge)
+		c.abandon(ReasonTooLarge)
 	}
 }
 
@@ -429,7 +429,7 @@ func (c *capture) keep(vals []any, cols []serializer.Column) {
 func (c *capture) keepTypes(cols []serializer.Column) bool {
 	e := &c.entry
 	if len(cols) != len(e.Columns) {
-		c.abandon(reasonPartialRead) // (no current row: the rows were closed)
+		c.abandon(ReasonPartialRead) // (no current row: the rows were closed)
 		return false
 	}
 	k := -1
@@ -445,7 +445,7 @@ func (c *capture) keepTypes(cols []serializer.Column) bool {
 	}
 	if k < 0 {
 		if len(e.ColumnSets) == serializer.MaxColumnSets {
-			c.abandon(reasonTooLarge)
+			c.abandon(ReasonTooLarge)
 			return false
 		}
 		k = len(e.ColumnSets)
@@ -468,7 +468,7 @@ func (r *liveRows) Close() error {
 		// First/Take/Row read one row and close: peek once to learn
 		// whether that was the whole result.
 		if rows.Next() {
-			r.src.capture.abandon(reasonPartialRead)
+			r.src.capture.abandon(ReasonPartialRead)
 		} else {
 			complete = rows.Err() == nil
 		}
@@ -488,7 +488,7 @@ func (r *liveRows) HasNextResultSet() bool { return true }
 
 func (r *liveRows) NextResultSet() error {
 	if c := r.src.capture; c != nil {
-		c.abandon(reasonMultiStatement)
+		c.abandon(ReasonMultiStatement)
 	}
 	if !r.src.rows.NextResultSet() {
 		if err := r.src.rows.Err(); err != nil {

@@ -103,15 +103,15 @@ func (p *Plugin) settled(tags []string, versions []uint64) bool {
 
 // replicaReason says why a result read through pool may not be stored
 // ("" when it may).
-func (p *Plugin) replicaReason(pool gorm.ConnPool, tags []string, versions []uint64) string {
+func (p *Plugin) replicaReason(pool gorm.ConnPool, tags []string, versions []uint64) Reason {
 	if p.fromPrimary(pool) {
 		return ""
 	}
 	if p.replicaBehind(pool) {
-		return reasonReplicaBehind
+		return ReasonReplicaBehind
 	}
 	if !p.settled(tags, versions) {
-		return reasonReplicaLag
+		return ReasonReplicaLag
 	}
 	return ""
 }

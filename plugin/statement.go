@@ -154,7 +154,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 			// Transaction control through Raw(…).Rows(): applied once sent.
 			rows, err := s.inner.QueryContext(ctx, query, args...)
 			raw.control(p, pl.tx, err)
-			p.stats.bypassed(reasonTransaction)
+			p.stats.bypassed(ReasonTransaction)
 			return nil, rows, err
 		}
 	}
@@ -182,7 +182,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	opts, err := optionsOf(s.db)
 	if err != nil {
-		p.stats.bypassed(reasonBadOption)
+		p.stats.bypassed(ReasonBadOption)
 		return nil, nil, err
 	}
 	reason := s.bypassReason(pl)
@@ -222,21 +222,21 @@ func (s *stmtPool) queryWriting(ctx context.Context, query string, args []any, f
 
 // bypassReason says why a read of plan pl must go straight to the
 // database, or "" when the cache may serve it.
-func (s *stmtPool) bypassReason(pl *plan) string {
+func (s *stmtPool) bypassReason(pl *plan) Reason {
 	switch {
 	case !pl.cacheable:
 		return pl.reason
 	case s.p.closed.Load():
-		return reasonClosed
+		return ReasonClosed
 	}
 	switch s.inner.(type) {
 	case gorm.TxCommitter:
-		return reasonTransaction
+		return ReasonTransaction
 	case *sql.Conn:
-		return reasonConnection
+		return ReasonConnection
 	}
 	if s.p.rawShared.inTx() {
-		return reasonTransaction // BEGIN sent through the shared pool
+		return ReasonTransaction // BEGIN sent through the shared pool
 	}
 	return ""
 }
@@ -254,11 +254,11 @@ type probe struct {
 	key        string
 	versions   []uint64
 	entry      *serializer.Entry // a verified, fresh entry: a hit
-	bypass     string            // why the result may be neither served nor stored
+	bypass     Reason            // why the result may be neither served nor stored
 	tags       []string          // the plan's tags, and the query's Tags option
 	ttl        time.Duration     // the TTL to store the result with
 	stored     *serializer.Entry // the result, once stored (for coalesced misses)
-	noStore    string            // why a miss may be served but not stored (a replica read)
+	noStore    Reason            // why a miss may be served but not stored (a replica read)
 	revalidate bool              // the entry is past its TTL: serve it and refresh it
 	db         *gorm.DB          // the statement (for the hit marker), or nil
 	// loose: 1 + the index in tags of the table tag a row-level entry
@@ -269,7 +269,7 @@ type probe struct {
 // settle makes a captured entry of a row-level read depend on its rows
 // alone when it found one row per value, or else on its table too; it
 // returns why it may not be stored ("" when it may).
-func (pr *probe) settle(e *serializer.Entry) string {
+func (pr *probe) settle(e *serializer.Entry) Reason {
 	if pr.loose == 0 {
 		return ""
 	}
@@ -281,7 +281,7 @@ func (pr *probe) settle(e *serializer.Entry) string {
 		return ""
 	}
 	if e.Versions[i] == 0 {
-		return reasonHeld // a write to the table was in flight
+		return ReasonHeld // a write to the table was in flight
 	}
 	return ""
 }
@@ -315,7 +315,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	canonical, err := keys.AppendQuery((*pr.buf)[:0], p.dialName, p.identity, query, args)
 	pr.canonical = canonical
 	if err != nil {
-		pr.bypass = reasonUnsupportedArg
+		pr.bypass = ReasonUnsupportedArg
 		var extra []string
 		if opts != nil {
 			extra = opts.tags
@@ -328,7 +328,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	entry, ok := p.lookup(ctx, pr.key, pr.tags, pr.versions)
 	p.RecordRead(ctx, pr.tags, pr.versions)
 	if !ok {
-		pr.bypass = reasonStoreError
+		pr.bypass = ReasonStoreError
 		return pr
 	}
 	if reason := p.unstorable(pr.tags, pr.versions, pr.loose); reason != "" {
@@ -461,14 +461,14 @@ func (p *Plugin) storeFailed(op string, err error) {
 // a tag whose last invalidation did not reach the store. The tag at
 // loose-1 (a row-level read's table) is judged when the result is known
 // (probe.settle).
-func (p *Plugin) unstorable(tags []string, versions []uint64, loose int) string {
+func (p *Plugin) unstorable(tags []string, versions []uint64, loose int) Reason {
 	for i, v := range versions {
 		if v == 0 && i != loose-1 {
-			return reasonHeld
+			return ReasonHeld
 		}
 	}
 	if !p.inv.Serving(tags) {
-		return reasonBumpFailed
+		return ReasonBumpFailed
 	}
 	return ""
 }
@@ -476,7 +476,7 @@ func (p *Plugin) unstorable(tags []string, versions []uint64, loose int) string 
 // put stores a captured entry for ttl, and reports whether it did.
 func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
 	if e.Rows == 0 && p.cfg.SkipEmpty {
-		p.stats.bypassed(reasonEmpty)
+		p.stats.bypassed(ReasonEmpty)
 		return false
 	}
 	if e.Rows == 0 && p.cfg.EmptyTTL > 0 && (ttl <= 0 || p.cfg.EmptyTTL < ttl) {
@@ -492,11 +492,11 @@ func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
 		var b []byte
 		b, err = serializer.AppendEncodeOptions(nil, e, serializer.Options{CompressAbove: p.cfg.CompressAbove})
 		if errors.Is(err, serializer.ErrValueType) {
-			p.stats.bypassed(reasonUnsupportedValue)
+			p.stats.bypassed(ReasonUnsupportedValue)
 			return false
 		}
 		if err == nil && len(b) > p.cfg.MaxBytes {
-			p.stats.bypassed(reasonTooLarge)
+			p.stats.bypassed(ReasonTooLarge)
 			return false
 		}
 		if err == nil {
@@ -505,10 +505,10 @@ func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
 	}
 	switch {
 	case errors.Is(err, serializer.ErrValueType):
-		p.stats.bypassed(reasonUnsupportedValue)
+		p.stats.bypassed(ReasonUnsupportedValue)
 		return false
 	case errors.Is(err, store.ErrTooLarge):
-		p.stats.bypassed(reasonTooLarge)
+		p.stats.bypassed(ReasonTooLarge)
 		return false
 	case err != nil:
 		p.storeFailed("set", err)

@@ -6,37 +6,42 @@ import (
 	"sync/atomic"
 )
 
-// Reasons a statement bypassed the cache, as counted in [Stats].Bypasses and
-// given in [Explanation].Reason. README.md has the same list, with an
-// example of each.
+// Reason says why a statement bypassed the cache: the keys of
+// [Stats].Bypasses, [Explanation].Reason, the reason label of the
+// Prometheus metrics. The page cache (viewcache) uses the same type and
+// spelling.
+type Reason = core.Reason
+
+// Reasons a statement bypassed the cache. README.md has the same list,
+// with an example of each.
 const (
-	reasonTransaction      = "transaction"       // inside a transaction: reads go to the database
-	reasonConnection       = "connection"        // on a dedicated connection (db.Connection's *sql.Conn)
-	reasonWrite            = "write"             // a write sent as a query returning rows: INSERT … RETURNING (GORM's Create on PostgreSQL, SQLite, MariaDB), UPDATE … RETURNING, writable CTEs, DDL through Raw; writes sent with Exec are not counted
-	reasonNotSelect        = "not_select"        // SET, SHOW, EXPLAIN, PRAGMA, savepoints… sent as a query: nothing to cache
-	reasonLocking          = "locking"           // FOR UPDATE / FOR SHARE
-	reasonVolatile         = "volatile_function" // now(), random(), nextval(), an unknown function (which also invalidates everything)…
-	reasonCatalog          = "catalog"           // system catalogs: nothing bumps them
-	reasonUnknownTables    = "unknown_tables"    // the tables read could not all be determined (SQL not followed, a view of unknown tables)
-	reasonInto             = "select_into"       // SELECT … INTO (MySQL variables, OUTFILE)
-	reasonUnsupportedArg   = "unsupported_arg"   // an argument that cannot be encoded into a key
-	reasonUnsupportedValue = "unsupported_value" // after a miss: a result value that is not a driver value
-	reasonTooManyRows      = "too_many_rows"     // after a miss: over MaxRows
-	reasonTooLarge         = "too_large"         // after a miss: over MaxBytes, or more than the store accepts
-	reasonPartialRead      = "partial_read"      // after a miss: the caller did not read the result to the end
-	reasonHeld             = "write_in_flight"   // a write to one of its tables has not committed yet
-	reasonStoreError       = "store_error"       // the lookup failed (or the caller gave up during it): served from the database
-	reasonBumpFailed       = "bump_failed"       // a table whose invalidation did not reach the store (after an outage: every table until the epoch bump)
-	reasonMultiStatement   = "multi_statement"   // several statements in one query
-	reasonClosed           = "closed"            // the plugin was closed (on a store it does not own; on its own store it steps aside and counts nothing)
-	reasonSkip             = "skip"              // the Skip option
-	reasonDenied           = "denied"            // reads a table in Config.Deny
-	reasonNotAllowed       = "not_allowed"       // reads a table not in Config.Allow
-	reasonOptIn            = "opt_in"            // Config.OptIn and the statement did not ask
-	reasonEmpty            = "empty"             // after a miss: no rows, and Config.SkipEmpty
-	reasonBadOption        = "bad_option"        // a per-query option from the context was invalid (the statement failed); a bad clause fails the statement before the plugin sees it
-	reasonReplicaBehind    = "replica_behind"    // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
-	reasonReplicaLag       = "replica_lag"       // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
+	ReasonTransaction      Reason = "transaction"            // inside a transaction: reads go to the database
+	ReasonConnection       Reason = "connection"             // on a dedicated connection (db.Connection's *sql.Conn)
+	ReasonWrite            Reason = "write"                  // a write sent as a query returning rows: INSERT … RETURNING (GORM's Create on PostgreSQL, SQLite, MariaDB), UPDATE … RETURNING, writable CTEs, DDL through Raw; writes sent with Exec are not counted
+	ReasonNotSelect        Reason = "not_select"             // SET, SHOW, EXPLAIN, PRAGMA, savepoints… sent as a query: nothing to cache
+	ReasonLocking          Reason = "locking"                // FOR UPDATE / FOR SHARE
+	ReasonVolatile         Reason = "volatile_function"      // now(), random(), nextval(), an unknown function (which also invalidates everything)…
+	ReasonCatalog          Reason = "catalog"                // system catalogs: nothing bumps them
+	ReasonUnknownTables           = core.ReasonUnknownTables // the tables read could not all be determined (SQL not followed, a view of unknown tables)
+	ReasonInto             Reason = "select_into"            // SELECT … INTO (MySQL variables, OUTFILE)
+	ReasonUnsupportedArg   Reason = "unsupported_arg"        // an argument that cannot be encoded into a key
+	ReasonUnsupportedValue Reason = "unsupported_value"      // after a miss: a result value that is not a driver value
+	ReasonTooManyRows      Reason = "too_many_rows"          // after a miss: over MaxRows
+	ReasonTooLarge                = core.ReasonTooLarge      // after a miss: over MaxBytes, or more than the store accepts
+	ReasonPartialRead      Reason = "partial_read"           // after a miss: the caller did not read the result to the end
+	ReasonHeld                    = core.ReasonHeld          // a write to one of its tables has not committed yet
+	ReasonStoreError              = core.ReasonStoreError    // the lookup failed (or the caller gave up during it): served from the database
+	ReasonBumpFailed       Reason = "bump_failed"            // a table whose invalidation did not reach the store (after an outage: every table until the epoch bump)
+	ReasonMultiStatement   Reason = "multi_statement"        // several statements in one query
+	ReasonClosed           Reason = "closed"                 // the plugin was closed (on a store it does not own; on its own store it steps aside and counts nothing)
+	ReasonSkip             Reason = "skip"                   // the Skip option
+	ReasonDenied           Reason = "denied"                 // reads a table in Config.Deny
+	ReasonNotAllowed       Reason = "not_allowed"            // reads a table not in Config.Allow
+	ReasonOptIn            Reason = "opt_in"                 // Config.OptIn and the statement did not ask
+	ReasonEmpty            Reason = "empty"                  // after a miss: no rows, and Config.SkipEmpty
+	ReasonBadOption        Reason = "bad_option"             // a per-query option from the context was invalid (the statement failed); a bad clause fails the statement before the plugin sees it
+	ReasonReplicaBehind    Reason = "replica_behind"         // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
+	ReasonReplicaLag       Reason = "replica_lag"            // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
 )
 
 // Stats counts what the plugin did since it was created.
@@ -60,7 +65,7 @@ type Stats struct {
 	// result was not stored. Writes are counted only when they are sent as
 	// queries returning rows (write: GORM's Create with INSERT … RETURNING);
 	// writes sent with Exec (Update, Delete) are not.
-	Bypasses map[string]uint64
+	Bypasses map[Reason]uint64
 	// Invalidations counts table versions bumped in the store, one per
 	// table per successful bump: a write bumps each of its tables (with what
 	// its cascades, partitions and triggers reach, or just "*") twice, when
@@ -132,7 +137,7 @@ type counters struct {
 	bypass                                                                                                                                 sync.Map // reason → *atomic.Uint64
 }
 
-func (c *counters) bypassed(reason string) {
+func (c *counters) bypassed(reason Reason) {
 	v, ok := c.bypass.Load(reason)
 	if !ok {
 		v, _ = c.bypass.LoadOrStore(reason, new(atomic.Uint64))
@@ -165,10 +170,10 @@ func (c *counters) snapshot(inv *core.Counters) Stats {
 		RowWrites:       c.rowWrites.Load(),
 		TableWrites:     c.tableWrites.Load(),
 		Tables:          map[string]TableStats{},
-		Bypasses:        map[string]uint64{},
+		Bypasses:        map[Reason]uint64{},
 	}
 	c.bypass.Range(func(k, v any) bool {
-		s.Bypasses[k.(string)] = v.(*atomic.Uint64).Load()
+		s.Bypasses[k.(Reason)] = v.(*atomic.Uint64).Load()
 		return true
 	})
 	c.tables.m.Range(func(k, v any) bool {

@@ -196,7 +196,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // bypass says why r is not looked up ("" when it is), and returns the
 // route's VaryOn value.
-func (h *handler) bypass(r *http.Request) (reason, varyOn string) {
+func (h *handler) bypass(r *http.Request) (reason Reason, varyOn string) {
 	c, rt := h.c, h.rt
 	switch {
 	case rt.never:

@@ -15,7 +15,7 @@ type scope struct {
 	mu       sync.Mutex
 	versions map[string]uint64
 	changed  bool          // a tag was seen at two versions
-	noStore  string        // a reason the enclosing response must not be stored
+	noStore  Reason        // a reason the enclosing response must not be stored
 	ttlCap   time.Duration // the shortest TTL of what was served inside (0: none)
 }
 
@@ -53,7 +53,7 @@ func depend(ctx context.Context, tags []string, versions []uint64, ttl time.Dura
 }
 
 // refuse makes every scope of ctx unstorable for reason.
-func refuse(ctx context.Context, reason string) {
+func refuse(ctx context.Context, reason Reason) {
 	for _, s := range scopesOf(ctx) {
 		s.mu.Lock()
 		if s.noStore == "" {

@@ -189,8 +189,9 @@ func mustHit(t *testing.T, what string, r reply) {
 }
 
 // mustMiss fails unless r was a miss whose Cache-Status contains want.
-func mustMiss(t *testing.T, what string, r reply, want string) {
+func mustMiss[S ~string](t *testing.T, what string, r reply, wantS S) {
 	t.Helper()
+	want := string(wantS)
 	if r.hit() || !strings.Contains(r.cacheStatus(), want) {
 		t.Fatalf("%s: Cache-Status %q, want a miss with %q (status %d, body %q)", what, r.cacheStatus(), want, r.status, r.body)
 	}

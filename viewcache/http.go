@@ -52,7 +52,7 @@ func seconds(v string) (time.Duration, bool) {
 // refusal says why a response with header h and status may not be stored
 // (a Reason… constant), or "": its status, Cache-Control private, no-store
 // or no-cache, Set-Cookie, Vary: *, or declared trailers.
-func (c *Cache) refusal(status int, h http.Header) string {
+func (c *Cache) refusal(status int, h http.Header) Reason {
 	if !c.statuses[status] {
 		return ReasonStatus
 	}
@@ -260,7 +260,7 @@ type status struct {
 	stored    bool
 	collapsed bool
 	ttl       time.Duration // remaining freshness; < 0: not given
-	detail    string
+	detail    Reason
 }
 
 func (s status) String() string {
@@ -289,7 +289,7 @@ func (s status) String() string {
 	}
 	if s.detail != "" {
 		b.WriteString("; detail=")
-		b.WriteString(s.detail)
+		b.WriteString(string(s.detail))
 	}
 	return b.String()
 }

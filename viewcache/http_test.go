@@ -199,7 +199,7 @@ func mustNew(t *testing.T, e *env, cfg viewcache.Config) *viewcache.Cache {
 func TestPrivateResponses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	rules := map[string][2]string{
+	rules := map[viewcache.Reason][2]string{
 		viewcache.ReasonSetCookie: {"Set-Cookie", "session=%s"},
 		viewcache.ReasonPrivate:   {"Cache-Control", "private, max-age=60"},
 		viewcache.ReasonNoStore:   {"Cache-Control", "no-store"},
@@ -207,7 +207,7 @@ func TestPrivateResponses(t *testing.T) {
 		viewcache.ReasonVaryStar:  {"Vary", "*"},
 	}
 	for reason, field := range rules {
-		e.mux.Handle("GET /"+reason, e.c.Page(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mux.Handle("GET /"+string(reason), e.c.Page(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var n int64
 			e.db.WithContext(r.Context()).Model(&Article{}).Count(&n)
 			user := r.Header.Get("X-User") // not an identity header: the cache cannot tell users apart
@@ -220,10 +220,10 @@ func TestPrivateResponses(t *testing.T) {
 		})))
 	}
 	for reason := range rules {
-		t.Run(reason, func(t *testing.T) {
+		t.Run(string(reason), func(t *testing.T) {
 			for range 2 {
 				for _, user := range []string{"alice", "bob"} {
-					r := e.get("/"+reason, "X-User: "+user)
+					r := e.get("/"+string(reason), "X-User: "+user)
 					if r.body != user+"'s page" {
 						t.Fatalf("%s got %q", user, r.body)
 					}
@@ -302,7 +302,7 @@ func TestSizeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if !strings.Contains(resp.Header.Get("Cache-Status"), "detail=too-large") {
+	if !strings.Contains(resp.Header.Get("Cache-Status"), "detail=too_large") {
 		t.Fatalf("Cache-Status %q", resp.Header.Get("Cache-Status"))
 	}
 	// Read most of what was written before the handler is released: it was

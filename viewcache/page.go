@@ -197,7 +197,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, base baseKey, fix
 	fwd := lk.fwd()
 	pre := w.Header().Clone()
 	cw := &capture{w: w, max: c.maxBytes, refusal: c.refusal}
-	cw.onStream = func(reason string) string {
+	cw.onStream = func(reason Reason) string {
 		if f != nil {
 			f.Finish(struct{}{})
 		}
@@ -295,7 +295,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, base baseKey, fix
 
 // unstorable says why a complete response may not be stored, before its
 // dependencies are looked at ("" when it may).
-func (h *handler) unstorable(r *http.Request, rec *plugin.Recorder, sc *scope, final http.Header, lk looked) string {
+func (h *handler) unstorable(r *http.Request, rec *plugin.Recorder, sc *scope, final http.Header, lk looked) Reason {
 	sc.mu.Lock()
 	noStore, inner := sc.noStore, len(sc.versions) > 0
 	sc.mu.Unlock()
@@ -324,7 +324,7 @@ func (h *handler) unstorable(r *http.Request, rec *plugin.Recorder, sc *scope, f
 // dependencies returns the sorted tags a response depends on, with the
 // versions each had before the first read of it: the fixed tags (read by
 // the lookup), the tables the recorder saw, and what the scope collected.
-func dependencies(fixed []string, fixedVersions []uint64, rec *plugin.Recorder, sc *scope) ([]string, []uint64, string) {
+func dependencies(fixed []string, fixedVersions []uint64, rec *plugin.Recorder, sc *scope) ([]string, []uint64, Reason) {
 	acc := make(map[string]uint64, len(fixed)+8)
 	changed := merge(acc, fixed, fixedVersions)
 	rt, rv := rec.Tables()
@@ -356,7 +356,7 @@ func dependencies(fixed []string, fixedVersions []uint64, rec *plugin.Recorder, 
 // it did). It adds to snap the fields the stored response is served with
 // (a computed ETag, Date).
 func (h *handler) store(r *http.Request, base baseKey, snap, pre http.Header, body []byte, code int,
-	tags []string, versions []uint64, ttl time.Duration, forever bool, now time.Time, lk looked) string {
+	tags []string, versions []uint64, ttl time.Duration, forever bool, now time.Time, lk looked) Reason {
 	c := h.c
 	etag := snap.Get("Etag")
 	if etag == "" && bodyAllowed(code) {

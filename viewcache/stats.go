@@ -1,44 +1,53 @@
 package viewcache
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// Reasons a request was not looked up (Stats.Bypasses), or a response not
-// stored (Stats.NotStored). They are also the detail of the Cache-Status
-// field.
-const (
-	// Bypasses: the request was not looked up, and its response not stored.
-	ReasonMethod   = "method"   // neither GET nor HEAD
-	ReasonIdentity = "identity" // an identity header or client certificate, and no VaryOn value
-	ReasonRange    = "range"    // a Range request
-	ReasonUpgrade  = "upgrade"  // a protocol upgrade (WebSocket)
-	ReasonNever    = "never"    // the route says Never
-
-	// NotStored: looked up, served by the handler, and not stored.
-	ReasonHead       = "head"           // a HEAD miss: its response has no body to store
-	ReasonStatus     = "status"         // a status not in Config.Statuses
-	ReasonPrivate    = "private"        // Cache-Control: private
-	ReasonNoStore    = "no-store"       // Cache-Control: no-store
-	ReasonNoCache    = "no-cache"       // Cache-Control: no-cache
-	ReasonSetCookie  = "set-cookie"     // the response sets a cookie
-	ReasonVaryStar   = "vary-star"      // Vary: *
-	ReasonTrailers   = "trailers"       // the response has trailers
-	ReasonExpired    = "expired"        // max-age=0, s-maxage=0, or an Expires not after Date
-	ReasonTooLarge   = "too-large"      // over Config.MaxBytes (streamed through), or refused by the store
-	ReasonFlushed    = "flushed"        // the handler flushed: the response streamed through
-	ReasonHijacked   = "hijacked"       // the handler hijacked the connection
-	ReasonPanic      = "panic"          // the handler panicked
-	ReasonUnknown    = "unknown-tables" // a query's tables could not be determined, or it called a volatile function
-	ReasonWrote      = "wrote"          // a query wrote
-	ReasonNoQueries  = "no-queries"     // no query recorded, and the route lacks WithoutQueries
-	ReasonHeld       = "held"           // a table's version was unknown or held by a write in flight
-	ReasonChanged    = "changed"        // a table's version changed while the handler ran
-	ReasonVaries     = "varies"         // an inner route varied on something the outer key lacks
-	ReasonStoreError = "store-error"    // the store failed
-	ReasonInnerNever = "inner-never"    // an inner route or fragment said Never
-	ReasonCancelled  = "cancelled"      // the request's context ended before the response was complete
+	"github.com/gormcache/gormcache/internal/core"
 )
 
-var reasons = []string{
+// Reason says why a request was not looked up (Stats.Bypasses), or a
+// response not stored (Stats.NotStored); it is also the detail of the
+// Cache-Status field. It is the plugin's type, with the same spelling
+// (lower-case snake_case) and the reasons the two share (store_error,
+// too_large, write_in_flight, unknown_tables) spelt once.
+type Reason = core.Reason
+
+// Reasons a request was not looked up, or a response not stored.
+const (
+	// Bypasses: the request was not looked up, and its response not stored.
+	ReasonMethod   Reason = "method"   // neither GET nor HEAD
+	ReasonIdentity Reason = "identity" // an identity header or client certificate, and no VaryOn value
+	ReasonRange    Reason = "range"    // a Range request
+	ReasonUpgrade  Reason = "upgrade"  // a protocol upgrade (WebSocket)
+	ReasonNever    Reason = "never"    // the route says Never
+
+	// NotStored: looked up, served by the handler, and not stored.
+	ReasonHead       Reason = "head"                   // a HEAD miss: its response has no body to store
+	ReasonStatus     Reason = "status"                 // a status not in Config.Statuses
+	ReasonPrivate    Reason = "private"                // Cache-Control: private
+	ReasonNoStore    Reason = "no_store"               // Cache-Control: no-store
+	ReasonNoCache    Reason = "no_cache"               // Cache-Control: no-cache
+	ReasonSetCookie  Reason = "set_cookie"             // the response sets a cookie
+	ReasonVaryStar   Reason = "vary_star"              // Vary: *
+	ReasonTrailers   Reason = "trailers"               // the response has trailers
+	ReasonExpired    Reason = "expired"                // max-age=0, s-maxage=0, or an Expires not after Date
+	ReasonTooLarge          = core.ReasonTooLarge      // over Config.MaxBytes (streamed through), or refused by the store
+	ReasonFlushed    Reason = "flushed"                // the handler flushed: the response streamed through
+	ReasonHijacked   Reason = "hijacked"               // the handler hijacked the connection
+	ReasonPanic      Reason = "panic"                  // the handler panicked
+	ReasonUnknown           = core.ReasonUnknownTables // a query's tables could not be determined, or it called a volatile function
+	ReasonWrote      Reason = "wrote"                  // a query wrote
+	ReasonNoQueries  Reason = "no_queries"             // no query recorded, and the route lacks WithoutQueries
+	ReasonHeld              = core.ReasonHeld          // a table's version was unknown or held by a write in flight
+	ReasonChanged    Reason = "changed"                // a table's version changed while the handler ran
+	ReasonVaries     Reason = "varies"                 // an inner route varied on something the outer key lacks
+	ReasonStoreError        = core.ReasonStoreError    // the store failed
+	ReasonInnerNever Reason = "inner_never"            // an inner route or fragment said Never
+	ReasonCancelled  Reason = "cancelled"              // the request's context ended before the response was complete
+)
+
+var reasons = []Reason{
 	ReasonMethod, ReasonIdentity, ReasonRange, ReasonUpgrade, ReasonNever,
 	ReasonHead, ReasonStatus, ReasonPrivate, ReasonNoStore, ReasonNoCache, ReasonSetCookie,
 	ReasonVaryStar, ReasonTrailers, ReasonExpired, ReasonTooLarge, ReasonFlushed, ReasonHijacked,
@@ -46,8 +55,8 @@ var reasons = []string{
 	ReasonVaries, ReasonStoreError, ReasonInnerNever, ReasonCancelled,
 }
 
-var reasonIndex = func() map[string]int {
-	m := make(map[string]int, len(reasons))
+var reasonIndex = func() map[Reason]int {
+	m := make(map[Reason]int, len(reasons))
 	for i, r := range reasons {
 		m[r] = i
 	}
@@ -65,9 +74,9 @@ type Stats struct {
 	Stale       uint64 // of the misses, a stored response was found but a table it read has been written since
 	Stores      uint64 // responses stored
 	// Bypasses counts requests not looked up, by reason (Reason… constants).
-	Bypasses map[string]uint64
+	Bypasses map[Reason]uint64
 	// NotStored counts misses whose response was not stored, by reason.
-	NotStored map[string]uint64
+	NotStored map[Reason]uint64
 	// Corrupt counts entries that did not decode (or were written for
 	// another key): misses, and the entry is deleted.
 	Corrupt uint64
@@ -85,8 +94,8 @@ type counters struct {
 	bypasses, notStored                                 [32]atomic.Uint64
 }
 
-func (c *counters) bypass(reason string)   { c.bypasses[reasonIndex[reason]].Add(1) }
-func (c *counters) notStore(reason string) { c.notStored[reasonIndex[reason]].Add(1) }
+func (c *counters) bypass(reason Reason)   { c.bypasses[reasonIndex[reason]].Add(1) }
+func (c *counters) notStore(reason Reason) { c.notStored[reasonIndex[reason]].Add(1) }
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
@@ -100,8 +109,8 @@ func (c *counters) snapshot() Stats {
 		StoreErrors:    c.storeErrors.Load(),
 		FragmentHits:   c.fragHits.Load(),
 		FragmentMisses: c.fragMisses.Load(),
-		Bypasses:       map[string]uint64{},
-		NotStored:      map[string]uint64{},
+		Bypasses:       map[Reason]uint64{},
+		NotStored:      map[Reason]uint64{},
 	}
 	for i, r := range reasons {
 		if n := c.bypasses[i].Load(); n > 0 {

@@ -187,7 +187,7 @@ func TestNotStored(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	cases := []struct {
 		name   string
-		reason string
+		reason viewcache.Reason
 		opts   []viewcache.Option
 		h      http.HandlerFunc
 	}{
@@ -228,7 +228,7 @@ func TestNotStored(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 2 {
 				r := e.get("/" + tc.name)
-				if r.hit() || !strings.Contains(r.cacheStatus(), "detail="+tc.reason) {
+				if r.hit() || !strings.Contains(r.cacheStatus(), "detail="+string(tc.reason)) {
 					t.Fatalf("Cache-Status %q, want detail=%s", r.cacheStatus(), tc.reason)
 				}
 			}
@@ -642,7 +642,7 @@ func TestWriteInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if r := e.get("/articles"); r.hit() || !strings.Contains(r.cacheStatus(), "detail="+viewcache.ReasonHeld) {
+		if r := e.get("/articles"); r.hit() || !strings.Contains(r.cacheStatus(), "detail="+string(viewcache.ReasonHeld)) {
 			t.Fatalf("during the transaction: %q", r.cacheStatus())
 		}
 	}

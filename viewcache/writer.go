@@ -18,18 +18,18 @@ import (
 type capture struct {
 	w       http.ResponseWriter
 	max     int
-	refusal func(status int, h http.Header) string
+	refusal func(status int, h http.Header) Reason
 	// onStream runs once when the response starts streaming (a
 	// coalescing leader releases its followers then); its result is the
 	// Cache-Status given to the streamed response.
-	onStream func(reason string) string
+	onStream func(reason Reason) string
 
 	wroteHeader bool
 	status      int
 	snap        http.Header // the header at WriteHeader
 	buf         bytes.Buffer
 	streaming   bool
-	reason      string // why the response streams (not stored)
+	reason      Reason // why the response streams (not stored)
 }
 
 var (
@@ -145,7 +145,7 @@ func (c *capture) Unwrap() http.ResponseWriter { return c.w }
 
 // stream stops buffering: it writes the header as it was at WriteHeader,
 // and what was buffered, to the real writer. c.wroteHeader is true.
-func (c *capture) stream(reason string) {
+func (c *capture) stream(reason Reason) {
 	c.streaming, c.reason = true, reason
 	cs := ""
 	if c.onStream != nil {

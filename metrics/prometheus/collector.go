@@ -151,7 +151,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.misses, st.Misses)
 	counter(c.stores, st.Stores)
 	for reason, n := range st.Bypasses {
-		counter(c.bypasses, n, reason)
+		counter(c.bypasses, n, string(reason))
 	}
 	counter(c.invalidations, st.Invalidations)
 	counter(c.storeErrors, st.StoreErrors)
