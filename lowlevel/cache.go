@@ -187,7 +187,7 @@ func newCache(st store.Store, cfg Config) (*Cache, error) {
 	if timeout == 0 {
 		timeout = DefaultStoreTimeout
 	}
-	c.nsTag = core.Namespace("Lowlevel", c.prefix)
+	c.nsTag = NamespaceTag(c.prefix)
 	if sw, ok := st.(Swapper); ok {
 		c.swap = sw
 	} else if ms, ok := st.(*memstore.Store); ok {

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"database/sql/driver"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/keys"
+	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/serializer"
 	"github.com/gormcache/gormcache/store"
@@ -201,7 +200,7 @@ func inspect(ctx context.Context, e *env, key string, rows int, asJSON bool) err
 	if t.entryKey != nil {
 		rep.StoreKey = t.entryKey(key)
 	}
-	if len(raw) > 0 && raw[0] == lowLevelMagic {
+	if lowlevel.IsEntry(raw) {
 		if err := rep.lowLevel(ctx, e, t, raw); err != nil {
 			return err
 		}
@@ -529,81 +528,21 @@ func (rep *report) text(w io.Writer, rows int) {
 	}
 }
 
-// The envelope of a low-level entry (lowlevel/entry.go):
-//
-//	'L' formatVersion deadline(int64 LE, unix ns, 0 = none)
-//	n uvarint, n × (len uvarint, tag, version uint64 LE), msgpack payload
-//
-// TODO(issue 14): parseLowLevel is a shim, a second copy of lowlevel's
-// unmarshal (lowlevel/entry.go), kept until package lowlevel exports its
-// decoder, e.g.
-//
-//	// DecodeEntry decodes the envelope of an entry as a byte store holds it.
-//	func DecodeEntry(b []byte) (EntryInfo, error)
-//	type EntryInfo struct { Tags []string; Versions []uint64; Deadline time.Time; Payload []byte }
-//
-// and its namespace tag ("*Lowlevel:" + Config.Prefix, lowlevel/cache.go),
-// e.g. func NamespaceTag(prefix string) string. Both wait for the shared
-// cache core (issue 14 item 1), which rewrites those files.
-const (
-	lowLevelMagic   = 'L'
-	lowLevelVersion = 1
-)
-
-type lowLevelEntry struct {
-	deadline int64
-	tags     []string
-	versions []uint64
-	payload  []byte
-}
-
-func parseLowLevel(b []byte) (*lowLevelEntry, error) {
-	bad := errors.New("malformed low-level entry")
-	if len(b) < 10 || b[0] != lowLevelMagic {
-		return nil, bad
-	}
-	if b[1] != lowLevelVersion {
-		return nil, fmt.Errorf("low-level entry of format %d; this gormcache reads format %d", b[1], lowLevelVersion)
-	}
-	e := &lowLevelEntry{deadline: int64(binary.LittleEndian.Uint64(b[2:]))}
-	b = b[10:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return nil, bad
-	}
-	b = b[k:]
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) || uint64(len(b)-k)-l < 8 {
-			return nil, bad
-		}
-		b = b[k:]
-		e.tags = append(e.tags, string(b[:l]))
-		e.versions = append(e.versions, binary.LittleEndian.Uint64(b[l:]))
-		b = b[l+8:]
-	}
-	if len(b) == 0 {
-		return nil, bad
-	}
-	e.payload = b
-	return e, nil
-}
-
 // lowLevel fills rep from a low-level entry.
 func (rep *report) lowLevel(ctx context.Context, e *env, t *target, raw []byte) error {
 	rep.Kind = "lowlevel"
-	le, err := parseLowLevel(raw)
+	le, err := lowlevel.DecodeEntry(raw)
 	if err != nil {
 		return fmt.Errorf("the entry under %q does not decode: %v", rep.Key, err)
 	}
 	var v any
-	if err := msgpack.Unmarshal(le.payload, &v); err != nil {
+	if err := msgpack.Unmarshal(le.Payload, &v); err != nil {
 		rep.Notes = append(rep.Notes, "the value does not decode: "+err.Error())
 	} else {
 		rep.Value = jsonable(v)
 	}
-	if le.deadline > 0 {
-		exp := time.Unix(0, le.deadline)
+	if !le.Deadline.IsZero() {
+		exp := le.Deadline
 		rep.Expires = &exp
 		if d := time.Until(exp); d > 0 {
 			rep.TTL = d.Round(time.Millisecond).String()
@@ -613,15 +552,15 @@ func (rep *report) lowLevel(ctx context.Context, e *env, t *target, raw []byte) 
 	} else {
 		rep.TTL = "none (plugin.Forever: until invalidated or evicted)"
 	}
-	vs, err := readVersions(ctx, e, t, le.tags)
+	vs, err := readVersions(ctx, e, t, le.Tags)
 	if err != nil {
 		return err
 	}
 	fresh := true
 	var tables []string
-	for i, tag := range le.tags {
-		rep.Tables = append(rep.Tables, tableState{Table: tag, Stored: le.versions[i], Current: vs[i], Known: true})
-		if vs[i] == 0 || vs[i] != le.versions[i] {
+	for i, tag := range le.Tags {
+		rep.Tables = append(rep.Tables, tableState{Table: tag, Stored: le.Versions[i], Current: vs[i], Known: true})
+		if vs[i] == 0 || vs[i] != le.Versions[i] {
 			fresh = false
 		}
 		if tag != store.GlobalTag && !strings.HasPrefix(tag, "*") {
@@ -629,10 +568,9 @@ func (rep *report) lowLevel(ctx context.Context, e *env, t *target, raw []byte) 
 		}
 	}
 	rep.Fresh = &fresh
-	for _, tag := range le.tags {
-		// The cache's namespace tag names its prefix (lowlevel/cache.go).
-		// TODO(issue 14): lowlevel.NamespaceTag instead of the literal.
-		llPrefix, ok := strings.CutPrefix(tag, "*Lowlevel:")
+	for _, tag := range le.Tags {
+		// The cache's namespace tag names its prefix.
+		llPrefix, ok := lowlevel.NamespacePrefix(tag)
 		if !ok || !strings.HasPrefix(rep.Key, llPrefix+":") {
 			continue
 		}
