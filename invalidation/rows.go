@@ -546,6 +546,8 @@ func (r *rowParser) conjuncts(from, to int, table, alias string) []Conjunct {
 		case depth > 0:
 		case t.is(kwOr), t.is(kwNot) && i == start, r.word(i, "xor"):
 			return nil // not a conjunction (NOT at the top: NOT a AND b is (NOT a) AND b, fine, but keep it simple)
+		case t.is(kwCase):
+			return nil // CASE … END holds ANDs at depth 0 that are not the WHERE's
 		case t.is(kwBetween):
 			between = true
 		case t.is(kwAnd):
