@@ -548,6 +548,8 @@ func (r *rowParser) conjuncts(from, to int, table, alias string) []Conjunct {
 			return nil // not a conjunction (NOT at the top: NOT a AND b is (NOT a) AND b, fine, but keep it simple)
 		case t.is(kwCase):
 			return nil // CASE … END holds ANDs at depth 0 that are not the WHERE's
+		case t.kind == tOp && r.src[t.start] == '|' && r.at(i+1).kind == tOp && r.src[r.at(i+1).start] == '|' && (r.d == MySQL || r.d == Generic):
+			return nil // MySQL's || is OR (unless PIPES_AS_CONCAT)
 		case t.is(kwBetween):
 			between = true
 		case t.is(kwAnd):

@@ -51,3 +51,19 @@ func TestRowLevelReviewCaseAnd(t *testing.T) {
 		})
 	}
 }
+
+// MySQL (without PIPES_AS_CONCAT, the default) reads || as OR, which binds
+// looser than AND: "id = 1 || owner = 'nobody' AND id = 2" returns row 1.
+func TestRowLevelReviewMySQLPipesOr(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "mysql", plugin.Config{})
+	q := "SELECT * FROM accounts WHERE id = 1 || owner = 'nobody' AND id = ?"
+	staleAfter(t, db, p, q, []any{2}, func() {
+		must(t, db.Model(&Account{ID: 1}).Update("balance", 777).Error)
+	}, 1, 777)
+	readID(t, db, 3)
+	must(t, db.Exec("UPDATE accounts SET balance = 778 WHERE id = 3 || owner = 'nobody' AND id = 4").Error)
+	if got := readID(t, db, 3); got != 778 {
+		t.Fatalf("row 3 after an update through ||: balance %d (stale)", got)
+	}
+}
