@@ -492,6 +492,9 @@ func (r *rowParser) operand(from, to int) Operand {
 // colRef reads toks[from:to] as a column of the statement's table (bare,
 // or qualified by its name or alias); ok is false for anything else.
 func (r *rowParser) colRef(from, to int, table, alias string) (string, bool) {
+	if to > from && r.d == MySQL && r.src[r.at(to-1).start] == '"' {
+		return "", false // a string, unless ANSI_QUOTES: "id" = 0 is true for every row
+	}
 	switch to - from {
 	case 1:
 		if r.nameTok(r.at(from)) {

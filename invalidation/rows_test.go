@@ -32,6 +32,7 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `SELECT * FROM users WHERE id = 1 OR id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE id > 1`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{MySQL, `SELECT * FROM users WHERE id = 1 || name = 'x' AND id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{MySQL, `SELECT * FROM users WHERE "id" = 0 AND name = 'x'`, Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("name", str("x"))}}},
 		{Postgres, `SELECT * FROM users WHERE CASE WHEN a = 0 AND id = 1 AND b = 0 THEN 0 ELSE 1 END = 1 AND id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE id = $1::int`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE lower(name) = 'a'`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},

@@ -67,3 +67,14 @@ func TestRowLevelReviewMySQLPipesOr(t *testing.T) {
 		t.Fatalf("row 3 after an update through ||: balance %d (stale)", got)
 	}
 }
+
+// MySQL (without ANSI_QUOTES, the default) reads "id" as a string: "id" = 0
+// is true for every row ('id' converts to 0).
+func TestRowLevelReviewMySQLDoubleQuotes(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "mysql", plugin.Config{})
+	q := `SELECT * FROM accounts WHERE "id" = 0 AND owner = ?`
+	staleAfter(t, db, p, q, []any{"owner3"}, func() {
+		must(t, db.Model(&Account{ID: 3}).Update("balance", 777).Error)
+	}, 3, 777)
+}
