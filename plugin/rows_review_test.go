@@ -78,3 +78,34 @@ func TestRowLevelReviewMySQLDoubleQuotes(t *testing.T) {
 		must(t, db.Model(&Account{ID: 3}).Update("balance", 777).Error)
 	}, 3, 777)
 }
+
+// SQLite: a table whose constraint says ON CONFLICT REPLACE makes a plain
+// UPDATE or INSERT delete the rows its new values conflict with: rows the
+// write does not name.
+func TestRowLevelReviewSQLiteConflictReplace(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "sqlite", plugin.Config{})
+	must(t, db.Exec(`CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT REPLACE)`).Error)
+	must(t, db.Exec(`INSERT INTO members VALUES (1, 'a'), (2, 'b'), (3, 'c')`).Error)
+	type Member struct {
+		ID    int64
+		Email string
+	}
+	read := func(id int64) (n []Member) {
+		must(t, db.Find(&n, []int64{id}).Error)
+		return n
+	}
+	read(1)
+	read(3)
+	if !hitOf(t, p, func() { read(1) }) || !hitOf(t, p, func() { read(3) }) {
+		t.Fatal("members not cached")
+	}
+	must(t, db.Exec("UPDATE members SET email = 'a' WHERE id = ?", 2).Error)
+	if n := read(1); len(n) != 0 {
+		t.Fatalf("member 1 was replaced by the update of member 2; read %+v", n)
+	}
+	must(t, db.Exec("INSERT INTO members (id, email) VALUES (?, 'c')", 4).Error)
+	if n := read(3); len(n) != 0 {
+		t.Fatalf("member 3 was replaced by the insert of member 4; read %+v", n)
+	}
+}
