@@ -143,7 +143,11 @@ func (r *rowParser) numberParams() bool {
 			q = true
 			r.args[i] = n
 			n++
-		case s[0] == '$' && len(s) > 1 && allDigits(s[1:]):
+		case s[0] == '$' && len(s) > 1 && allDigits(s[1:]) && r.d != SQLite:
+			// (SQLite numbers $NNN by first appearance, like a named
+			// parameter; drivers bind them by position (mattn/go-sqlite3)
+			// or by their digits (modernc): which argument it is depends
+			// on the driver)
 			dollar = true
 			k := 0
 			for _, c := range s[1:] {

@@ -48,6 +48,7 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `SELECT * FROM users WHERE id = 1; SELECT 1`, Shape{}},
 		{Postgres, `SELECT * FROM users WHERE id = $1 AND name = ?`, Shape{}},
 		{MySQL, `SELECT * FROM users WHERE id = :id`, Shape{}},
+		{SQLite, `SELECT * FROM users WHERE balance = $2 AND id = $1`, Shape{}},
 		// Writes.
 		{Postgres, `UPDATE "users" SET "visits"=$1,"updated_at"=$2 WHERE "users"."deleted_at" IS NULL AND "id" = $3`,
 			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"visits", "updated_at"}, Where: []Conjunct{cj("deleted_at", null()), cj("id", arg(2))}}},
