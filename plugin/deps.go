@@ -100,9 +100,24 @@ func (f *catalogFacts) addKeys(rows [][3]string, integer func(typ string) bool) 
 	for _, r := range rows {
 		n[r[0]]++
 	}
+	// Tables of one name in several schemas share their tags: they may be
+	// keyed only when every one of them has the same integer key column
+	// (another's "key" may be a plain column there).
+	col := map[string]string{}
 	for _, r := range rows {
-		if t := invalidation.TableName(r[0]); t != "" && n[r[0]] == 1 && integer(r[2]) {
-			f.keys[t] = r[1]
+		t := invalidation.TableName(r[0])
+		c := ""
+		if n[r[0]] == 1 && integer(r[2]) {
+			c = r[1]
+		}
+		if prev, seen := col[t]; seen && prev != c {
+			c = ""
+		}
+		col[t] = c
+	}
+	for t, c := range col {
+		if t != "" && c != "" {
+			f.keys[t] = c
 		}
 	}
 }
