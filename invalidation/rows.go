@@ -143,7 +143,11 @@ func (r *rowParser) numberParams() bool {
 			q = true
 			r.args[i] = n
 			n++
-		case s[0] == '$' && len(s) > 1 && allDigits(s[1:]):
+		case s[0] == '$' && len(s) > 1 && allDigits(s[1:]) && r.d != SQLite:
+			// (SQLite numbers $NNN by first appearance, like a named
+			// parameter; drivers bind them by position (mattn/go-sqlite3)
+			// or by their digits (modernc): which argument it is depends
+			// on the driver)
 			dollar = true
 			k := 0
 			for _, c := range s[1:] {
@@ -492,6 +496,9 @@ func (r *rowParser) operand(from, to int) Operand {
 // colRef reads toks[from:to] as a column of the statement's table (bare,
 // or qualified by its name or alias); ok is false for anything else.
 func (r *rowParser) colRef(from, to int, table, alias string) (string, bool) {
+	if to > from && r.d == MySQL && r.src[r.at(to-1).start] == '"' {
+		return "", false // a string, unless ANSI_QUOTES: "id" = 0 is true for every row
+	}
 	switch to - from {
 	case 1:
 		if r.nameTok(r.at(from)) {
@@ -546,6 +553,10 @@ func (r *rowParser) conjuncts(from, to int, table, alias string) []Conjunct {
 		case depth > 0:
 		case t.is(kwOr), t.is(kwNot) && i == start, r.word(i, "xor"):
 			return nil // not a conjunction (NOT at the top: NOT a AND b is (NOT a) AND b, fine, but keep it simple)
+		case t.is(kwCase):
+			return nil // CASE … END holds ANDs at depth 0 that are not the WHERE's
+		case t.kind == tOp && r.src[t.start] == '|' && r.at(i+1).kind == tOp && r.src[r.at(i+1).start] == '|' && (r.d == MySQL || r.d == Generic):
+			return nil // MySQL's || is OR (unless PIPES_AS_CONCAT)
 		case t.is(kwBetween):
 			between = true
 		case t.is(kwAnd):

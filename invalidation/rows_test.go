@@ -31,6 +31,9 @@ func TestRowShape(t *testing.T) {
 		// Not conjunctions of bound columns: no Where, still one table.
 		{Postgres, `SELECT * FROM users WHERE id = 1 OR id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE id > 1`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{MySQL, `SELECT * FROM users WHERE id = 1 || name = 'x' AND id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
+		{MySQL, `SELECT * FROM users WHERE "id" = 0 AND name = 'x'`, Shape{OK: true, Op: ShapeSelect, Table: "users", Where: []Conjunct{cj("name", str("x"))}}},
+		{Postgres, `SELECT * FROM users WHERE CASE WHEN a = 0 AND id = 1 AND b = 0 THEN 0 ELSE 1 END = 1 AND id = 2`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE id = $1::int`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE lower(name) = 'a'`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
 		{Postgres, `SELECT * FROM users WHERE other.id = 1`, Shape{OK: true, Op: ShapeSelect, Table: "users"}},
@@ -45,6 +48,7 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `SELECT * FROM users WHERE id = 1; SELECT 1`, Shape{}},
 		{Postgres, `SELECT * FROM users WHERE id = $1 AND name = ?`, Shape{}},
 		{MySQL, `SELECT * FROM users WHERE id = :id`, Shape{}},
+		{SQLite, `SELECT * FROM users WHERE balance = $2 AND id = $1`, Shape{}},
 		// Writes.
 		{Postgres, `UPDATE "users" SET "visits"=$1,"updated_at"=$2 WHERE "users"."deleted_at" IS NULL AND "id" = $3`,
 			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"visits", "updated_at"}, Where: []Conjunct{cj("deleted_at", null()), cj("id", arg(2))}}},

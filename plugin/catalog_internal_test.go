@@ -263,3 +263,26 @@ func FuzzCatalogSQLiteView(f *testing.F) {
 		}
 	})
 }
+
+// Tables of one name in two schemas share their tags: keyed only when both
+// have the same one-column integer key.
+func TestAddKeysSchemas(t *testing.T) {
+	f := newFacts()
+	integer := func(typ string) bool { return typ == "bigint" }
+	f.addKeys([][3]string{
+		{"accounts", "id", "bigint"}, {"s2.accounts", "pk", "bigint"},
+		{"users", "id", "bigint"}, {"s2.users", "id", "bigint"},
+		{"orders", "id", "bigint"}, {"s2.orders", "a", "bigint"}, {"s2.orders", "b", "bigint"},
+		{"tags", "id", "text"}, {"s2.tags", "id", "bigint"},
+		{"plain", "id", "bigint"},
+	}, integer)
+	want := map[string]string{"users": "id", "plain": "id"}
+	if len(f.keys) != len(want) {
+		t.Fatalf("keys %v, want %v", f.keys, want)
+	}
+	for k, v := range want {
+		if f.keys[k] != v {
+			t.Fatalf("keys %v, want %v", f.keys, want)
+		}
+	}
+}

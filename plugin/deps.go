@@ -100,9 +100,24 @@ func (f *catalogFacts) addKeys(rows [][3]string, integer func(typ string) bool) 
 	for _, r := range rows {
 		n[r[0]]++
 	}
+	// Tables of one name in several schemas share their tags: they may be
+	// keyed only when every one of them has the same integer key column
+	// (another's "key" may be a plain column there).
+	col := map[string]string{}
 	for _, r := range rows {
-		if t := invalidation.TableName(r[0]); t != "" && n[r[0]] == 1 && integer(r[2]) {
-			f.keys[t] = r[1]
+		t := invalidation.TableName(r[0])
+		c := ""
+		if n[r[0]] == 1 && integer(r[2]) {
+			c = r[1]
+		}
+		if prev, seen := col[t]; seen && prev != c {
+			c = ""
+		}
+		col[t] = c
+	}
+	for t, c := range col {
+		if t != "" && c != "" {
+			f.keys[t] = c
 		}
 	}
 }
@@ -669,6 +684,11 @@ AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_PRIVILEGES p
 
 var sqliteTriggerBody = regexp.MustCompile(`(?is)\bbegin\b(.*)\bend\s*;?\s*$`)
 
+// sqliteConflictReplace finds a constraint's ON CONFLICT REPLACE in a
+// CREATE TABLE: a plain INSERT or UPDATE of the table then deletes the rows
+// its new values conflict with (rows it does not name).
+var sqliteConflictReplace = regexp.MustCompile(`(?is)\bon(?:\s|/\*.*?\*/|--[^\n]*)+conflict(?:\s|/\*.*?\*/|--[^\n]*)+replace\b`)
+
 func readSQLite(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	var keys [][3]string
 	err := query(ctx, pool, `SELECT m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p
@@ -693,6 +713,10 @@ FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'tabl
 	return query(ctx, pool, `SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('table', 'view', 'trigger')`, 4, func(c []string) {
 		if c[0] != "trigger" {
 			f.tables[invalidation.TableName(c[1])] = true
+		}
+		if c[0] == "table" && sqliteConflictReplace.MatchString(c[3]) {
+			t := invalidation.TableName(c[1])
+			f.triggers[t] = append(f.triggers[t], t) // writing it writes other rows of it
 		}
 		switch c[0] {
 		case "view":
