@@ -4,6 +4,7 @@
 //	go run ./cmd/gormcache-bench                 # SQLite and a fresh PostgreSQL database
 //	go run ./cmd/gormcache-bench -pg off         # SQLite and the null database only
 //	go run ./cmd/gormcache-bench -pg 'host=… dbname=…' -benchtime 5000x
+//	go run ./cmd/gormcache-bench -workload       # the workload benchmark (PostgreSQL)
 //
 // The targets (PostgreSQL over loopback, in-process store): a hit ≥ 10× faster
 // than plain GORM for First by primary key and ≥ 5× for a 100-row Find; a miss
@@ -13,6 +14,15 @@
 // reported, not an error: the program exits 0 once it has measured.
 //
 // The measurements are those of the plugin's benchmarks (package internal/benchsuite).
+//
+// With -workload it runs the workload benchmark instead: one seeded request
+// sequence of reads and writes of a users and a posts table, from -clients
+// concurrent clients for -duration, against plain GORM, gormcache
+// table-level and gormcache row-level on PostgreSQL, and simulated for an
+// ideal cache; at each of -writes percentages of writes. It prints requests
+// per second, database queries per read and the plugin's Stats of each, and
+// the workload targets: queries per read at most 1.15× the ideal's, requests
+// per second at least plain GORM's at 10% writes and 1.5× at 1%.
 package main
 
 import (
@@ -22,8 +32,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/internal/benchsuite"
@@ -55,8 +67,33 @@ func run(args []string, stdout, stderr io.Writer) error {
 	benchtime := fs.String("benchtime", "2000x", `run time of each case, as go test's -benchtime ("2s", or "2000x" for a fixed count)`)
 	count := fs.Int("count", 5, "rounds; each case's figure is its median over the rounds")
 	redisAddr := fs.String("redis", "127.0.0.1:6379", `Redis address for the shared-store cases (on PostgreSQL); "off" skips them`)
+	workload := fs.Bool("workload", false, "run the workload benchmark (PostgreSQL only) instead of the per-call cases")
+	duration := fs.Duration("duration", 10*time.Second, "-workload: run time of each configuration at each write rate")
+	requests := fs.Int("requests", 0, "-workload: run exactly this many requests per configuration instead of -duration (with -clients 1 the read results are compared)")
+	clients := fs.Int("clients", 8, "-workload: concurrent clients")
+	writes := fs.String("writes", "10,1", "-workload: percentages of writes, one run each, comma-separated")
+	seed := fs.Uint64("seed", 1, "-workload: seed of the request sequence")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *workload {
+		if fs.NArg() > 0 {
+			return fmt.Errorf("unexpected arguments %q", fs.Args())
+		}
+		var pcts []float64
+		for _, f := range strings.Split(*writes, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v < 0 || v > 100 {
+				return fmt.Errorf("-writes: %q is not a percentage", f)
+			}
+			pcts = append(pcts, v)
+		}
+		if *clients < 1 || *duration <= 0 || *requests < 0 {
+			return fmt.Errorf("-clients, -duration and -requests must be positive")
+		}
+		opt := benchsuite.WorkloadOptions{Clients: *clients, Duration: *duration, Requests: *requests, Writes: pcts, Seed: *seed,
+			Progress: func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }}
+		return runWorkload(*pg, *pgAdmin, opt, stdout)
 	}
 	if *count < 1 {
 		return fmt.Errorf("-count must be at least 1")
@@ -155,6 +192,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 		} else {
 			rep.DBs = append(rep.DBs, r)
 		}
+	}
+	rep.Write(stdout)
+	return nil
+}
+
+// runWorkload runs the workload benchmark on pg, or on a fresh database
+// created through pgAdmin (and dropped) when pg is "".
+func runWorkload(pg, pgAdmin string, opt benchsuite.WorkloadOptions, stdout io.Writer) error {
+	if pg == "off" {
+		return fmt.Errorf("-workload runs on PostgreSQL: -pg off leaves it nothing to measure")
+	}
+	opt.DSN = pg
+	if pg == "" {
+		dsn, drop, err := pgadmin.Fresh(pgAdmin)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		opt.DSN = dsn
+	}
+	rep, err := benchsuite.Workload(context.Background(), opt)
+	if err != nil {
+		return err
 	}
 	rep.Write(stdout)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gormcache/gormcache/internal/pgadmin"
+	"github.com/gormcache/gormcache/internal/testdb"
 )
 
 // TestQuick runs the program in its quickest mode (SQLite and the null
@@ -35,5 +36,43 @@ func TestReplaceDBName(t *testing.T) {
 		if got := pgadmin.ReplaceDBName(in, "x"); got != want {
 			t.Errorf("pgadmin.ReplaceDBName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWorkload runs the workload benchmark briefly on a fresh PostgreSQL
+// database: once with one client and a fixed number of requests, where every
+// configuration must read exactly the same rows (the program compares
+// checksums of every read's results, and fails if they differ), and once
+// with concurrent clients for a short duration. Both print the tables.
+func TestWorkload(t *testing.T) {
+	dsn := testdb.FreshPostgres(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"sequential", []string{"-clients", "1", "-requests", "300", "-writes", "10"},
+			[]string{"Read results: identical across configurations", "| 10% | req/s ≥ 1× plain |"}},
+		{"concurrent", []string{"-clients", "4", "-duration", "500ms", "-writes", "1"},
+			[]string{"4 clients, 500ms per configuration", "| 1% | req/s ≥ 1.5× plain |"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, log bytes.Buffer
+			args := append([]string{"-workload", "-pg", dsn}, tc.args...)
+			if err := run(args, &out, &log); err != nil {
+				t.Fatalf("run %q: %v\n%s", args, err, log.String())
+			}
+			s := out.String()
+			pct := tc.args[len(tc.args)-1]
+			want := append([]string{
+				"| " + pct + "% | plain GORM |", "| " + pct + "% | gormcache table-level |", "| " + pct + "% | gormcache row-level |",
+				"| " + pct + "% | ideal cache † |", "| " + pct + "% | DB queries/read ≤ 1.15× ideal |", "| " + pct + "% | 10 most visited users |",
+			}, tc.want...)
+			for _, w := range want {
+				if !strings.Contains(s, w) {
+					t.Errorf("output lacks %q:\n%s", w, s)
+				}
+			}
+		})
 	}
 }
