@@ -142,11 +142,11 @@ func ratio(a, b int64) float64 {
 }
 
 // fmtBypasses lists bypass counts, most first.
-func fmtBypasses(m map[string]uint64) string {
+func fmtBypasses[K ~string](m map[K]uint64) string {
 	if len(m) == 0 {
 		return "none"
 	}
-	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b K) int {
 		return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b))
 	})
 	var parts []string
