@@ -1,10 +1,15 @@
 package plugin_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,8 +29,8 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// TestBumpFailure: two instances share Redis; the writer's bumps cannot
-// reach it. FailWrite (the default) refuses the write before it reaches
+// TestBumpFailure: two processes share Redis (the reader is this test
+// binary started again); the writer's bumps cannot reach it. FailWrite (the default) refuses the write before it reaches
 // the database, so the other instance's entries stay true; ProceedWrite
 // runs it, and the other instance serves its old entry until the writer's
 // retry lands (the stated window), then the new row.
@@ -57,15 +62,15 @@ func TestBumpFailure(t *testing.T) {
 			}
 			var cut *storetest.CutBumps
 			writer, wp := instance(func(s store.Store) store.Store { cut = &storetest.CutBumps{Store: s}; return cut })
-			reader, _ := instance(func(s store.Store) store.Store { return s })
+			read := readerProcess(t, sharedSpec{DSN: dsn, Redis: []string{"127.0.0.1:6379"}, Prefix: prefix})
 			if err := writer.AutoMigrate(&Account{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := writer.Create(&Account{Owner: "a", Balance: 10}).Error; err != nil {
 				t.Fatal(err)
 			}
-			readID(t, reader, 1)
-			if got := readID(t, reader, 1); got != 10 {
+			read()
+			if got := read(); got != 10 {
 				t.Fatal(got)
 			}
 			cut.Cut.Store(true)
@@ -82,7 +87,7 @@ func TestBumpFailure(t *testing.T) {
 				if raw != 10 {
 					t.Fatalf("the refused write reached the database: balance %d", raw)
 				}
-				if got := readID(t, reader, 1); got != 10 {
+				if got := read(); got != 10 {
 					t.Fatalf("other instance: %d, want 10", got)
 				}
 				if wp.Stats().WritesRefused != 1 {
@@ -97,12 +102,12 @@ func TestBumpFailure(t *testing.T) {
 				}
 				// The stated window: the other instance still serves its
 				// entry from before the write...
-				if got := readID(t, reader, 1); got != 10 {
+				if got := read(); got != 10 {
 					t.Fatalf("other instance during the window: %d; the window is documented as serving 10", got)
 				}
 				// ...until the writer's background retry reaches the store.
 				cut.Cut.Store(false)
-				testsupport.Eventually(t, "the other instance sees the write once the retry lands", func() bool { return readID(t, reader, 1) == 20 })
+				testsupport.Eventually(t, "the other instance sees the write once the retry lands", func() bool { return read() == 20 })
 			}
 		})
 	}
@@ -260,5 +265,77 @@ func TestRetryBrokenClearsMarkOfWriteInFlight(t *testing.T) {
 	}
 	if got := account(t, db, 1); got.Owner != "new" {
 		t.Errorf("after the write: owner %q, want \"new\"", got.Owner)
+	}
+}
+
+const readerEnv = "GORMCACHE_READER_CHILD"
+
+// readerChild is the other process of readerProcess: for each line on its
+// standard input it reads account 1 through its own plugin on the shared
+// store, and prints its balance (or the error).
+func readerChild(specJSON string) int {
+	var spec sharedSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "reader:", err)
+		return 2
+	}
+	db, p, err := sharedDB(spec)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reader:", err)
+		return 2
+	}
+	defer p.Close()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var a Account
+		if err := db.First(&a, 1).Error; err != nil {
+			fmt.Println("error:", err)
+			continue
+		}
+		fmt.Println(a.Balance)
+	}
+	return 0
+}
+
+// readerProcess starts a second process sharing spec's database and store,
+// and returns a function that has it read account 1's balance.
+func readerProcess(t *testing.T, spec sharedSpec) func() int64 {
+	t.Helper()
+	js, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), readerEnv+"="+string(js))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("reader process: %v\n%s", err, stderr.String())
+		}
+	})
+	out := bufio.NewScanner(stdout)
+	return func() int64 {
+		t.Helper()
+		if _, err := fmt.Fprintln(stdin, "read"); err != nil {
+			t.Fatalf("reader process: %v\n%s", err, stderr.String())
+		}
+		if !out.Scan() {
+			t.Fatalf("reader process ended: %v\n%s", out.Err(), stderr.String())
+		}
+		v, err := strconv.ParseInt(out.Text(), 10, 64)
+		if err != nil {
+			t.Fatalf("reader process: %s", out.Text())
+		}
+		return v
 	}
 }

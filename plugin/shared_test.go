@@ -48,6 +48,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(sharedChild(spec))
 	}
+	if spec := os.Getenv(readerEnv); spec != "" {
+		os.Exit(readerChild(spec))
+	}
 	os.Exit(m.Run())
 }
 
