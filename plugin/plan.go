@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"log/slog"
 	"sort"
 	"time"
 
@@ -22,6 +23,7 @@ type plan struct {
 	counts    []*tableCount       // per-table counters of a cacheable read's tables
 	rows      *rowRead            // a cacheable read's row condition (rows.go), or nil
 	shape     *invalidation.Shape // a write's rows (rows.go)
+	temp      string              // the temporary table or view a DDL statement creates
 }
 
 var globalOnly = []string{store.GlobalTag}
@@ -60,6 +62,7 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 	case invalidation.Read:
 	default: // Schema, Unknown: may change anything
 		pl.reason, pl.write, pl.writeTags, pl.ddl = ReasonWrite, true, globalOnly, true
+		pl.temp, _ = invalidation.TempTable(p.dialect, sql)
 		return pl
 	}
 	// A read. Functions first: one that may write makes it a write to everything.
@@ -90,6 +93,10 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 			pl.reason, pl.write, pl.writeTags = reason, true, globalOnly
 			break
 		}
+		if p.shadowed(st.Tables) {
+			pl.reason = ReasonTempTable
+			break
+		}
 		if reason == "" {
 			reason = p.policy.check(tags)
 		}
@@ -103,6 +110,26 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 		pl.counts = p.stats.tables.forTags(tags)
 	}
 	return pl
+}
+
+// shadow records a temporary table's name before the statement creating
+// it runs: it exists in one session only (and there shadows a base table
+// of its name), so reads of that name are never cached from then on.
+func (p *Plugin) shadow(name string) {
+	if _, seen := p.temps.LoadOrStore(name, true); !seen {
+		p.clog.Always(slog.LevelWarn, "gormcache: a temporary table or view was created through the plugin; reads of its name are not cached from now on (it exists in one session, and shadows a table of that name there)", "table", name)
+	}
+}
+
+// shadowed reports whether a temporary table of one of tables' names was
+// created.
+func (p *Plugin) shadowed(tables []string) bool {
+	for _, t := range tables {
+		if _, ok := p.temps.Load(t); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // judgeFunctions applies a read's rules to the functions it calls (a read's

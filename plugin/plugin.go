@@ -53,6 +53,7 @@ type Plugin struct {
 	adopted    sync.Map // pool → *rootPool made by adoptPool
 	heartbeat  heartbeat
 	refreshing sync.Map // key → true: a stale entry being refreshed
+	temps      sync.Map // name → true: temporary tables created (plan.go)
 	// policy: Config's per-table rules, normalised
 	policy policy
 	flight core.Flights[*serializer.Entry]

@@ -41,6 +41,7 @@ const (
 	ReasonEmpty            Reason = "empty"                  // after a miss: no rows, and Config.SkipEmpty
 	ReasonBadOption        Reason = "bad_option"             // a per-query option from the context was invalid (the statement failed); a bad clause fails the statement before the plugin sees it
 	ReasonReplicaBehind    Reason = "replica_behind"         // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
+	ReasonTempTable        Reason = "temp_table"             // reads a name a temporary table (or view) was created under, through the plugin: it exists in one session, and shadows a table of that name there
 	ReasonReplicaLag       Reason = "replica_lag"            // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
 )
 

@@ -41,6 +41,9 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any) (func(e
 			tags = withTables(tags, sch.Table)
 		}
 	}
+	if pl.temp != "" {
+		p.shadow(pl.temp)
+	}
 	g := p.currentDeps()
 	tags = g.writeTags(tags)                       // cascades, partitions, triggers
 	tags = p.rowWriteTags(pl, args, tags, g, true) // the rows it names, or each table's rows tag
