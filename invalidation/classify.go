@@ -84,10 +84,13 @@ func Classify(d Dialect, sql string) Statement {
 		}
 		start = end + 1
 	}
-	if (st.lex.bad || p.tooDeep) && rank(res.Kind) < rank(Unknown) {
+	// A string whose end depends on a session setting may hide anything
+	// (MySQL under NO_BACKSLASH_ESCAPES reads 'C:\' OR … as ending early):
+	// as for text that does not lex, the statement may do anything.
+	if (st.lex.bad || st.lex.ambiguous || p.tooDeep) && rank(res.Kind) < rank(Unknown) {
 		res.Kind = Unknown
 	}
-	if st.lex.bad || res.Kind == Unknown || res.Kind == Read && p.seqRead {
+	if st.lex.bad || st.lex.ambiguous || res.Kind == Unknown || res.Kind == Read && p.seqRead {
 		p.incomplete = true
 	}
 	res.Complete = !p.incomplete

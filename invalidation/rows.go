@@ -76,7 +76,7 @@ type Shape struct {
 func RowShape(d Dialect, sql string) Shape {
 	l := lexer{src: sql, d: d}
 	l.tokenize()
-	if l.bad {
+	if l.bad || l.ambiguous {
 		return Shape{}
 	}
 	toks := l.toks

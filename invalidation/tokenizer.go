@@ -1,5 +1,7 @@
 package invalidation
 
+import "strings"
+
 // tokKind is the lexical class of a token.
 type tokKind uint8
 
@@ -34,6 +36,10 @@ type lexer struct {
 	d    Dialect
 	toks []token
 	bad  bool // an unterminated string, quoted identifier or comment
+	// ambiguous: a string holds a backslash where the session decides what
+	// it means (MySQL's NO_BACKSLASH_ESCAPES, PostgreSQL's
+	// standard_conforming_strings): where the string ends is not certain
+	ambiguous bool
 }
 
 func isIdentStart(c byte) bool {
@@ -88,13 +94,13 @@ func (l *lexer) tokenize() {
 			inExec = false
 			i += 2
 		case c == '\'':
-			i = l.quoted(i, i+1, '\'', tString, l.backslashEscapes())
+			i = l.sessionQuoted(i, l.quoted(i, i+1, '\'', tString, l.backslashEscapes()), l.d != SQLite)
 		case (c == 'e' || c == 'E') && i+1 < n && src[i+1] == '\'' && l.d != MySQL && l.d != SQLite:
 			i = l.quoted(i, i+2, '\'', tString, true)
 		case (c == 'n' || c == 'N' || c == 'x' || c == 'X' || c == 'b' || c == 'B') && i+1 < n && src[i+1] == '\'':
-			i = l.quoted(i, i+2, '\'', tString, l.backslashEscapes())
+			i = l.sessionQuoted(i, l.quoted(i, i+2, '\'', tString, l.backslashEscapes()), l.d != SQLite)
 		case c == '"':
-			i = l.quoted(i, i+1, '"', tQuoted, l.backslashEscapes())
+			i = l.sessionQuoted(i, l.quoted(i, i+1, '"', tQuoted, l.backslashEscapes()), l.d == MySQL || l.d == Generic)
 		case c == '`':
 			i = l.quoted(i, i+1, '`', tQuoted, false)
 		case c == '[' && (l.d == SQLite || l.d == Generic):
@@ -251,6 +257,16 @@ func (l *lexer) quoted(start, body int, q byte, k tokKind, backslash bool) int {
 	l.bad = true
 	l.emit(k, start, n)
 	return n
+}
+
+// sessionQuoted marks the lexer ambiguous when the quoted token
+// src[start:end] holds a backslash and session decides what a backslash
+// in it means; it returns end.
+func (l *lexer) sessionQuoted(start, end int, session bool) int {
+	if session && strings.IndexByte(l.src[start:end], '\\') >= 0 {
+		l.ambiguous = true
+	}
+	return end
 }
 
 // dollar scans a token starting with '$': a $1 placeholder, a dollar-quoted

@@ -39,3 +39,34 @@ func TestTemporaryTableShadows(t *testing.T) {
 		})
 	}
 }
+
+// TestBackslashStrings: where a string literal holding a backslash ends
+// depends on the session (MySQL's NO_BACKSLASH_ESCAPES; PostgreSQL's
+// standard_conforming_strings), and what follows may be another table or
+// statement: such a statement is never cached and invalidates everything.
+func TestBackslashStrings(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, p := cachedDB(t, dialect, plugin.Config{})
+			readID(t, db, 1)
+			if !hitOf(t, p, func() { readID(t, db, 1) }) {
+				t.Fatal("not cached")
+			}
+			q := `SELECT balance FROM accounts WHERE owner = 'C:\dir' OR id = 1`
+			if dialect == "mysql" {
+				q = `SELECT balance FROM accounts WHERE owner = 'C:\\dir' OR id = 1`
+			}
+			var v int64
+			read := func() { must(t, db.Raw(q).Scan(&v).Error) }
+			read()
+			if hitOf(t, p, read) || v != 10 {
+				t.Fatalf("a statement with a backslash string was served from the cache (%d)", v)
+			}
+			if hitOf(t, p, func() { readID(t, db, 1) }) {
+				t.Fatal("a statement with a backslash string did not invalidate everything")
+			}
+		})
+	}
+}
