@@ -208,6 +208,9 @@ func TestFunctionKind(t *testing.T) {
 		{Postgres, "pg_try_advisory_lock_shared", FuncVolatile},
 		{Postgres, "generate_series", FuncStable},
 		{Postgres, "my_func", FuncUnknown},
+		{Postgres, "dblink", FuncUnknown},        // any statement, on any server: may write
+		{Postgres, "query_to_xml", FuncVolatile}, // its query runs read-only
+		{Postgres, "table_to_xml", FuncVolatile},
 		{MySQL, "date", FuncStable},
 		{SQLite, "date", FuncVolatile},
 		{Generic, "date", FuncVolatile},

@@ -175,6 +175,10 @@ random rand uuid current_user session_user user system_user
 `)
 
 // dialectVolatile: volatile built-ins of one dialect (index: Dialect).
+// Not here, so unknown (it may write anything): PostgreSQL's dblink (any
+// statement, on any server, this one included). query_to_xml runs its
+// query text read-only (a writable CTE in it fails: "… is not allowed in
+// a non-volatile function", PostgreSQL 15), so it is volatile, not unknown.
 var dialectVolatile = [...]map[string]struct{}{
 	Generic: set(`sysdate getdate getutcdate newid systimestamp`),
 	Postgres: set(`
@@ -188,7 +192,7 @@ var dialectVolatile = [...]map[string]struct{}{
 		inet_client_addr inet_client_port inet_server_addr inet_server_port
 		current_database current_catalog current_schema current_schemas current_role
 		version pg_is_in_recovery pg_last_wal_replay_lsn pg_current_wal_lsn
-		pg_export_snapshot pg_stat_reset pg_stat_get_activity dblink lo_export lo_open
+		pg_export_snapshot pg_stat_reset pg_stat_get_activity lo_export lo_open
 		pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file
 		pg_last_xact_replay_timestamp pg_last_wal_receive_lsn pg_database_size
 		pg_total_relation_size pg_relation_size pg_table_size pg_indexes_size
