@@ -274,14 +274,8 @@ const readerEnv = "GORMCACHE_READER_CHILD"
 // standard input it reads account 1 through its own plugin on the shared
 // store, and prints its balance (or the error).
 func readerChild(specJSON string) int {
-	var spec sharedSpec
-	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, "reader:", err)
-		return 2
-	}
-	db, p, err := sharedDB(spec)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reader:", err)
+	_, db, p := childDB("reader", specJSON)
+	if db == nil {
 		return 2
 	}
 	defer p.Close()

@@ -214,16 +214,27 @@ func sharedLoad(db *gorm.DB, d time.Duration, seed uint64) ([]logRecord, error) 
 	return logs, nil
 }
 
+// childDB opens, in a child process, the database and plugin of the spec
+// its parent passed (nil, after saying why on stderr, if it cannot).
+func childDB(who, specJSON string) (sharedSpec, *gorm.DB, *plugin.Plugin) {
+	var spec sharedSpec
+	err := json.Unmarshal([]byte(specJSON), &spec)
+	var db *gorm.DB
+	var p *plugin.Plugin
+	if err == nil {
+		db, p, err = sharedDB(spec)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, who+":", err)
+		return spec, nil, nil
+	}
+	return spec, db, p
+}
+
 // sharedChild is the second process: it runs the load and prints its log.
 func sharedChild(specJSON string) int {
-	var spec sharedSpec
-	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 2
-	}
-	db, p, err := sharedDB(spec)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
+	spec, db, p := childDB("child", specJSON)
+	if db == nil {
 		return 2
 	}
 	logs, err := sharedLoad(db, spec.Duration, spec.Seed)
