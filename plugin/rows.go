@@ -36,6 +36,7 @@ type rowRead struct {
 	values  []invalidation.Operand // what the key is bound to
 	prefix  string                 // its row tags' (core.RowPrefix)
 	rowsTag string                 // core.Rows(table)
+	marker  uint64                 // core.LooseVersion(table): computed once, not per hit
 }
 
 // rowReadOf returns the row condition of a cacheable read of tables (nil
@@ -55,7 +56,7 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 	for _, c := range sh.Where {
 		if c.Column == col && len(c.Values) <= core.MaxRowValues && c.Values[0].Kind != invalidation.OperandNull {
 			return &rowRead{table: sh.Table, column: col, values: c.Values,
-				prefix: core.RowPrefix(sh.Table, col), rowsTag: core.Rows(sh.Table)}
+				prefix: core.RowPrefix(sh.Table, col), rowsTag: core.Rows(sh.Table), marker: core.LooseVersion(sh.Table)}
 		}
 	}
 	return nil
@@ -84,13 +85,14 @@ func (r *rowRead) withTags(base []string, args []any) (tags []string, n int, ok 
 }
 
 // sameVersions reports whether an entry stamped with stamp is fresh for
-// versions read now under tags.
-func sameVersions(stamp, versions []uint64, tags []string, loose int) bool {
+// versions read now; at loose-1 (a row-level read's table tag) the stamp
+// may hold marker (the tag's core.LooseVersion) instead.
+func sameVersions(stamp, versions []uint64, loose int, marker uint64) bool {
 	if len(stamp) != len(versions) {
 		return false
 	}
 	for i, v := range stamp {
-		if v != versions[i] && !(i == loose-1 && v == core.LooseVersion(tags[i])) {
+		if v != versions[i] && !(i == loose-1 && v == marker) {
 			return false
 		}
 	}
@@ -107,11 +109,12 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 	if len(tags) == 1 && tags[0] == core.Global {
 		return tags
 	}
-	var named map[string][]string // table → row tags
+	var named string     // the one table whose rows the write names, if any
+	var rowTags []string // their tags
 	if sh := pl.shape; sh != nil {
 		if col := g.keys[sh.Table]; sh.OK && col != "" && !g.selfWrite[sh.Table] {
 			if rt, ok := namedRows(*sh, col, args); ok {
-				named = map[string][]string{sh.Table: rt}
+				named, rowTags = sh.Table, rt
 				if count {
 					p.stats.rowWrites.Add(1)
 				}
@@ -125,8 +128,8 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		if core.TableOf(t) != t || t == "" {
 			continue // the global, namespace and row tags
 		}
-		if rt, ok := named[t]; ok {
-			out = append(out, rt...)
+		if t == named {
+			out = append(out, rowTags...)
 		} else {
 			out = append(out, core.Rows(t))
 		}

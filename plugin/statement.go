@@ -262,8 +262,10 @@ type probe struct {
 	revalidate bool              // the entry is past its TTL: serve it and refresh it
 	db         *gorm.DB          // the statement (for the hit marker), or nil
 	// loose: 1 + the index in tags of the table tag a row-level entry
-	// ignores (0: a table-level read); nrows: the rows it names
+	// ignores (0: a table-level read), marker what such an entry stamps
+	// there instead; nrows: the rows it names
 	loose, nrows int
+	marker       uint64
 }
 
 // settle makes a captured entry of a row-level read depend on its rows
@@ -276,7 +278,7 @@ func (pr *probe) settle(e *serializer.Entry) Reason {
 	i := pr.loose - 1
 	if e.Rows == pr.nrows {
 		v := slices.Clone(e.Versions)
-		v[i] = core.LooseVersion(pr.tags[i])
+		v[i] = pr.marker
 		e.Versions = v
 		return ""
 	}
@@ -308,7 +310,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	if pl.rows != nil {
 		if tags, n, ok := pl.rows.withTags(pr.tags, args); ok {
 			pr.tags = tags // (the global tag stays last)
-			pr.loose, pr.nrows = slices.Index(pr.tags, pl.rows.table)+1, n
+			pr.loose, pr.nrows, pr.marker = slices.Index(pr.tags, pl.rows.table)+1, n, pl.rows.marker
 		}
 	}
 	pr.ttl = p.policy.entryTTL(optTTL, pl.ttl)
@@ -340,7 +342,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		switch {
 		case !bytes.Equal(entry.Check, canonical):
 			p.stats.collisions.Add(1)
-		case sameVersions(entry.Versions, pr.versions, pr.tags, pr.loose) && entryKnowsScanTypes(entry):
+		case sameVersions(entry.Versions, pr.versions, pr.loose, pr.marker) && entryKnowsScanTypes(entry):
 			pr.entry = entry
 			if fresh := p.policy.freshTTL(optTTL, pl.ttl); fresh > 0 && p.policy.swr > 0 {
 				// stale-while-revalidate: past its TTL (not invalidated)
