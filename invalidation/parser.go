@@ -78,8 +78,12 @@ func (p *parser) text(t token) string { return p.src[t.start:t.end] }
 
 // identText returns the unquoted text of a word, quoted identifier or (where
 // the dialect accepts strings as names) string token.
-func (p *parser) identText(t token) string {
-	s := p.text(t)
+func (p *parser) identText(t token) string { return identText(p.src, t) }
+
+// identText is the parser's identText over src, for the other walkers of
+// the tokens (rows.go, temp.go).
+func identText(src string, t token) string {
+	s := src[t.start:t.end]
 	if t.kind == tQuoted || t.kind == tString {
 		return unquote(s)
 	}

@@ -41,8 +41,8 @@ func TempTable(d Dialect, sql string) (string, bool) {
 			if !ok {
 				break
 			}
-			if !temp && !(d != MySQL && strings.EqualFold(r.identText(from), "pg_temp") && r.at(from+1).kind == tDot) &&
-				!(d == SQLite && strings.EqualFold(r.identText(from), "temp") && r.at(from+1).kind == tDot) {
+			if !temp && !(d != MySQL && strings.EqualFold(identText(sql, r.at(from)), "pg_temp") && r.at(from+1).kind == tDot) &&
+				!(d == SQLite && strings.EqualFold(identText(sql, r.at(from)), "temp") && r.at(from+1).kind == tDot) {
 				break
 			}
 			return name, true
@@ -64,16 +64,6 @@ func TempTable(d Dialect, sql string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// identText is the unquoted text of token i.
-func (r *rowParser) identText(i int) string {
-	t := r.at(i)
-	s := r.text(t)
-	if t.kind == tQuoted {
-		return unquote(s)
-	}
-	return s
 }
 
 // qualified reads a (qualified) name at token i, normalised with TableName.
