@@ -57,10 +57,13 @@ type Shape struct {
 	// Where: SELECT, UPDATE, DELETE. Nil when the WHERE clause has an OR
 	// (or a NOT) at its top level, or no conjunct of the forms above.
 	Where []Conjunct
-	// Set: UPDATE, the columns assigned (as Conjunct.Column). SetAll:
-	// an assignment was not understood (treat every column as set).
-	Set    []string
-	SetAll bool
+	// Set: UPDATE, the columns assigned (as Conjunct.Column), and
+	// SetValues what each is assigned (OperandOther: an expression, which
+	// may read the row). SetAll: an assignment was not understood (treat
+	// every column as set to values unknown).
+	Set       []string
+	SetValues []Operand
+	SetAll    bool
 	// Columns and Values: INSERT, the column list (nil when absent: then
 	// the rows cannot be told) and each row's operands.
 	Columns []string
@@ -325,7 +328,7 @@ func (r *rowParser) updateShape() Shape {
 	if setEnd < len(r.toks) && (r.word(setEnd, "from") || r.word(setEnd, "join")) {
 		return Shape{}
 	}
-	s.Set, s.SetAll = r.assignments(r.pos+1, setEnd, name, alias)
+	s.Set, s.SetValues, s.SetAll = r.assignments(r.pos+1, setEnd, name, alias)
 	r.pos = setEnd
 	if r.pos < len(r.toks) && r.at(r.pos).is(kwWhere) {
 		end := r.clauseEnd(r.pos+1, tailWords...)
@@ -517,7 +520,7 @@ func (r *rowParser) colRef(from, to int, table, alias string) (string, bool) {
 }
 
 // assignments reads the SET list of an UPDATE.
-func (r *rowParser) assignments(from, to int, table, alias string) (cols []string, all bool) {
+func (r *rowParser) assignments(from, to int, table, alias string) (cols []string, vals []Operand, all bool) {
 	for _, item := range r.split(from, to) {
 		eq := -1
 		for i := item[0]; i < item[1]; i++ {
@@ -527,15 +530,16 @@ func (r *rowParser) assignments(from, to int, table, alias string) (cols []strin
 			}
 		}
 		if eq < 0 {
-			return nil, true
+			return nil, nil, true
 		}
 		c, ok := r.colRef(item[0], eq, table, alias)
 		if !ok {
-			return nil, true // (a, b) = (…), a qualified column of another name…
+			return nil, nil, true // (a, b) = (…), a qualified column of another name…
 		}
 		cols = append(cols, c)
+		vals = append(vals, r.operand(eq+1, item[1]))
 	}
-	return cols, false
+	return cols, vals, false
 }
 
 // conjuncts reads the top-level conjuncts of a WHERE clause toks[from:to]

@@ -63,6 +63,10 @@ type depGraph struct {
 	// keys: table → its primary key's column, where that is one integer
 	// column (row-level invalidation keys entries and writes on it)
 	keys map[string]string
+	// columns: table → its other keyed columns, the integer columns of
+	// its one-column foreign keys (entries keyed on them are the rows of
+	// one parent: a user's posts)
+	columns map[string][]string
 	// selfWrite: writing t also writes other rows of t (cascades, triggers)
 	selfWrite map[string]bool
 }
@@ -82,6 +86,7 @@ type catalogFacts struct {
 	unseen     map[string]bool     // tables whose triggers the user may not read (privileges)
 	tables     map[string]bool     // every table and view (for the policy's names)
 	keys       map[string]string   // table → its one-column integer primary key
+	columns    map[string][]string // table → its integer one-column foreign keys' columns
 }
 
 func newFacts() *catalogFacts {
@@ -90,6 +95,7 @@ func newFacts() *catalogFacts {
 		viewFuncs: map[string][]string{}, viewNo: map[string]Reason{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
 		unseen: map[string]bool{}, tables: map[string]bool{}, keys: map[string]string{},
+		columns: map[string][]string{},
 	}
 }
 
@@ -119,6 +125,29 @@ func (f *catalogFacts) addKeys(rows [][3]string, integer func(typ string) bool) 
 		if t != "" && c != "" {
 			f.keys[t] = c
 		}
+	}
+}
+
+// addForeignKeys records the integer columns of one-column foreign keys,
+// from (table, constraint, column, type) rows listing every column of
+// every foreign key. Tables of one name in several schemas share their
+// tags, so their columns are merged: a column keyed for one of them keys
+// entries of all, which is safe (a write's values are read from its own
+// statement; a value that is no certain integer bumps the column wide).
+func (f *catalogFacts) addForeignKeys(rows [][4]string, integer func(typ string) bool) {
+	n := map[[2]string]int{}
+	for _, r := range rows {
+		n[[2]string{r[0], r[1]}]++
+	}
+	for _, r := range rows {
+		t := invalidation.TableName(r[0])
+		if t == "" || n[[2]string{r[0], r[1]}] != 1 || !integer(r[3]) || r[2] == f.keys[t] || slices.Contains(f.columns[t], r[2]) {
+			continue
+		}
+		f.columns[t] = append(f.columns[t], r[2])
+	}
+	for _, cols := range f.columns {
+		sort.Strings(cols)
 	}
 }
 
@@ -266,6 +295,7 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	g := &depGraph{
 		read: map[string][]string{}, readNo: map[string]Reason{}, readWrite: map[string]bool{},
 		write: map[string][]string{}, writeAll: map[string]bool{}, selfWrite: map[string]bool{}, keys: f.keys,
+		columns: f.columns,
 	}
 	readNodes := map[string]bool{}
 	for t := range readEdges {
@@ -459,7 +489,18 @@ WHERE i.indisprimary`, 3, func(c []string) {
 	if err != nil {
 		return fmt.Errorf("primary keys: %w", err)
 	}
-	f.addKeys(keys, func(typ string) bool { return typ == "integer" || typ == "bigint" || typ == "smallint" })
+	pgInteger := func(typ string) bool { return typ == "integer" || typ == "bigint" || typ == "smallint" }
+	f.addKeys(keys, pgInteger)
+	var fks [][4]string
+	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, c.oid::text, a.attname, format_type(a.atttypid, NULL)
+FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+WHERE c.contype = 'f'`, 4, func(c []string) {
+		fks = append(fks, [4]string{c[0], c[1], c[2], c[3]})
+	})
+	if err != nil {
+		return fmt.Errorf("foreign-key columns: %w", err)
+	}
+	f.addForeignKeys(fks, pgInteger)
 	err = query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 1, func(c []string) {
@@ -603,13 +644,25 @@ WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 	if err != nil {
 		return fmt.Errorf("primary keys: %w", err)
 	}
-	f.addKeys(keys, func(typ string) bool {
+	myInteger := func(typ string) bool {
 		switch strings.ToLower(typ) {
 		case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
 			return true
 		}
 		return false
+	}
+	f.addKeys(keys, myInteger)
+	var fks [][4]string
+	err = query(ctx, pool, `SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, c.DATA_TYPE
+FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c
+ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME
+WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL`, 4, func(c []string) {
+		fks = append(fks, [4]string{c[0], c[1], strings.ToLower(c[2]), c[3]})
 	})
+	if err != nil {
+		return fmt.Errorf("foreign-key columns: %w", err)
+	}
+	f.addForeignKeys(fks, myInteger)
 	err = query(ctx, pool, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`, 1, func(c []string) {
 		f.tables[invalidation.TableName(c[0])] = true
 	})
@@ -701,6 +754,20 @@ WHERE m.type = 'table' AND p.pk > 0`, 3, func(c []string) {
 	// Only INTEGER PRIMARY KEY (the rowid) holds integers whatever is
 	// inserted; another INT key may hold text.
 	f.addKeys(keys, func(typ string) bool { return strings.EqualFold(typ, "integer") })
+	// A foreign key's column of INTEGER affinity (its declared type
+	// contains INT) stores an integer for any integer value written to it;
+	// a text value that is no integer stays text, and no integer compares
+	// equal to it.
+	var fks [][4]string
+	err = query(ctx, pool, `SELECT m.name, f.id, f."from", p.type FROM sqlite_master m
+JOIN pragma_foreign_key_list(m.name) f JOIN pragma_table_info(m.name) p ON p.name = f."from" COLLATE NOCASE
+WHERE m.type = 'table'`, 4, func(c []string) {
+		fks = append(fks, [4]string{c[0], c[1], strings.ToLower(c[2]), c[3]})
+	})
+	if err != nil {
+		return fmt.Errorf("foreign-key columns: %w", err)
+	}
+	f.addForeignKeys(fks, func(typ string) bool { return strings.Contains(strings.ToUpper(typ), "INT") })
 	err = query(ctx, pool, `SELECT f."table", m.name, f.on_delete, f.on_update
 FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'`, 4, func(c []string) {
 		if cascades(c[2], c[3]) {

@@ -176,10 +176,12 @@ type Explanation struct {
 	Tables    []string // the tables its cached result depends on (reads), or that it invalidates (writes; "*" = everything)
 	Write     bool     // it changes data: running it invalidates Tables
 	// Rows are the row tags a cacheable read depends on instead of its
-	// table, once it has found every row it names (row-level
-	// invalidation: "table\x1fcolumn=i<value>", then "table\x1f*", which
-	// writes that cannot name their rows bump); for a write, the row tags
-	// it bumps beside its tables. Empty for a table-level statement.
+	// table (row-level invalidation; keyed on the primary key, once it has
+	// found every row it names): "table\x1fcolumn=i<value>" per value, then
+	// "table\x1fcolumn=*", which writes that cannot tell their rows' values
+	// in that column bump, and "table\x1f*", which writes that cannot tell
+	// their rows at all bump. For a write, the row tags it bumps beside its
+	// tables. Empty for a table-level statement.
 	Rows []string
 	Key  string        // the store key of its result (cacheable reads)
 	TTL  time.Duration // how long its result is kept (0: until invalidated)

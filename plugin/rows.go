@@ -7,81 +7,105 @@ import (
 	"github.com/gormcache/gormcache/invalidation"
 )
 
-// Row-level invalidation (issue 15, first slice): a read of one table whose
-// WHERE binds the table's primary key (one integer column, from the
-// catalog) to values, at the top level (id = v, id IN (…)), depends on
-// those rows rather than on the table:
+// Row-level invalidation (issue 15): a read of one table whose WHERE binds
+// a keyed column of the table to values, at the top level (col = v,
+// col IN (…)), depends on the rows of those values rather than on the
+// table. The keyed columns (from the catalog) are the table's primary key,
+// where that is one integer column, and the integer columns of its
+// one-column foreign keys (posts.user_id: a user's posts, a preload).
 //
-//   - its tags are the plan's (the table's tag among them) and, for each
-//     value, the row tag t␟id=v, and the table's rows tag t␟*;
-//   - when the result has one row per value (every row was found), the
-//     entry ignores the table's tag: a write to other rows does not reach
-//     it. Otherwise (a row missing: an insert may create it) it depends on
-//     the table's tag too, as before. The SELECT must call no function
-//     (an aggregate makes a row out of none) and read no other table.
+//   - Its tags are the plan's (the table's tag among them) and, for each
+//     value, the row tag t␟c=v, then the column tag t␟c=* and the table's
+//     rows tag t␟*.
+//   - Keyed on a foreign key, the entry ignores the table's tag: every
+//     write says which values of the column its rows had and have (an
+//     INSERT its rows' values) or bumps the column tag.
+//   - Keyed on the primary key, it ignores the table's tag when the result
+//     has one row per value (every row was found). Otherwise (a row
+//     missing: an insert that leaves the key to the database may create
+//     it) it depends on the table's tag too, as a table-level entry. The
+//     SELECT must then call no function (an aggregate makes a row out of
+//     none).
 //
 // Every write to a table bumps (and holds) the table's tag, as before, and
-// either the row tags of the rows it names (an UPDATE or DELETE whose WHERE
-// binds the key and whose SET does not assign it; an INSERT that gives the
-// key) or the table's rows tag. An INSERT that leaves the key to the
-// database (a serial) creates a row no found-every-row entry can hold:
-// the table's tag suffices. Anything else a write reaches (cascades,
-// triggers, partitions, Invalidate, outside writers) bumps the rows tag of
-// each table.
+// for each keyed column either the row tags of the values its rows had
+// and have (an UPDATE or DELETE whose WHERE binds the column and whose SET
+// does not assign it; an INSERT that gives the column's values; for the
+// primary key, an INSERT that leaves it to the database names no row an
+// entry holds) or the column tag. A write whose rows cannot be told at all
+// (its shape is not understood, or it writes other rows of its table:
+// cascades, triggers) bumps the rows tag; so does anything else a write
+// reaches (cascades and triggers into other tables, partitions,
+// Invalidate, outside writers).
 
 // rowRead is a read plan's row condition.
 type rowRead struct {
 	table   string                 // the table's tag
-	column  string                 // its key column
-	values  []invalidation.Operand // what the key is bound to
+	column  string                 // the keyed column
+	values  []invalidation.Operand // what it is bound to
 	prefix  string                 // its row tags' (core.RowPrefix)
-	rowsTag string                 // core.Rows(table)
+	wide    [2]string              // core.Column(table, column), core.Rows(table)
 	marker  uint64                 // core.LooseVersion(table): computed once, not per hit
+	foreign bool                   // keyed on a foreign key: never depends on the table's tag
 }
 
 // rowReadOf returns the row condition of a cacheable read of tables (nil
 // when it has none).
 func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *rowRead {
-	if p.cfg.TableLevel || len(st.Tables) != 1 || len(st.Functions) > 0 {
+	if p.cfg.TableLevel || len(st.Tables) != 1 {
 		return nil
 	}
-	col := g.keys[st.Tables[0]]
-	if col == "" {
+	t := st.Tables[0]
+	pk, cols := g.keys[t], g.columns[t]
+	if pk == "" && len(cols) == 0 {
 		return nil
 	}
 	sh := invalidation.RowShape(p.dialect, sql)
-	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != st.Tables[0] {
+	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t {
 		return nil
 	}
+	bound := func(c invalidation.Conjunct) bool {
+		return len(c.Values) <= core.MaxRowValues && c.Values[0].Kind != invalidation.OperandNull
+	}
+	read := func(c invalidation.Conjunct, foreign bool) *rowRead {
+		return &rowRead{table: t, column: c.Column, values: c.Values, prefix: core.RowPrefix(t, c.Column),
+			wide: [2]string{core.Column(t, c.Column), core.Rows(t)}, marker: core.LooseVersion(t), foreign: foreign}
+	}
+	if pk != "" && len(st.Functions) == 0 {
+		for _, c := range sh.Where {
+			if c.Column == pk && bound(c) {
+				return read(c, false)
+			}
+		}
+	}
 	for _, c := range sh.Where {
-		if c.Column == col && len(c.Values) <= core.MaxRowValues && c.Values[0].Kind != invalidation.OperandNull {
-			return &rowRead{table: sh.Table, column: col, values: c.Values,
-				prefix: core.RowPrefix(sh.Table, col), rowsTag: core.Rows(sh.Table), marker: core.LooseVersion(sh.Table)}
+		if slices.Contains(cols, c.Column) && bound(c) {
+			return read(c, true)
 		}
 	}
 	return nil
 }
 
-// tags returns the row tags of the read for args, with the table's rows
-// tag, and the number of distinct values; ok is false when a value is not
-// a certain integer (the read is then table-level).
+// tags returns the row tags of the read for args, with its column and
+// rows tags, and the number of distinct values; ok is false when a value
+// is not a certain integer (the read is then table-level).
 func (r *rowRead) tags(args []any) (tags []string, n int, ok bool) {
 	return core.RowTags(r.table, r.column, r.values, args)
 }
 
 // withTags returns base (ending with the global tag) with the row tags of
-// the read for args and its rows tag before the global tag, in one
-// allocation beside the tags themselves; ok as for tags.
+// the read for args and its column and rows tags before the global tag,
+// in one allocation beside the tags themselves; ok as for tags.
 func (r *rowRead) withTags(base []string, args []any) (tags []string, n int, ok bool) {
 	last := len(base) - 1
-	tags = make([]string, last, len(base)+len(r.values)+1)
+	tags = make([]string, last, len(base)+len(r.values)+len(r.wide))
 	copy(tags, base[:last])
 	tags, ok = core.AppendRowTags(tags, r.prefix, r.values, args)
 	if !ok {
 		return nil, 0, false
 	}
 	n = len(tags) - last
-	return append(tags, r.rowsTag, base[last]), n, true
+	return append(tags, r.wide[0], r.wide[1], base[last]), n, true
 }
 
 // sameVersions reports whether an entry stamped with stamp is fresh for
@@ -101,24 +125,26 @@ func sameVersions(stamp, versions []uint64, loose int, marker uint64) bool {
 
 // ---- writes ----
 
-// rowWriteTags returns the tags a write bumps beyond its tables' own:
-// the row tags of the rows it names, for its own table, and the rows tag
-// of every other table among tags (or of its own, when its rows cannot be
-// named).
+// rowWriteTags returns the tags a write bumps beyond its tables' own: for
+// its own table, per keyed column, the row tags of the values it names or
+// the column tag; the rows tag of every other table among tags (and of
+// its own, when its rows cannot be told at all).
 func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, count bool) []string {
 	if len(tags) == 1 && tags[0] == core.Global {
 		return tags
 	}
-	var named string     // the one table whose rows the write names, if any
+	var own string       // the one table whose rows the write tells, if any
 	var rowTags []string // their tags
-	if sh := pl.shape; sh != nil {
-		if col := g.keys[sh.Table]; sh.OK && col != "" && !g.selfWrite[sh.Table] {
-			if rt, ok := namedRows(*sh, col, args); ok {
-				named, rowTags = sh.Table, rt
-				if count {
-					p.stats.rowWrites.Add(1)
-				}
-			} else if count {
+	if sh := pl.shape; sh != nil && sh.OK {
+		if pk, cols := g.keys[sh.Table], g.columns[sh.Table]; (pk != "" || len(cols) > 0) && !g.selfWrite[sh.Table] {
+			var named bool
+			own = sh.Table
+			rowTags, named = keyedRows(*sh, pk, cols, args)
+			switch {
+			case !count:
+			case named:
+				p.stats.rowWrites.Add(1)
+			default:
 				p.stats.tableWrites.Add(1)
 			}
 		}
@@ -128,7 +154,7 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		if core.TableOf(t) != t || t == "" {
 			continue // the global, namespace and row tags
 		}
-		if t == named {
+		if t == own {
 			out = append(out, rowTags...)
 		} else {
 			out = append(out, core.Rows(t))
@@ -137,10 +163,40 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 	return out
 }
 
-// namedRows returns the row tags of the rows a write of shape sh changes,
-// keyed on col; ok is false when they cannot be named.
-func namedRows(sh invalidation.Shape, col string, args []any) (tags []string, ok bool) {
+// keyedRows returns the row and column tags a write of shape sh bumps for
+// its table's primary key pk ("" for none) and its other keyed columns:
+// per column, the row tags of the values its rows had and have there, or
+// the column's tag. named reports whether some column's values were named
+// (entries of other values stay cached).
+func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any) (tags []string, named bool) {
+	for i := -1; i < len(cols); i++ {
+		c, key := pk, true
+		if i >= 0 {
+			c, key = cols[i], false
+		}
+		if c == "" {
+			continue
+		}
+		if rt, ok := namedRows(sh, c, args, key); ok {
+			tags, named = append(tags, rt...), true
+		} else {
+			tags = append(tags, core.Column(sh.Table, c))
+		}
+	}
+	return tags, named
+}
+
+// namedRows returns the row tags of the values in col of the rows a write
+// of shape sh changes, before (an UPDATE or DELETE whose WHERE binds col)
+// and after (the values an UPDATE's SET assigns col, or an INSERT's); ok
+// is false when they cannot be named. key: col is the primary key, which an INSERT that does not give
+// it leaves to the database (a new row, in no entry that found every row:
+// no tag); another column's default is a value it cannot name.
+func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []string, ok bool) {
 	add := func(op invalidation.Operand) bool {
+		if op.Kind == invalidation.OperandNull {
+			return true // (no entry is keyed on NULL)
+		}
 		v := core.RowValue(op, args)
 		if v == "" {
 			return false
@@ -153,8 +209,15 @@ func namedRows(sh invalidation.Shape, col string, args []any) (tags []string, ok
 	}
 	switch sh.Op {
 	case invalidation.ShapeUpdate, invalidation.ShapeDelete:
-		if sh.SetAll || slices.Contains(sh.Set, col) {
-			return nil, false // the key moves: rows before and after unknown
+		if sh.SetAll {
+			return nil, false
+		}
+		// A SET of the column moves the rows: the values it assigns
+		// (after), beside the WHERE's (before).
+		for i, c := range sh.Set {
+			if c == col && (i >= len(sh.SetValues) || !add(sh.SetValues[i])) {
+				return nil, false
+			}
 		}
 		for _, c := range sh.Where {
 			if c.Column != col || c.Values[0].Kind == invalidation.OperandNull {
@@ -174,7 +237,10 @@ func namedRows(sh invalidation.Shape, col string, args []any) (tags []string, ok
 		}
 		i := slices.Index(sh.Columns, col)
 		if i < 0 {
-			return []string{}, true // the database gives the key: a new row
+			if key {
+				return []string{}, true // the database gives the key: a new row
+			}
+			return nil, false // the column's default
 		}
 		for _, row := range sh.Values {
 			if !add(row[i]) {

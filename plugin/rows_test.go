@@ -130,7 +130,7 @@ func TestRowLevelExplainAndStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ex.Rows) != 2 || !strings.Contains(ex.Rows[0], "id=i2") || !strings.HasSuffix(ex.Rows[1], "*") {
+	if len(ex.Rows) != 3 || !strings.Contains(ex.Rows[0], "id=i2") || !strings.HasSuffix(ex.Rows[1], "\x1fid=*") || !strings.HasSuffix(ex.Rows[2], "\x1f*") {
 		t.Fatalf("Explain(First(2)).Rows = %q", ex.Rows)
 	}
 	ex, err = p.Explain(dry.Model(&Account{ID: 3}).Update("balance", 1))

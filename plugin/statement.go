@@ -263,20 +263,22 @@ type probe struct {
 	db         *gorm.DB          // the statement (for the hit marker), or nil
 	// loose: 1 + the index in tags of the table tag a row-level entry
 	// ignores (0: a table-level read), marker what such an entry stamps
-	// there instead; nrows: the rows it names
+	// there instead; nrows: the rows it names (-1: keyed on a foreign
+	// key, it ignores the table's tag whatever it finds)
 	loose, nrows int
 	marker       uint64
 }
 
 // settle makes a captured entry of a row-level read depend on its rows
-// alone when it found one row per value, or else on its table too; it
-// returns why it may not be stored ("" when it may).
+// alone when it is keyed on a foreign key or found one row per value, or
+// else on its table too; it returns why it may not be stored ("" when it
+// may).
 func (pr *probe) settle(e *serializer.Entry) Reason {
 	if pr.loose == 0 {
 		return ""
 	}
 	i := pr.loose - 1
-	if e.Rows == pr.nrows {
+	if pr.nrows < 0 || e.Rows == pr.nrows {
 		v := slices.Clone(e.Versions)
 		v[i] = pr.marker
 		e.Versions = v
@@ -310,6 +312,9 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 	if pl.rows != nil {
 		if tags, n, ok := pl.rows.withTags(pr.tags, args); ok {
 			pr.tags = tags // (the global tag stays last)
+			if pl.rows.foreign {
+				n = -1
+			}
 			pr.loose, pr.nrows, pr.marker = slices.Index(pr.tags, pl.rows.table)+1, n, pl.rows.marker
 		}
 	}

@@ -231,7 +231,7 @@ func TestRowTags(t *testing.T) {
 	arg := func(i int) invalidation.Operand { return invalidation.Operand{Kind: invalidation.OperandArg, Arg: i} }
 	num := invalidation.Operand{Kind: invalidation.OperandNumber, Text: "042"}
 	tags, n, ok := core.RowTags("users", "id", []invalidation.Operand{arg(0), arg(1), num, arg(2)}, []any{int64(42), uint8(7), id(42)})
-	want := []string{core.Row("users", "id", "i42"), core.Row("users", "id", "i7"), core.Rows("users")}
+	want := []string{core.Row("users", "id", "i42"), core.Row("users", "id", "i7"), core.Column("users", "id"), core.Rows("users")}
 	if !ok || n != 2 || !slices.Equal(tags, want) {
 		t.Fatalf("RowTags = %q, %d, %v; want %q, 2", tags, n, ok, want)
 	}

@@ -72,17 +72,24 @@ func appendIntArg(b []byte, a any) ([]byte, bool) {
 // RowTag is the tag of the rows of table whose key column holds v.
 func RowTag(table, column, v string) string { return Row(table, column, "i"+v) }
 
-// RowTags returns the row tags of a read of table whose key column is
-// bound to values (with args), then the table's Rows tag, and the number
-// of distinct values; ok is false when a value is not a certain integer
-// (the read is then table-level).
+// RowTags returns the tags a row-level read of table depends on beyond
+// its tables' own, when its key column is bound to values (with args): the
+// distinct values' row tags, then the column's Column tag and the table's
+// Rows tag; n is the number of distinct values, and ok is false when a
+// value is not a certain integer (the read is then table-level).
 func RowTags(table, column string, values []invalidation.Operand, args []any) (tags []string, n int, ok bool) {
 	tags, ok = AppendRowTags(nil, RowPrefix(table, column), values, args)
 	if !ok {
 		return nil, 0, false
 	}
-	return append(tags, Rows(table)), len(tags), true
+	n = len(tags)
+	return append(tags, Column(table, column), Rows(table)), n, true
 }
+
+// Column returns the tag that every value depending on rows of table by
+// their column's values (Row tags) also depends on: a write that cannot
+// tell the values its rows have in that column, before or after, bumps it.
+func Column(table, column string) string { return Row(table, column, "*") }
 
 // RowPrefix is what the row tags of table's column begin with.
 func RowPrefix(table, column string) string { return Row(table, column, "i") }

@@ -71,7 +71,7 @@ func Tables(names []string) []string {
 // rows it changes bumps it, with the table's own tag.
 func Rows(table string) string { return table + "\x1f*" }
 
-// IsRowTag reports whether tag is a Row or Rows tag.
+// IsRowTag reports whether tag is a Row, Column or Rows tag.
 func IsRowTag(tag string) bool { return strings.IndexByte(tag, '\x1f') >= 0 }
 
 // Wide returns tags with the Rows tag of each table tag among them: what a

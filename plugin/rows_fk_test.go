@@ -1,0 +1,214 @@
+package plugin_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/plugin"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/logger"
+)
+
+// Shelf has many Books through books.shelf_id, a foreign key: reads of a
+// shelf's books are keyed on it.
+type Shelf struct {
+	ID    uint
+	Name  string `gorm:"size:32"`
+	Books []Book
+}
+
+type Book struct {
+	ID        uint
+	ShelfID   uint   `gorm:"default:1"`
+	Title     string `gorm:"size:64"`
+	DeletedAt gorm.DeletedAt
+}
+
+// fkDB opens dialect's database with shelves 1..3 and books 1..3 on shelf
+// 1, 4..5 on shelf 2, and a cached handle.
+func fkDB(t *testing.T, dialect string) (*gorm.DB, *plugin.Plugin) {
+	t.Helper()
+	db := testdb.Open(t, dialect, &gorm.Config{Logger: logger.Discard})
+	must(t, db.AutoMigrate(&Shelf{}, &Book{}))
+	for i := 1; i <= 3; i++ {
+		must(t, db.Create(&Shelf{ID: uint(i), Name: "shelf"}).Error)
+	}
+	for i := 1; i <= 5; i++ {
+		shelf := uint(1)
+		if i > 3 {
+			shelf = 2
+		}
+		must(t, db.Create(&Book{ID: uint(i), ShelfID: shelf, Title: "t"}).Error)
+	}
+	p := plugin.New(plugin.Config{Logger: quiet})
+	must(t, db.Use(p))
+	t.Cleanup(func() { p.Close() })
+	return db, p
+}
+
+// TestRowLevelForeignKey: reads of a table keyed on a foreign key (a
+// shelf's books, their count, a preload, an IN list) depend on the rows of
+// those values: a write to another shelf's rows leaves them cached; every
+// write that changes what they see (an insert, a move between shelves, a
+// soft delete, an upsert, an association replace, a range) reaches them.
+func TestRowLevelForeignKey(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, p := fkDB(t, dialect)
+			type read struct {
+				name string
+				run  func() []uint // the ids of the books it sees
+			}
+			ids := func(bs []Book) []uint {
+				var out []uint
+				for _, b := range bs {
+					out = append(out, b.ID)
+				}
+				slices.Sort(out)
+				return out
+			}
+			onShelf := func(s uint) read {
+				return read{"shelf", func() []uint {
+					var bs []Book
+					must(t, db.Where("shelf_id = ?", s).Order("id DESC").Limit(10).Find(&bs).Error)
+					return ids(bs)
+				}}
+			}
+			count := func(s uint) read {
+				return read{"count", func() []uint {
+					var n int64
+					must(t, db.Model(&Book{}).Where("shelf_id = ?", s).Count(&n).Error)
+					return []uint{uint(n)}
+				}}
+			}
+			preload := func(s uint) read {
+				return read{"preload", func() []uint {
+					var sh Shelf
+					must(t, db.Preload("Books").First(&sh, s).Error)
+					return ids(sh.Books)
+				}}
+			}
+			in := func(s ...uint) read {
+				return read{"in", func() []uint {
+					var bs []Book
+					must(t, db.Where("shelf_id IN ?", s).Find(&bs).Error)
+					return ids(bs)
+				}}
+			}
+			plainDB := func() *gorm.DB { return db.Clauses(plugin.Skip()) }
+			truth := func(shelves ...uint) []uint {
+				var bs []Book
+				must(t, plainDB().Where("shelf_id IN ?", shelves).Find(&bs).Error)
+				return ids(bs)
+			}
+			truthCount := func(s uint) []uint {
+				var n int64
+				must(t, plainDB().Model(&Book{}).Where("shelf_id = ?", s).Count(&n).Error)
+				return []uint{uint(n)}
+			}
+			want := func(r read, shelves ...uint) []uint {
+				if r.name == "count" {
+					return truthCount(shelves[0])
+				}
+				return truth(shelves...)
+			}
+			shelf1 := []read{onShelf(1), count(1), preload(1), in(1)}
+			shelf2 := []read{onShelf(2), count(2), preload(2), in(2, 3)}
+			shelf3 := []read{onShelf(3), count(3)}
+			shelvesOf := func(r read, s uint) []uint {
+				if r.name == "in" && s == 2 {
+					return []uint{2, 3}
+				}
+				return []uint{s}
+			}
+			// check reads every read of shelves 1 to 3 twice: the second
+			// must be a hit (cached) and both must be what the database
+			// holds; cached1 says whether shelf 1's first reads must hit.
+			check := func(step string, cached1 bool) {
+				t.Helper()
+				for s, reads := range map[uint][]read{1: shelf1, 2: shelf2, 3: shelf3} {
+					for _, r := range reads {
+						var got []uint
+						hit := hitOf(t, p, func() { got = r.run() })
+						if w := want(r, shelvesOf(r, s)...); !slices.Equal(got, w) {
+							t.Fatalf("%s: %s(%d) = %v, the database holds %v (hit %v)", step, r.name, s, got, w, hit)
+						}
+						if s == 1 && cached1 && !hit {
+							t.Errorf("%s: %s(1) was invalidated by a write to shelf 2's rows", step, r.name)
+						}
+						if !hitOf(t, p, func() { got = r.run() }) {
+							t.Errorf("%s: %s(%d) not cached", step, r.name, s)
+						}
+					}
+				}
+			}
+			check("first reads", false)
+			check("second reads", true)
+
+			must(t, db.Create(&Book{ID: 6, ShelfID: 2, Title: "new"}).Error)
+			check("insert on shelf 2", true)
+			must(t, db.Exec("DELETE FROM books WHERE shelf_id = ?", 2).Error)
+			check("delete by shelf 2", true)
+			must(t, db.Create(&[]Book{{ID: 4, ShelfID: 2, Title: "back"}, {ID: 5, ShelfID: 2, Title: "back"}}).Error)
+			check("insert two on shelf 2", true)
+
+			// Writes whose rows' shelves are unknown or move.
+			must(t, db.Model(&Book{ID: 4}).Update("title", "renamed").Error)
+			check("update a book of shelf 2 by id", false)
+			must(t, db.Model(&Book{ID: 1}).Update("shelf_id", 2).Error)
+			check("move book 1 to shelf 2", false)
+			must(t, db.Delete(&Book{ID: 2}).Error) // soft delete
+			check("soft delete of book 2", false)
+			must(t, db.Unscoped().Model(&Book{ID: 2}).Update("deleted_at", nil).Error)
+			check("undelete of book 2", false)
+			must(t, db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&Book{ID: 3, ShelfID: 2, Title: "upserted"}).Error)
+			check("upsert moving book 3", false)
+			var sh1 Shelf
+			must(t, db.First(&sh1, 1).Error)
+			must(t, db.Model(&sh1).Association("Books").Replace([]Book{{ID: 5, ShelfID: 1, Title: "replaced"}}))
+			check("association replace", false)
+			must(t, db.Exec("UPDATE books SET shelf_id = 3 WHERE id > ?", 4).Error)
+			check("range update", false)
+			must(t, db.Exec("UPDATE books SET shelf_id = 3 WHERE shelf_id = ?", 2).Error)
+			check("move shelf 2's books to shelf 3", true)
+			must(t, db.Exec("INSERT INTO books (id, title) VALUES (7, 'on the default shelf')").Error) // (GORM's Create would fill the default in)
+			check("insert on the column's default", false)
+		})
+	}
+}
+
+// Explain names a foreign-key read's row tags: its values', then its
+// column's and its table's rows tag.
+func TestRowLevelForeignKeyExplain(t *testing.T) {
+	t.Parallel()
+	db, p := fkDB(t, "sqlite")
+	dry := db.Session(&gorm.Session{DryRun: true})
+	var bs []Book
+	ex, err := p.Explain(dry.Where("shelf_id IN ?", []uint{2, 1, 2}).Find(&bs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Rows) != 4 || !strings.HasSuffix(ex.Rows[0], "shelf_id=i2") || !strings.HasSuffix(ex.Rows[1], "shelf_id=i1") ||
+		!strings.HasSuffix(ex.Rows[2], "shelf_id=*") || !strings.HasSuffix(ex.Rows[3], "\x1f*") {
+		t.Fatalf("Explain(shelf_id IN (2, 1, 2)).Rows = %q", ex.Rows)
+	}
+	ex, err = p.Explain(dry.Create(&Book{ShelfID: 3, Title: "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Rows) != 1 || !strings.HasSuffix(ex.Rows[0], "shelf_id=i3") {
+		t.Fatalf("Explain(Create on shelf 3).Rows = %q", ex.Rows)
+	}
+	ex, err = p.Explain(dry.Model(&Book{ID: 1}).Update("title", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ex.Rows, func(s string) bool { return strings.HasSuffix(s, "id=i1") }) {
+		t.Fatalf("Explain(Update book 1).Rows = %q", ex.Rows)
+	}
+}
