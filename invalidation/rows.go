@@ -71,6 +71,11 @@ type Shape struct {
 	// Upsert: INSERT … ON CONFLICT / ON DUPLICATE KEY UPDATE, REPLACE,
 	// INSERT OR REPLACE: rows other than the inserted ones may change.
 	Upsert bool
+	// Tail: UPDATE and DELETE that end with their WHERE clause (or SET
+	// clause, or table), with no ORDER BY, LIMIT or RETURNING after it:
+	// the byte offset just past its last token, where a RETURNING clause
+	// may be inserted; 0 otherwise.
+	Tail int
 }
 
 // RowShape returns the row shape of sql (see Shape). Positional
@@ -330,11 +335,21 @@ func (r *rowParser) updateShape() Shape {
 	}
 	s.Set, s.SetValues, s.SetAll = r.assignments(r.pos+1, setEnd, name, alias)
 	r.pos = setEnd
+	end := setEnd
 	if r.pos < len(r.toks) && r.at(r.pos).is(kwWhere) {
-		end := r.clauseEnd(r.pos+1, tailWords...)
+		end = r.clauseEnd(r.pos+1, tailWords...)
 		s.Where = r.conjuncts(r.pos+1, end, name, alias)
 	}
+	s.Tail = r.tail(end)
 	return s
+}
+
+// tail is Shape.Tail for a statement whose last clause ends at token end.
+func (r *rowParser) tail(end int) int {
+	if end != len(r.toks) || end == 0 {
+		return 0
+	}
+	return r.at(end - 1).end
 }
 
 func (r *rowParser) deleteShape() Shape {
@@ -355,16 +370,18 @@ func (r *rowParser) deleteShape() Shape {
 		return Shape{}
 	}
 	s := Shape{OK: true, Op: ShapeDelete, Table: name}
+	end := r.pos
 	if r.pos < len(r.toks) {
 		if !r.at(r.pos).is(kwWhere) {
 			if w := strings.ToLower(r.text(r.at(r.pos))); w != "order" && w != "limit" && w != "returning" {
 				return Shape{} // USING, a comma (multi-table), a join…
 			}
 		} else {
-			end := r.clauseEnd(r.pos+1, tailWords...)
+			end = r.clauseEnd(r.pos+1, tailWords...)
 			s.Where = r.conjuncts(r.pos+1, end, name, alias)
 		}
 	}
+	s.Tail = r.tail(end)
 	return s
 }
 

@@ -80,8 +80,39 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `INSERT INTO posts (id, title) VALUES (1)`, Shape{}},
 	} {
 		got := RowShape(c.d, c.sql)
+		got.Tail = 0 // (TestRowShapeTail)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s\n got %+v\nwant %+v", c.sql, got, c.want)
+		}
+	}
+}
+
+// Tail is where a RETURNING clause may be inserted: after the last clause
+// of an UPDATE or DELETE that has no ORDER BY, LIMIT or RETURNING.
+func TestRowShapeTail(t *testing.T) {
+	for _, c := range []struct {
+		d    Dialect
+		sql  string
+		tail string // the statement's text up to Tail ("": Tail is 0)
+	}{
+		{Postgres, `UPDATE "posts" SET "title"=$1 WHERE "posts"."id" = $2`, `UPDATE "posts" SET "title"=$1 WHERE "posts"."id" = $2`},
+		{Postgres, "UPDATE posts SET title = 'a' WHERE id = 1 ; -- done\n", "UPDATE posts SET title = 'a' WHERE id = 1"},
+		{SQLite, "DELETE FROM `posts` WHERE `posts`.`id` IN (?,?) /* x */", "DELETE FROM `posts` WHERE `posts`.`id` IN (?,?)"},
+		{Postgres, `DELETE FROM posts`, `DELETE FROM posts`},
+		{Postgres, `UPDATE posts SET title = 'a'`, `UPDATE posts SET title = 'a'`},
+		{Postgres, `UPDATE posts SET title = 'a' WHERE id = 1 RETURNING id`, ""},
+		{SQLite, `UPDATE posts SET title = 'a' WHERE id = 1 ORDER BY id LIMIT 1`, ""},
+		{Postgres, `DELETE FROM posts WHERE id = 1 RETURNING *`, ""},
+		{MySQL, `DELETE FROM posts WHERE id = 1 LIMIT 1`, ""},
+		{Postgres, `INSERT INTO posts (id) VALUES (1)`, ""},
+		{Postgres, `SELECT * FROM posts WHERE id = 1`, ""},
+	} {
+		got := RowShape(c.d, c.sql)
+		if !got.OK {
+			t.Fatalf("%s: not OK", c.sql)
+		}
+		if got.Tail == 0 && c.tail != "" || got.Tail != 0 && c.sql[:got.Tail] != c.tail {
+			t.Errorf("%s: Tail %d, want the text %q", c.sql, got.Tail, c.tail)
 		}
 	}
 }

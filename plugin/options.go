@@ -206,7 +206,7 @@ func (p *Plugin) Explain(tx *gorm.DB) (Explanation, error) {
 	if pl.write {
 		g := p.currentDeps()
 		tags := g.writeTags(withTables(pl.writeTags, tx.Statement.Table))
-		for _, t := range p.rowWriteTags(pl, tx.Statement.Vars, tags, g, false) {
+		for _, t := range p.rowWriteTags(pl, tx.Statement.Vars, tags, g, false, nil) {
 			if core.IsRowTag(t) {
 				ex.Rows = append(ex.Rows, t)
 			} else {

@@ -1,7 +1,10 @@
 package plugin
 
 import (
+	"database/sql"
+	"errors"
 	"slices"
+	"strings"
 
 	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
@@ -129,7 +132,11 @@ func sameVersions(stamp, versions []uint64, loose int, marker uint64) bool {
 // its own table, per keyed column, the row tags of the values it names or
 // the column tag; the rows tag of every other table among tags (and of
 // its own, when its rows cannot be told at all).
-func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, count bool) []string {
+//
+// learn are keyed columns whose values the write learns as it runs
+// (learnable): it bumps their row tags then (learned), not their column
+// tags now.
+func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, count bool, learn []string) []string {
 	if len(tags) == 1 && tags[0] == core.Global {
 		return tags
 	}
@@ -139,7 +146,7 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		if pk, cols := g.keys[sh.Table], g.columns[sh.Table]; (pk != "" || len(cols) > 0) && !g.selfWrite[sh.Table] {
 			var named bool
 			own = sh.Table
-			rowTags, named = keyedRows(*sh, pk, cols, args)
+			rowTags, named = keyedRows(*sh, pk, cols, args, learn)
 			switch {
 			case !count:
 			case named:
@@ -166,9 +173,10 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 // keyedRows returns the row and column tags a write of shape sh bumps for
 // its table's primary key pk ("" for none) and its other keyed columns:
 // per column, the row tags of the values its rows had and have there, or
-// the column's tag. named reports whether some column's values were named
-// (entries of other values stay cached).
-func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any) (tags []string, named bool) {
+// the column's tag (but nothing for the columns in learn). named reports
+// whether some column's values were named (entries of other values stay
+// cached).
+func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, learn []string) (tags []string, named bool) {
 	for i := -1; i < len(cols); i++ {
 		c, key := pk, true
 		if i >= 0 {
@@ -179,7 +187,7 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any) (tag
 		}
 		if rt, ok := namedRows(sh, c, args, key); ok {
 			tags, named = append(tags, rt...), true
-		} else {
+		} else if !slices.Contains(learn, c) {
 			tags = append(tags, core.Column(sh.Table, c))
 		}
 	}
@@ -250,4 +258,114 @@ func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []
 		return tags, true
 	}
 	return nil, false
+}
+
+// learnable returns the keyed columns whose values a write of plan pl in
+// a transaction of ours learns as it runs, by a RETURNING clause the
+// plugin adds to it (PostgreSQL, SQLite): the foreign-key columns the
+// statement does not name, of an UPDATE or DELETE that names its rows by
+// primary key (at most core.MaxRowValues rows come back), does not SET
+// them, and ends with its WHERE clause, on a table without triggers or
+// rules (a rule may not return rows). Their row tags are bumped and held
+// once the statement has run, before the transaction commits (learned),
+// instead of the column tags before it runs: `Update("title", …)` of a
+// post then leaves the other users' post lists cached.
+func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) []string {
+	sh := pl.shape
+	if p.cfg.TableLevel || sh == nil || !sh.OK || sh.Tail == 0 || sh.SetAll ||
+		sh.Op != invalidation.ShapeUpdate && sh.Op != invalidation.ShapeDelete ||
+		p.dialect != invalidation.Postgres && p.dialect != invalidation.SQLite {
+		return nil
+	}
+	t := sh.Table
+	pk, cols := g.keys[t], g.columns[t]
+	if pk == "" || len(cols) == 0 || g.selfWrite[t] || g.writeAll[t] || len(g.write[t]) > 0 {
+		return nil
+	}
+	if _, ok := namedRows(*sh, pk, args, true); !ok {
+		return nil
+	}
+	var learn []string
+	for _, c := range cols {
+		if slices.Contains(sh.Set, c) {
+			continue // (RETURNING gives its values after, not before)
+		}
+		if _, ok := namedRows(*sh, c, args, false); !ok {
+			learn = append(learn, c)
+		}
+	}
+	return learn
+}
+
+// returning is query with a RETURNING clause of cols inserted at tail.
+func returning(query string, tail int, cols []string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16*len(cols))
+	b.WriteString(query[:tail])
+	b.WriteString(" RETURNING ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(`"` + strings.ReplaceAll(c, `"`, `""`) + `"`)
+	}
+	b.WriteString(query[tail:])
+	return b.String()
+}
+
+// learned returns the tags of the values of table's columns cols that
+// rows (from returning) hold, and how many rows there were: per column,
+// the row tags of its values, or its column tag when a value is no
+// certain integer or there are too many.
+func learned(table string, cols []string, rows *sql.Rows) (tags []string, n int64, err error) {
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	per := make([][]string, len(cols))
+	wide := make([]bool, len(cols))
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, n, err
+		}
+		n++
+		for i, v := range vals {
+			if v == nil || wide[i] {
+				continue // (no entry is keyed on NULL)
+			}
+			text := core.RowValue(invalidation.Operand{Kind: invalidation.OperandArg}, []any{v})
+			if text == "" {
+				wide[i] = true
+				continue
+			}
+			if t := core.RowTag(table, cols[i], text); !slices.Contains(per[i], t) {
+				per[i] = append(per[i], t)
+				wide[i] = len(per[i]) > core.MaxRowValues
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, n, err
+	}
+	for i, c := range cols {
+		if wide[i] {
+			tags = append(tags, core.Column(table, c))
+		} else {
+			tags = append(tags, per[i]...)
+		}
+	}
+	return tags, n, nil
+}
+
+// learnedResult is the sql.Result of a write run with a RETURNING clause
+// the plugin added.
+type learnedResult struct{ rows int64 }
+
+var _ sql.Result = learnedResult{}
+
+func (r learnedResult) RowsAffected() (int64, error) { return r.rows, nil }
+
+func (learnedResult) LastInsertId() (int64, error) {
+	return 0, errors.New("gormcache: LastInsertId is not available for an UPDATE or DELETE")
 }

@@ -1,12 +1,20 @@
 package plugin_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store"
+	"github.com/gormcache/gormcache/store/memstore"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
@@ -29,7 +37,7 @@ type Book struct {
 
 // fkDB opens dialect's database with shelves 1..3 and books 1..3 on shelf
 // 1, 4..5 on shelf 2, and a cached handle.
-func fkDB(t *testing.T, dialect string) (*gorm.DB, *plugin.Plugin) {
+func fkDB(t *testing.T, dialect string, cfgs ...plugin.Config) (*gorm.DB, *plugin.Plugin) {
 	t.Helper()
 	db := testdb.Open(t, dialect, &gorm.Config{Logger: logger.Discard})
 	must(t, db.AutoMigrate(&Shelf{}, &Book{}))
@@ -43,7 +51,12 @@ func fkDB(t *testing.T, dialect string) (*gorm.DB, *plugin.Plugin) {
 		}
 		must(t, db.Create(&Book{ID: uint(i), ShelfID: shelf, Title: "t"}).Error)
 	}
-	p := plugin.New(plugin.Config{Logger: quiet})
+	cfg := plugin.Config{}
+	if len(cfgs) > 0 {
+		cfg = cfgs[0]
+	}
+	cfg.Logger = quiet
+	p := plugin.New(cfg)
 	must(t, db.Use(p))
 	t.Cleanup(func() { p.Close() })
 	return db, p
@@ -62,56 +75,56 @@ func TestRowLevelForeignKey(t *testing.T) {
 			db, p := fkDB(t, dialect)
 			type read struct {
 				name string
-				run  func() []uint // the ids of the books it sees
+				run  func() []string // the books it sees, "id:title"
 			}
-			ids := func(bs []Book) []uint {
-				var out []uint
+			ids := func(bs []Book) []string {
+				var out []string
 				for _, b := range bs {
-					out = append(out, b.ID)
+					out = append(out, fmt.Sprintf("%d:%s", b.ID, b.Title))
 				}
 				slices.Sort(out)
 				return out
 			}
 			onShelf := func(s uint) read {
-				return read{"shelf", func() []uint {
+				return read{"shelf", func() []string {
 					var bs []Book
 					must(t, db.Where("shelf_id = ?", s).Order("id DESC").Limit(10).Find(&bs).Error)
 					return ids(bs)
 				}}
 			}
 			count := func(s uint) read {
-				return read{"count", func() []uint {
+				return read{"count", func() []string {
 					var n int64
 					must(t, db.Model(&Book{}).Where("shelf_id = ?", s).Count(&n).Error)
-					return []uint{uint(n)}
+					return []string{fmt.Sprint(n)}
 				}}
 			}
 			preload := func(s uint) read {
-				return read{"preload", func() []uint {
+				return read{"preload", func() []string {
 					var sh Shelf
 					must(t, db.Preload("Books").First(&sh, s).Error)
 					return ids(sh.Books)
 				}}
 			}
 			in := func(s ...uint) read {
-				return read{"in", func() []uint {
+				return read{"in", func() []string {
 					var bs []Book
 					must(t, db.Where("shelf_id IN ?", s).Find(&bs).Error)
 					return ids(bs)
 				}}
 			}
 			plainDB := func() *gorm.DB { return db.Clauses(plugin.Skip()) }
-			truth := func(shelves ...uint) []uint {
+			truth := func(shelves ...uint) []string {
 				var bs []Book
 				must(t, plainDB().Where("shelf_id IN ?", shelves).Find(&bs).Error)
 				return ids(bs)
 			}
-			truthCount := func(s uint) []uint {
+			truthCount := func(s uint) []string {
 				var n int64
 				must(t, plainDB().Model(&Book{}).Where("shelf_id = ?", s).Count(&n).Error)
-				return []uint{uint(n)}
+				return []string{fmt.Sprint(n)}
 			}
-			want := func(r read, shelves ...uint) []uint {
+			want := func(r read, shelves ...uint) []string {
 				if r.name == "count" {
 					return truthCount(shelves[0])
 				}
@@ -133,7 +146,7 @@ func TestRowLevelForeignKey(t *testing.T) {
 				t.Helper()
 				for s, reads := range map[uint][]read{1: shelf1, 2: shelf2, 3: shelf3} {
 					for _, r := range reads {
-						var got []uint
+						var got []string
 						hit := hitOf(t, p, func() { got = r.run() })
 						if w := want(r, shelvesOf(r, s)...); !slices.Equal(got, w) {
 							t.Fatalf("%s: %s(%d) = %v, the database holds %v (hit %v)", step, r.name, s, got, w, hit)
@@ -158,8 +171,28 @@ func TestRowLevelForeignKey(t *testing.T) {
 			check("insert two on shelf 2", true)
 
 			// Writes whose rows' shelves are unknown or move.
-			must(t, db.Model(&Book{ID: 4}).Update("title", "renamed").Error)
-			check("update a book of shelf 2 by id", false)
+			// PostgreSQL and SQLite: the write learns the book's shelf by
+			// RETURNING it, inside GORM's transaction; MySQL has no
+			// UPDATE … RETURNING: the column tag.
+			learns := dialect != "mysql"
+			res := db.Model(&Book{ID: 4}).Update("title", "renamed")
+			must(t, res.Error)
+			if res.RowsAffected != 1 {
+				t.Fatalf("update of book 4: RowsAffected %d", res.RowsAffected)
+			}
+			check("update a book of shelf 2 by id", learns)
+			res = db.Model(&Book{ID: 99}).Update("title", "none")
+			must(t, res.Error)
+			if res.RowsAffected != 0 {
+				t.Fatalf("update of no book: RowsAffected %d", res.RowsAffected)
+			}
+			check("update of no book by id", learns)
+			must(t, db.Transaction(func(tx *gorm.DB) error {
+				return tx.Exec("DELETE FROM books WHERE id IN (?)", []uint{5, 6}).Error
+			}))
+			check("delete of shelf 2's books by id in a transaction", learns)
+			must(t, db.Create(&[]Book{{ID: 5, ShelfID: 2, Title: "back"}, {ID: 6, ShelfID: 2, Title: "back"}}).Error)
+			check("insert two on shelf 2 again", true)
 			must(t, db.Model(&Book{ID: 1}).Update("shelf_id", 2).Error)
 			check("move book 1 to shelf 2", false)
 			must(t, db.Delete(&Book{ID: 2}).Error) // soft delete
@@ -210,5 +243,62 @@ func TestRowLevelForeignKeyExplain(t *testing.T) {
 	}
 	if !slices.ContainsFunc(ex.Rows, func(s string) bool { return strings.HasSuffix(s, "id=i1") }) {
 		t.Fatalf("Explain(Update book 1).Rows = %q", ex.Rows)
+	}
+}
+
+// cutRowBumps fails the bumps of tags containing match while cut is set.
+type cutRowBumps struct {
+	store.Store
+	match string
+	cut   atomic.Bool
+}
+
+func (c *cutRowBumps) Bump(ctx context.Context, tags []string, hold time.Duration) (uint64, error) {
+	if c.cut.Load() && slices.ContainsFunc(tags, func(t string) bool { return strings.Contains(t, c.match) }) {
+		return 0, fmt.Errorf("cut: %w", store.ErrUnavailable)
+	}
+	return c.Store.Bump(ctx, tags, hold)
+}
+
+// A write that learns its rows' values (RETURNING) holds their row tags
+// after it ran: when that hold fails, the statement fails (GORM rolls its
+// transaction back), and a transaction committed anyway leaves those tags
+// unserved until the outage that the refusal began is over (the epoch
+// bump).
+func TestLearnedHoldFails(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ms, err := memstore.New(memstore.Config{})
+			must(t, err)
+			cut := &cutRowBumps{Store: testsupport.BytesStore{Store: ms}, match: "shelf_id=i2"}
+			db, _ := fkDB(t, dialect, plugin.Config{Store: cut})
+			titles := func() (out []string) {
+				var bs []Book
+				must(t, db.Where("shelf_id = ?", 2).Order("id").Find(&bs).Error)
+				for _, b := range bs {
+					out = append(out, b.Title)
+				}
+				return out
+			}
+			titles()
+			titles()
+			cut.cut.Store(true)
+			err = db.Model(&Book{ID: 4}).Update("title", "refused").Error
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("update whose learned tags could not be held: %v", err)
+			}
+			if got := titles(); !slices.Equal(got, []string{"t", "t"}) {
+				t.Fatalf("after the refused update: %q", got)
+			}
+			must(t, db.Transaction(func(tx *gorm.DB) error {
+				_ = tx.Model(&Book{ID: 4}).Update("title", "committed anyway").Error
+				return nil
+			}))
+			if got := titles(); !slices.Equal(got, []string{"committed anyway", "t"}) {
+				t.Fatalf("after a transaction committed despite the failed hold: %q", got)
+			}
+		})
 	}
 }

@@ -92,7 +92,12 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		}
 		return s.inner.ExecContext(ctx, query, args...)
 	}
-	finish, err := s.startWrite(ctx, pl, args)
+	var learn []string
+	tx := ourTx(s.inner)
+	if tx != nil {
+		learn = s.p.learnable(pl, s.p.currentDeps(), args)
+	}
+	finish, err := s.startWrite(ctx, pl, args, learn)
 	if err != nil {
 		return nil, err // refused: not sent, so neither recorded nor a transaction control
 	}
@@ -103,6 +108,9 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 			raw.control(s.p, pl.tx, err)
 		}
 	}()
+	if learn != nil {
+		return s.execLearning(ctx, tx, pl, query, args, learn)
+	}
 	return s.inner.ExecContext(ctx, query, args...)
 }
 
@@ -160,7 +168,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if pl.write {
 		p.stats.bypassed(pl.reason)
-		finish, err := s.startWrite(ctx, pl, args)
+		finish, err := s.startWrite(ctx, pl, args, nil)
 		if err != nil {
 			return nil, nil, err // refused: not sent
 		}

@@ -32,7 +32,10 @@ import (
 // When the first bump cannot be placed and Config.BumpFailure is FailWrite,
 // it returns an error wrapping store.ErrUnavailable instead: the statement
 // must not run.
-func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any) (func(error), error) {
+//
+// learn are the keyed columns whose values the statement will return
+// (learnable; see execLearning).
+func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any, learn []string) (func(error), error) {
 	p := s.p
 	tags := pl.writeTags
 	if s.db != nil && len(tags) > 0 && tags[0] != store.GlobalTag {
@@ -45,8 +48,8 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any) (func(e
 		p.shadow(pl.temp)
 	}
 	g := p.currentDeps()
-	tags = g.writeTags(tags)                       // cascades, partitions, triggers
-	tags = p.rowWriteTags(pl, args, tags, g, true) // the rows it names, or each table's rows tag
+	tags = g.writeTags(tags)                              // cascades, partitions, triggers
+	tags = p.rowWriteTags(pl, args, tags, g, true, learn) // the rows it names, or each table's rows tag
 	if tx := ourTx(s.inner); tx != nil {
 		if err := tx.hold(ctx, tags); err != nil {
 			return nil, err
@@ -92,6 +95,40 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any) (func(e
 			p.schemaChanged()
 		}
 	}, nil
+}
+
+// execLearning runs a write of plan pl in transaction tx with a RETURNING
+// clause of cols added (learnable), and holds the row tags of the values
+// it returns before the transaction can commit. When they cannot be read,
+// it holds the columns' tags. When the hold is refused (FailWrite), the
+// error is the statement's, so that the transaction rolls back; the
+// refusal began an outage (nothing is served until the epoch bump lands),
+// so a transaction committed anyway leaves nothing stale.
+func (s *stmtPool) execLearning(ctx context.Context, tx *txPool, pl *plan, query string, args []any, cols []string) (sql.Result, error) {
+	rows, err := s.inner.QueryContext(ctx, returning(query, pl.shape.Tail, cols), args...)
+	if err != nil {
+		return nil, err
+	}
+	table := pl.shape.Table
+	tags, n, err := learned(table, cols, rows)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tags = tags[:0]
+		for _, c := range cols {
+			tags = append(tags, core.Column(table, c))
+		}
+	}
+	if len(tags) > 0 {
+		if herr := tx.hold(ctx, tags); herr != nil {
+			return nil, herr
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return learnedResult{n}, nil
 }
 
 // opensTx tells whether a statement leaves a transaction open ("BEGIN;
