@@ -102,6 +102,10 @@ func sharedDB(spec sharedSpec) (*gorm.DB, *plugin.Plugin, error) {
 // from entries either process stored, and reads go on throughout.
 const sharedPhase = 500 * time.Millisecond
 
+// sharedSets is the number of sets the counters of TestTwoProcessesShareRedis
+// are in (counters.set_id, a foreign key).
+const sharedSets = 3
+
 // quietFor returns how long writers must wait at now (0: they may write).
 func quietFor(now time.Time) time.Duration {
 	in := time.Duration(now.UnixNano() % int64(sharedPhase))
@@ -130,7 +134,9 @@ func sharedLoad(db *gorm.DB, d time.Duration, seed uint64) ([]logRecord, error) 
 		i := 1 + r.IntN(staleRows)
 		v := next + n
 		var err error
-		switch n % 3 {
+		switch n % 4 {
+		case 3: // moves the row to another set (a foreign key: row-level reads by set)
+			err = db.Exec("UPDATE counters SET set_id = ?, v = GREATEST(v, ?) WHERE id = ?", 1+r.IntN(sharedSets), v, i).Error
 		case 0:
 			err = db.Exec("UPDATE counters SET v = GREATEST(v, ?) WHERE id = ?", v, i).Error
 		case 1:
@@ -151,7 +157,19 @@ func sharedLoad(db *gorm.DB, d time.Duration, seed uint64) ([]logRecord, error) 
 	read := func(r *rand.Rand) error {
 		i := 1 + r.IntN(staleRows)
 		began := time.Now().UnixNano()
-		switch r.IntN(3) {
+		switch r.IntN(5) {
+		case 3, 4: // by a foreign key
+			sets := []int{1 + r.IntN(sharedSets)}
+			if r.IntN(2) == 0 {
+				sets = append(sets, 1+r.IntN(sharedSets))
+			}
+			var cs []Counter
+			if err := db.Where("set_id IN ?", sets).Order("id").Find(&cs).Error; err != nil {
+				return err
+			}
+			for _, c := range cs {
+				add(logRecord{Row: c.ID, V: c.V, At: began, What: fmt.Sprintf("Find(set_id IN %v)", sets)})
+			}
 		case 0:
 			var c Counter
 			if err := db.First(&c, i).Error; err != nil {
@@ -324,7 +342,9 @@ func sharedRedisAddrs(t *testing.T, mode string) []string {
 }
 
 // TestTwoProcessesShareRedis: zero stale reads across two processes sharing
-// one Redis (single node, and Cluster).
+// one Redis (single node, and Cluster), with reads by primary key, by a
+// foreign key (row-level) and of the whole table, and writes that move rows
+// between the foreign key's values.
 func TestTwoProcessesShareRedis(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{"single", "cluster"} {
@@ -347,6 +367,17 @@ func TestTwoProcessesShareRedis(t *testing.T) {
 			}
 			for i := 1; i <= staleRows; i++ {
 				db.Create(&Counter{ID: i})
+			}
+			// Sets of counters, by a foreign key: reads by set are row-level.
+			for _, q := range []string{
+				"CREATE TABLE counter_sets (id bigint PRIMARY KEY)",
+				"INSERT INTO counter_sets SELECT generate_series(1, " + fmt.Sprint(sharedSets) + ")",
+				"ALTER TABLE counters ADD COLUMN set_id bigint REFERENCES counter_sets (id)",
+				"UPDATE counters SET set_id = 1 + id % " + fmt.Sprint(sharedSets),
+			} {
+				if err := db.Exec(q).Error; err != nil {
+					t.Fatal(err)
+				}
 			}
 			childSpec := spec
 			childSpec.Seed = 2
