@@ -67,8 +67,10 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t {
 		return nil
 	}
-	bound := func(c invalidation.Conjunct) bool {
-		return len(c.Values) <= core.MaxRowValues && c.Values[0].Kind != invalidation.OperandNull
+	bound := func(c invalidation.Conjunct, key bool) bool {
+		// (a key is never NULL: key IS NULL finds nothing an insert of a
+		// key the database chooses could not change)
+		return len(c.Values) <= core.MaxRowValues && !(key && c.Values[0].Kind == invalidation.OperandNull)
 	}
 	read := func(c invalidation.Conjunct, foreign bool) *rowRead {
 		return &rowRead{table: t, column: c.Column, values: c.Values, prefix: core.RowPrefix(t, c.Column),
@@ -76,13 +78,13 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 	}
 	if pk != "" && len(st.Functions) == 0 {
 		for _, c := range sh.Where {
-			if c.Column == pk && bound(c) {
+			if c.Column == pk && bound(c, true) {
 				return read(c, false)
 			}
 		}
 	}
 	for _, c := range sh.Where {
-		if slices.Contains(cols, c.Column) && bound(c) {
+		if slices.Contains(cols, c.Column) && bound(c, false) {
 			return read(c, true)
 		}
 	}
@@ -202,8 +204,8 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, lear
 // no tag); another column's default is a value it cannot name.
 func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []string, ok bool) {
 	add := func(op invalidation.Operand) bool {
-		if op.Kind == invalidation.OperandNull {
-			return true // (no entry is keyed on NULL)
+		if key && op.Kind == invalidation.OperandNull {
+			return true // (no entry is keyed on a NULL key)
 		}
 		v := core.RowValue(op, args)
 		if v == "" {
@@ -228,7 +230,7 @@ func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []
 			}
 		}
 		for _, c := range sh.Where {
-			if c.Column != col || c.Values[0].Kind == invalidation.OperandNull {
+			if c.Column != col || key && c.Values[0].Kind == invalidation.OperandNull {
 				continue
 			}
 			for _, op := range c.Values {
@@ -331,8 +333,8 @@ func learned(table string, cols []string, rows *sql.Rows) (tags []string, n int6
 		}
 		n++
 		for i, v := range vals {
-			if v == nil || wide[i] {
-				continue // (no entry is keyed on NULL)
+			if wide[i] {
+				continue
 			}
 			text := core.RowValue(invalidation.Operand{Kind: invalidation.OperandArg}, []any{v})
 			if text == "" {

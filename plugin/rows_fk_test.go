@@ -141,8 +141,9 @@ func TestRowLevelForeignKey(t *testing.T) {
 			}
 			// check reads every read of shelves 1 to 3 twice: the second
 			// must be a hit (cached) and both must be what the database
-			// holds; cached1 says whether shelf 1's first reads must hit.
-			check := func(step string, cached1 bool) {
+			// holds; cached1 says whether shelf 1's first reads (and those
+			// of the books on no shelf, unless orphansWritten) must hit.
+			check := func(step string, cached1 bool, orphansWritten ...bool) {
 				t.Helper()
 				for s, reads := range map[uint][]read{1: shelf1, 2: shelf2, 3: shelf3} {
 					for _, r := range reads {
@@ -158,6 +159,22 @@ func TestRowLevelForeignKey(t *testing.T) {
 							t.Errorf("%s: %s(%d) not cached", step, r.name, s)
 						}
 					}
+				}
+				// Books on no shelf: shelf_id IS NULL is keyed too.
+				orphans := func(d *gorm.DB) []string {
+					var bs []Book
+					must(t, d.Where("shelf_id IS NULL").Order("id").Find(&bs).Error)
+					return ids(bs)
+				}
+				var got []string
+				if hit := hitOf(t, p, func() { got = orphans(db) }); cached1 && len(orphansWritten) == 0 && !hit {
+					t.Errorf("%s: books on no shelf were invalidated by a write to shelf 2's rows", step)
+				}
+				if w := orphans(plainDB()); !slices.Equal(got, w) {
+					t.Fatalf("%s: books on no shelf = %v, the database holds %v", step, got, w)
+				}
+				if !hitOf(t, p, func() { got = orphans(db) }) {
+					t.Errorf("%s: books on no shelf not cached", step)
 				}
 			}
 			check("first reads", false)
@@ -211,6 +228,10 @@ func TestRowLevelForeignKey(t *testing.T) {
 			check("move shelf 2's books to shelf 3", true)
 			must(t, db.Exec("INSERT INTO books (id, title) VALUES (7, 'on the default shelf')").Error) // (GORM's Create would fill the default in)
 			check("insert on the column's default", false)
+			must(t, db.Model(&Book{ID: 7}).Update("shelf_id", nil).Error)
+			check("book 7 off its shelf", false)
+			must(t, db.Exec("UPDATE books SET shelf_id = 3 WHERE shelf_id IS NULL").Error)
+			check("books on no shelf onto shelf 3", true, true)
 		})
 	}
 }

@@ -224,8 +224,9 @@ func TestCloseStopsRetry(t *testing.T) {
 	}
 }
 
-// Row tags: canonical integers from arguments and literals, one tag per
-// distinct value, and no tags at all when a value is not a certain integer.
+// Row tags: canonical integers from arguments and literals, NULL, one tag
+// per distinct value, and no tags at all when a value is not a certain
+// integer nor NULL.
 func TestRowTags(t *testing.T) {
 	type id int32
 	arg := func(i int) invalidation.Operand { return invalidation.Operand{Kind: invalidation.OperandArg, Arg: i} }
@@ -235,7 +236,12 @@ func TestRowTags(t *testing.T) {
 	if !ok || n != 2 || !slices.Equal(tags, want) {
 		t.Fatalf("RowTags = %q, %d, %v; want %q, 2", tags, n, ok, want)
 	}
-	for _, a := range []any{"42", 42.0, sql.NullInt64{Int64: 42, Valid: true}, nil} {
+	null := invalidation.Operand{Kind: invalidation.OperandNull}
+	tags, n, ok = core.RowTags("posts", "parent_id", []invalidation.Operand{null, arg(0)}, []any{nil})
+	if want := []string{core.Row("posts", "parent_id", "n"), core.Column("posts", "parent_id"), core.Rows("posts")}; !ok || n != 1 || !slices.Equal(tags, want) {
+		t.Fatalf("RowTags of NULL = %q, %d, %v; want %q, 1", tags, n, ok, want)
+	}
+	for _, a := range []any{"42", 42.0, sql.NullInt64{Int64: 42, Valid: true}, (*int)(nil)} {
 		if _, _, ok := core.RowTags("users", "id", []invalidation.Operand{arg(0)}, []any{a}); ok {
 			t.Errorf("RowTags with %T %v: ok, want table-level", a, a)
 		}

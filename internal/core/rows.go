@@ -13,8 +13,9 @@ import (
 // (a long IN list) depends on its table.
 const MaxRowValues = 64
 
-// RowValue returns the canonical text of an integer key value ("" when the
-// value is not certainly an integer the database compares as such).
+// RowValue returns the canonical text of a key value: "i" and the decimal
+// digits of an integer, "n" for NULL ("" when the value is not certainly
+// an integer the database compares as such, nor NULL).
 func RowValue(op invalidation.Operand, args []any) string {
 	b, ok := appendRowValue(nil, op, args)
 	if !ok {
@@ -26,15 +27,20 @@ func RowValue(op invalidation.Operand, args []any) string {
 // appendRowValue appends RowValue's text to b.
 func appendRowValue(b []byte, op invalidation.Operand, args []any) ([]byte, bool) {
 	switch op.Kind {
+	case invalidation.OperandNull:
+		return append(b, 'n'), true
 	case invalidation.OperandNumber:
 		n, err := strconv.ParseInt(op.Text, 10, 64)
 		if err != nil {
 			return b, false
 		}
-		return strconv.AppendInt(b, n, 10), true
+		return strconv.AppendInt(append(b, 'i'), n, 10), true
 	case invalidation.OperandArg:
 		if op.Arg < len(args) {
-			return appendIntArg(b, args[op.Arg])
+			if args[op.Arg] == nil {
+				return append(b, 'n'), true // (database/sql sends nil as NULL)
+			}
+			return appendIntArg(append(b, 'i'), args[op.Arg])
 		}
 	}
 	return b, false
@@ -69,8 +75,9 @@ func appendIntArg(b []byte, a any) ([]byte, bool) {
 	return b, false
 }
 
-// RowTag is the tag of the rows of table whose key column holds v.
-func RowTag(table, column, v string) string { return Row(table, column, "i"+v) }
+// RowTag is the tag of the rows of table whose key column holds the value
+// whose RowValue is v.
+func RowTag(table, column, v string) string { return Row(table, column, v) }
 
 // RowTags returns the tags a row-level read of table depends on beyond
 // its tables' own, when its key column is bound to values (with args): the
@@ -92,11 +99,11 @@ func RowTags(table, column string, values []invalidation.Operand, args []any) (t
 func Column(table, column string) string { return Row(table, column, "*") }
 
 // RowPrefix is what the row tags of table's column begin with.
-func RowPrefix(table, column string) string { return Row(table, column, "i") }
+func RowPrefix(table, column string) string { return Row(table, column, "") }
 
 // AppendRowTags appends to dst the distinct row tags (prefix from
 // RowPrefix) of values with args, with one allocation per tag; ok is false
-// when a value is not a certain integer.
+// when a value is neither a certain integer nor NULL.
 func AppendRowTags(dst []string, prefix string, values []invalidation.Operand, args []any) ([]string, bool) {
 	start := len(dst)
 	var buf [96]byte
