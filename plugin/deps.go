@@ -64,8 +64,8 @@ type depGraph struct {
 	// column (row-level invalidation keys entries and writes on it)
 	keys map[string]string
 	// columns: table → its other keyed columns, the integer columns of
-	// its one-column foreign keys (entries keyed on them are the rows of
-	// one parent: a user's posts)
+	// its one-column foreign keys and indexes (entries keyed on them are
+	// the rows of one parent, a user's posts, or of one tenant)
 	columns map[string][]string
 	// selfWrite: writing t also writes other rows of t (cascades, triggers)
 	selfWrite map[string]bool
@@ -86,7 +86,7 @@ type catalogFacts struct {
 	unseen     map[string]bool     // tables whose triggers the user may not read (privileges)
 	tables     map[string]bool     // every table and view (for the policy's names)
 	keys       map[string]string   // table → its one-column integer primary key
-	columns    map[string][]string // table → its integer one-column foreign keys' columns
+	columns    map[string][]string // table → its integer one-column foreign keys' and indexes' columns
 }
 
 func newFacts() *catalogFacts {
@@ -128,20 +128,21 @@ func (f *catalogFacts) addKeys(rows [][3]string, integer func(typ string) bool) 
 	}
 }
 
-// addForeignKeys records the integer columns of one-column foreign keys,
-// from (table, constraint, column, type) rows listing every column of
-// every foreign key. Tables of one name in several schemas share their
+// addKeyedColumns records the integer columns of one-column foreign keys
+// and indexes, from (table, constraint or index, column, type) rows listing
+// every column of every foreign key and index (an expression's column is
+// "": it makes its index one of several columns). Tables of one name in several schemas share their
 // tags, so their columns are merged: a column keyed for one of them keys
 // entries of all, which is safe (a write's values are read from its own
 // statement; a value that is no certain integer bumps the column wide).
-func (f *catalogFacts) addForeignKeys(rows [][4]string, integer func(typ string) bool) {
+func (f *catalogFacts) addKeyedColumns(rows [][4]string, integer func(typ string) bool) {
 	n := map[[2]string]int{}
 	for _, r := range rows {
 		n[[2]string{r[0], r[1]}]++
 	}
 	for _, r := range rows {
 		t := invalidation.TableName(r[0])
-		if t == "" || n[[2]string{r[0], r[1]}] != 1 || !integer(r[3]) || r[2] == f.keys[t] || slices.Contains(f.columns[t], r[2]) {
+		if t == "" || r[2] == "" || n[[2]string{r[0], r[1]}] != 1 || !integer(r[3]) || r[2] == f.keys[t] || slices.Contains(f.columns[t], r[2]) {
 			continue
 		}
 		f.columns[t] = append(f.columns[t], r[2])
@@ -491,16 +492,21 @@ WHERE i.indisprimary`, 3, func(c []string) {
 	}
 	pgInteger := func(typ string) bool { return typ == "integer" || typ == "bigint" || typ == "smallint" }
 	f.addKeys(keys, pgInteger)
-	var fks [][4]string
-	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, c.oid::text, a.attname, format_type(a.atttypid, NULL)
+	var keyed [][4]string
+	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, 'f' || c.oid::text, a.attname, format_type(a.atttypid, NULL)
 FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-WHERE c.contype = 'f'`, 4, func(c []string) {
-		fks = append(fks, [4]string{c[0], c[1], c[2], c[3]})
+WHERE c.contype = 'f'
+UNION ALL
+SELECT i.indrelid::regclass::text, 'x' || i.indexrelid::text, coalesce(a.attname, ''), coalesce(format_type(a.atttypid, NULL), '')
+FROM pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) k(attnum)
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+WHERE NOT i.indisprimary`, 4, func(c []string) {
+		keyed = append(keyed, [4]string{c[0], c[1], c[2], c[3]})
 	})
 	if err != nil {
-		return fmt.Errorf("foreign-key columns: %w", err)
+		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
-	f.addForeignKeys(fks, pgInteger)
+	f.addKeyedColumns(keyed, pgInteger)
 	err = query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 1, func(c []string) {
@@ -652,17 +658,22 @@ WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 		return false
 	}
 	f.addKeys(keys, myInteger)
-	var fks [][4]string
-	err = query(ctx, pool, `SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, c.DATA_TYPE
+	var keyed [][4]string
+	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME, c.DATA_TYPE
 FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME
-WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL`, 4, func(c []string) {
-		fks = append(fks, [4]string{c[0], c[1], strings.ToLower(c[2]), c[3]})
+WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL
+UNION ALL
+SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''), COALESCE(c.DATA_TYPE, '')
+FROM information_schema.STATISTICS s LEFT JOIN information_schema.COLUMNS c
+ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
+WHERE s.TABLE_SCHEMA = DATABASE() AND s.INDEX_NAME <> 'PRIMARY'`, 4, func(c []string) {
+		keyed = append(keyed, [4]string{c[0], c[1], strings.ToLower(c[2]), c[3]})
 	})
 	if err != nil {
-		return fmt.Errorf("foreign-key columns: %w", err)
+		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
-	f.addForeignKeys(fks, myInteger)
+	f.addKeyedColumns(keyed, myInteger)
 	err = query(ctx, pool, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`, 1, func(c []string) {
 		f.tables[invalidation.TableName(c[0])] = true
 	})
@@ -758,16 +769,21 @@ WHERE m.type = 'table' AND p.pk > 0`, 3, func(c []string) {
 	// contains INT) stores an integer for any integer value written to it;
 	// a text value that is no integer stays text, and no integer compares
 	// equal to it.
-	var fks [][4]string
-	err = query(ctx, pool, `SELECT m.name, f.id, f."from", p.type FROM sqlite_master m
-JOIN pragma_foreign_key_list(m.name) f JOIN pragma_table_info(m.name) p ON p.name = f."from" COLLATE NOCASE
+	var keyed [][4]string
+	err = query(ctx, pool, `SELECT m.name, 'f' || f.id, f."from", coalesce(p.type, '') FROM sqlite_master m
+JOIN pragma_foreign_key_list(m.name) f LEFT JOIN pragma_table_info(m.name) p ON p.name = f."from" COLLATE NOCASE
+WHERE m.type = 'table'
+UNION ALL
+SELECT m.name, 'x' || il.name, coalesce(ii.name, ''), coalesce(p.type, '') FROM sqlite_master m
+JOIN pragma_index_list(m.name) il JOIN pragma_index_info(il.name) ii
+LEFT JOIN pragma_table_info(m.name) p ON p.name = ii.name COLLATE NOCASE
 WHERE m.type = 'table'`, 4, func(c []string) {
-		fks = append(fks, [4]string{c[0], c[1], strings.ToLower(c[2]), c[3]})
+		keyed = append(keyed, [4]string{c[0], c[1], strings.ToLower(c[2]), c[3]})
 	})
 	if err != nil {
-		return fmt.Errorf("foreign-key columns: %w", err)
+		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
-	f.addForeignKeys(fks, func(typ string) bool { return strings.Contains(strings.ToUpper(typ), "INT") })
+	f.addKeyedColumns(keyed, func(typ string) bool { return strings.Contains(strings.ToUpper(typ), "INT") })
 	err = query(ctx, pool, `SELECT f."table", m.name, f.on_delete, f.on_update
 FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'`, 4, func(c []string) {
 		if cascades(c[2], c[3]) {
