@@ -62,13 +62,15 @@ func TestBumpFailure(t *testing.T) {
 			}
 			var cut *storetest.CutBumps
 			writer, wp := instance(func(s store.Store) store.Store { cut = &storetest.CutBumps{Store: s}; return cut })
-			read := readerProcess(t, sharedSpec{DSN: dsn, Redis: []string{"127.0.0.1:6379"}, Prefix: prefix})
 			if err := writer.AutoMigrate(&Account{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := writer.Create(&Account{Owner: "a", Balance: 10}).Error; err != nil {
 				t.Fatal(err)
 			}
+			// (after the table exists: a table the reader's catalog does
+			// not list is not cached until the catalog is read again)
+			read := readerProcess(t, sharedSpec{DSN: dsn, Redis: []string{"127.0.0.1:6379"}, Prefix: prefix})
 			read()
 			if got := read(); got != 10 {
 				t.Fatal(got)

@@ -62,6 +62,8 @@ const (
 	DefaultStoreTimeout = 100 * time.Millisecond
 	// DefaultReplicaWindow is the default Config.ReplicaWindow.
 	DefaultReplicaWindow = 2 * time.Second
+	// DefaultCatalogRefresh is the default Config.CatalogRefresh.
+	DefaultCatalogRefresh = time.Minute
 )
 
 // ErrInvalidConfig is wrapped by every error Initialize returns for a bad Config.
@@ -228,6 +230,23 @@ type Config struct {
 	// tracing span (see the tracing/gcotel package) or count by request.
 	OnHit func(ctx context.Context)
 
+	// CatalogRefresh is how often the database's catalog (foreign keys,
+	// views, triggers, partitions, keys, tables) is read again, in the
+	// background, to see schema changes made elsewhere (a migration job,
+	// another instance): zero means every minute, a negative value never.
+	// It is also read again after DDL through the plugin, and (at most once
+	// a second) when a statement names a table it does not list; a read
+	// that finds foreign keys, views or triggers changed invalidates
+	// everything once.
+	CatalogRefresh time.Duration
+
+	// WithoutCatalog lets the plugin cache on a dialect whose catalog it
+	// cannot read (anything but PostgreSQL, MySQL/MariaDB and SQLite):
+	// foreign-key cascades, views, triggers and partitions are then not
+	// followed, and a statement's tables are all it depends on. Without it
+	// nothing is cached on such a dialect (reason no_catalog).
+	WithoutCatalog bool
+
 	// Dependencies names, for a view or a table written by triggers, the
 	// tables its content comes from: a read of the key depends on those
 	// tables too, so a write to any of them invalidates it. Foreign-key
@@ -343,6 +362,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StoreTimeout == 0 {
 		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.CatalogRefresh == 0 {
+		c.CatalogRefresh = DefaultCatalogRefresh
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"sort"
@@ -69,6 +70,33 @@ type depGraph struct {
 	columns map[string][]string
 	// selfWrite: writing t also writes other rows of t (cascades, triggers)
 	selfWrite map[string]bool
+	// loaded: from a successful read of the catalog (or, on a dialect
+	// whose catalog is not read, Config.WithoutCatalog); emptyDeps is not
+	loaded bool
+	// tables: every table and view the catalog lists (nil: a dialect whose
+	// catalog is not read; names are then not checked)
+	tables map[string]bool
+	facts  *catalogFacts // what it was built from
+}
+
+// knows reports whether the catalog lists table t (a schema-qualified name
+// by its last part: the catalog's names are unqualified).
+func (g *depGraph) knows(t string) bool {
+	if g.tables == nil || g.tables[t] {
+		return true
+	}
+	i := strings.LastIndexByte(t, '.')
+	return i >= 0 && g.tables[t[i+1:]]
+}
+
+// knowsAll reports whether the catalog lists every one of tables.
+func (g *depGraph) knowsAll(tables []string) bool {
+	for _, t := range tables {
+		if !g.knows(t) {
+			return false
+		}
+	}
+	return true
 }
 
 var emptyDeps = &depGraph{}
@@ -153,13 +181,15 @@ func (f *catalogFacts) addKeyedColumns(rows [][4]string, integer func(typ string
 }
 
 type depState struct {
-	graph   atomic.Pointer[depGraph]
-	dirty   atomic.Bool
-	mu      sync.Mutex
-	retryAt time.Time
-	pool    gorm.ConnPool // the pool catalog queries run on
-	warned  sync.Map      // table → true: warned of an unknown trigger
-	loads   atomic.Uint64
+	graph    atomic.Pointer[depGraph]
+	dirty    atomic.Bool
+	mu       sync.Mutex
+	retryAt  time.Time
+	loadedAt time.Time     // of the last successful read
+	refresh  sync.Once     // starts the periodic read (Config.CatalogRefresh)
+	pool     gorm.ConnPool // the pool catalog queries run on
+	warned   sync.Map      // table → true: warned of an unknown trigger
+	loads    atomic.Uint64
 }
 
 // depsGraph returns the current graph, reloading the catalog first when a
@@ -187,15 +217,17 @@ func (p *Plugin) currentDeps() *depGraph {
 // statement outside a transaction.
 func (p *Plugin) schemaChanged() { p.deps.dirty.Store(true) }
 
-func (p *Plugin) reloadDeps() {
+// reloadDeps reads the catalog again if it was marked stale, and returns
+// the error of a read that failed.
+func (p *Plugin) reloadDeps() error {
 	d := &p.deps
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.dirty.Load() || d.pool == nil || p.closed.Load() {
-		return
+		return nil
 	}
 	if time.Now().Before(d.retryAt) {
-		return
+		return nil
 	}
 	d.dirty.Store(false) // a schema change from here on marks it again
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -203,13 +235,90 @@ func (p *Plugin) reloadDeps() {
 	facts, err := readCatalog(ctx, d.pool, p.dialect)
 	if err != nil {
 		d.dirty.Store(true)
-		d.retryAt = time.Now().Add(30 * time.Second)
 		p.stats.catalogErrors.Add(1)
-		p.log.Warn("gormcache: could not read foreign keys, views and triggers from the catalog; retrying in 30s (until then, writes do not follow cascades or triggers)", "error", err)
+		if d.graph.Load() == nil {
+			d.retryAt = time.Now().Add(time.Second)
+			p.clog.Limited(slog.LevelWarn, "gormcache: could not read foreign keys, views and triggers from the catalog; nothing is cached, and every write invalidates everything, until it can be read (retried every second)", "error", err)
+		} else {
+			d.retryAt = time.Now().Add(30 * time.Second)
+			p.clog.Limited(slog.LevelWarn, "gormcache: could not read the catalog again; retrying in 30s (until then, the one read before is used)", "error", err)
+		}
+		return err
+	}
+	p.installDeps(facts)
+	d.refresh.Do(p.startCatalogRefresh)
+	return nil
+}
+
+// catalogMissed asks for the catalog to be read again because a statement
+// named a table it does not list: before the next statement outside a
+// transaction, but at most once a second.
+func (p *Plugin) catalogMissed() {
+	d := &p.deps
+	if d.dirty.Load() {
 		return
 	}
+	d.mu.Lock()
+	if next := d.loadedAt.Add(time.Second); d.retryAt.Before(next) {
+		d.retryAt = next
+	}
+	d.mu.Unlock()
+	d.dirty.Store(true)
+}
+
+// startCatalogRefresh reads the catalog again every Config.CatalogRefresh
+// until Close.
+func (p *Plugin) startCatalogRefresh() {
+	if p.cfg.CatalogRefresh < 0 || !p.readsCatalog() {
+		return
+	}
+	ctx := p.bg.Ctx()
+	p.bg.Go(func() {
+		t := time.NewTicker(p.cfg.CatalogRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p.schemaChanged() // (read before the next statement outside a transaction, or now)
+			if err := p.reloadDeps(); err != nil && strings.Contains(err.Error(), "database is closed") {
+				return // (the application closed its *sql.DB without closing the plugin)
+			}
+		}
+	})
+}
+
+// readsCatalog reports whether the plugin knows how to read its dialect's
+// catalog.
+func (p *Plugin) readsCatalog() bool {
+	switch p.dialect {
+	case invalidation.Postgres, invalidation.MySQL, invalidation.SQLite:
+		return true
+	}
+	return false
+}
+
+// installDeps makes the graph of facts the current one (d.mu held). When
+// the facts that decide what a write invalidates changed since the last
+// read, entries stored under the old ones may be stale: everything is
+// invalidated once.
+func (p *Plugin) installDeps(facts *catalogFacts) {
+	d := &p.deps
+	old := d.graph.Load()
 	g := p.buildDeps(facts)
 	d.graph.Store(g)
+	d.loadedAt = time.Now()
+	p.stats.catalogReads.Add(1)
+	if old != nil && old.facts != nil && facts.depsPrint() != old.facts.depsPrint() {
+		p.log.Info("gormcache: the catalog changed (foreign keys, views, triggers or keys): invalidating everything once")
+		sctx, cancel := context.WithTimeout(p.bg.Ctx(), 5*time.Second)
+		if err := p.inv.Bump(sctx, globalOnly); err != nil {
+			p.log.Warn("gormcache: could not invalidate everything after a catalog change (retried in the background)", "error", err)
+		}
+		cancel()
+	}
 	if len(facts.tables) > 0 {
 		for _, t := range p.policy.tables() {
 			if facts.tables[t] {
@@ -296,7 +405,7 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	g := &depGraph{
 		read: map[string][]string{}, readNo: map[string]Reason{}, readWrite: map[string]bool{},
 		write: map[string][]string{}, writeAll: map[string]bool{}, selfWrite: map[string]bool{}, keys: f.keys,
-		columns: f.columns,
+		columns: f.columns, tables: f.tables, facts: f, loaded: p.readsCatalog() || p.cfg.WithoutCatalog,
 	}
 	readNodes := map[string]bool{}
 	for t := range readEdges {
@@ -439,9 +548,32 @@ func readCatalog(ctx context.Context, pool gorm.ConnPool, d invalidation.Dialect
 	case invalidation.SQLite:
 		err = readSQLite(ctx, pool, f)
 	default:
-		return f, nil // nothing we know how to read
+		f.tables = nil // nothing we know how to read: names are not checked
+		return f, nil
 	}
 	return f, err
+}
+
+// depsPrint is a text of the facts that decide what a write invalidates
+// and what an entry depends on (all but the list of tables), the same for
+// the same facts whatever order the catalog gave them in.
+func (f *catalogFacts) depsPrint() string {
+	pairs := func(ps [][2]string) [][2]string {
+		ps = slices.Clone(ps)
+		slices.SortFunc(ps, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+		return slices.Compact(ps)
+	}
+	lists := func(m map[string][]string) map[string][]string {
+		out := make(map[string][]string, len(m))
+		for k, v := range m {
+			v = slices.Clone(v)
+			slices.Sort(v)
+			out[k] = slices.Compact(v)
+		}
+		return out
+	}
+	return fmt.Sprint(pairs(f.cascades), pairs(f.inherits), lists(f.views), f.badViews, lists(f.viewFuncs), f.viewNo,
+		lists(f.triggers), f.badTrigger, f.unseen, f.keys, lists(f.columns))
 }
 
 // query runs a catalog query and calls fn with each row's columns as text.

@@ -58,6 +58,13 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 			// UPDATE t SET x = f() as much as SELECT f())
 			pl.writeTags = globalOnly
 		}
+		switch {
+		case !g.loaded && p.readsCatalog():
+			pl.writeTags = globalOnly // (its cascades and triggers are not known yet)
+		case !g.knowsAll(pl.writeTags):
+			pl.writeTags = globalOnly // a table created elsewhere: its cascades and triggers are not known yet
+			p.catalogMissed()
+		}
 		return pl
 	case invalidation.Read:
 	default: // Schema, Unknown: may change anything
@@ -87,6 +94,14 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 		pl.reason = ReasonCatalog
 	case !st.Complete:
 		pl.reason = ReasonUnknownTables
+	case !g.loaded:
+		pl.reason = ReasonNoCatalog
+	case !g.knowsAll(st.Tables):
+		// a table or view created elsewhere (a migration, another
+		// instance), or the catalog does not list it (another database):
+		// its views, triggers and keys are not known
+		pl.reason = ReasonUnknownTables
+		p.catalogMissed()
 	default:
 		tags, reason, writes := g.readTags(st.Tables)
 		if writes { // a view calling a function that may write anything

@@ -115,7 +115,30 @@ func quietFor(now time.Time) time.Duration {
 	return sharedPhase - in
 }
 
-// sharedLoad runs writers and readers on db for d and returns their logs.
+// sharedTables creates the counters sharedLoad works on, in sets
+// (counters.set_id, a foreign key: reads by set are row-level).
+func sharedTables(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	if err := db.AutoMigrate(&Counter{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= staleRows; i++ {
+		db.Create(&Counter{ID: i})
+	}
+	for _, q := range []string{
+		"CREATE TABLE counter_sets (id bigint PRIMARY KEY)",
+		"INSERT INTO counter_sets SELECT generate_series(1, " + fmt.Sprint(sharedSets) + ")",
+		"ALTER TABLE counters ADD COLUMN set_id bigint REFERENCES counter_sets (id)",
+		"UPDATE counters SET set_id = 1 + id % " + fmt.Sprint(sharedSets),
+	} {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sharedLoad runs writers and readers on db for d (on sharedTables) and
+// returns their logs.
 func sharedLoad(db *gorm.DB, d time.Duration, seed uint64) ([]logRecord, error) {
 	var (
 		mu   sync.Mutex
@@ -362,23 +385,7 @@ func TestTwoProcessesShareRedis(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			if err := db.AutoMigrate(&Counter{}); err != nil {
-				t.Fatal(err)
-			}
-			for i := 1; i <= staleRows; i++ {
-				db.Create(&Counter{ID: i})
-			}
-			// Sets of counters, by a foreign key: reads by set are row-level.
-			for _, q := range []string{
-				"CREATE TABLE counter_sets (id bigint PRIMARY KEY)",
-				"INSERT INTO counter_sets SELECT generate_series(1, " + fmt.Sprint(sharedSets) + ")",
-				"ALTER TABLE counters ADD COLUMN set_id bigint REFERENCES counter_sets (id)",
-				"UPDATE counters SET set_id = 1 + id % " + fmt.Sprint(sharedSets),
-			} {
-				if err := db.Exec(q).Error; err != nil {
-					t.Fatal(err)
-				}
-			}
+			sharedTables(t, db)
 			childSpec := spec
 			childSpec.Seed = 2
 			js, _ := json.Marshal(childSpec)
@@ -638,12 +645,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if err := db.AutoMigrate(&Counter{}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= staleRows; i++ {
-		db.Create(&Counter{ID: i})
-	}
+	sharedTables(t, db)
 	ctx := context.Background()
 	type result struct {
 		logs []logRecord

@@ -43,6 +43,7 @@ const (
 	ReasonReplicaBehind    Reason = "replica_behind"         // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
 	ReasonTempTable        Reason = "temp_table"             // reads a name a temporary table (or view) was created under, through the plugin: it exists in one session, and shadows a table of that name there
 	ReasonReplicaLag       Reason = "replica_lag"            // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
+	ReasonNoCatalog        Reason = "no_catalog"             // the database's catalog has not been read yet (or cannot be: another dialect, without Config.WithoutCatalog)
 )
 
 // Stats counts what the plugin did since it was created.
@@ -106,8 +107,12 @@ type Stats struct {
 	// another query (a hash collision, or a foreign entry): treated as misses.
 	Collisions uint64
 	// CatalogErrors counts failed reads of the database's foreign keys,
-	// views and triggers (retried; until then writes follow only their own tables).
-	CatalogErrors uint64
+	// views and triggers (retried; before the first successful one nothing
+	// is cached and every write invalidates everything; after it, the last
+	// one read is used). CatalogReads counts the successful ones: at
+	// Initialize, after DDL through the plugin, after a statement named a
+	// table the catalog did not list, and every Config.CatalogRefresh.
+	CatalogErrors, CatalogReads uint64
 	// Coalesced counts misses answered by an identical query already
 	// running (stampede protection): they did not query the database, and
 	// are counted neither in Hits nor in Misses.
@@ -116,11 +121,12 @@ type Stats struct {
 	// served past their TTL (Config.StaleWhileRevalidate), at most one at a
 	// time per key; the stale hits themselves are counted in Hits.
 	Revalidations uint64
-	// RowWrites counts writes that named the rows they change by primary
-	// key (row-level invalidation: results of other rows stay cached);
-	// TableWrites counts writes to a table with such a key that could not
-	// (a range, a key that moves, an upsert: every row-level result of the
-	// table is invalidated).
+	// RowWrites counts writes to a table with keyed columns (row-level
+	// invalidation: an integer primary key, integer foreign keys and
+	// indexes) that named the rows they change by one of them (results of
+	// other rows stay cached); TableWrites counts writes to such a table
+	// that named them by none (a range, an upsert: every row-level result
+	// of the table is invalidated).
 	RowWrites, TableWrites uint64
 	// Tables counts hits and misses by table read, under the table's
 	// lower-case name (a query reading two tables counts for both).
@@ -133,9 +139,9 @@ type TableStats struct {
 }
 
 type counters struct {
-	hits, misses, stores, storeErrors, storeCanceled, corrupt, collisions, catalogErrors, coalesced, revalidations, rowWrites, tableWrites atomic.Uint64
-	tables                                                                                                                                 tableCounts
-	bypass                                                                                                                                 sync.Map // reason → *atomic.Uint64
+	hits, misses, stores, storeErrors, storeCanceled, corrupt, collisions, catalogErrors, catalogReads, coalesced, revalidations, rowWrites, tableWrites atomic.Uint64
+	tables                                                                                                                                               tableCounts
+	bypass                                                                                                                                               sync.Map // reason → *atomic.Uint64
 }
 
 func (c *counters) bypassed(reason Reason) {
@@ -166,6 +172,7 @@ func (c *counters) snapshot(inv *core.Counters) Stats {
 		CorruptEntries:  c.corrupt.Load(),
 		Collisions:      c.collisions.Load(),
 		CatalogErrors:   c.catalogErrors.Load(),
+		CatalogReads:    c.catalogReads.Load(),
 		Coalesced:       c.coalesced.Load(),
 		Revalidations:   c.revalidations.Load(),
 		RowWrites:       c.rowWrites.Load(),
