@@ -885,6 +885,10 @@ var sqliteTriggerBody = regexp.MustCompile(`(?is)\bbegin\b(.*)\bend\s*;?\s*$`)
 // its new values conflict with (rows it does not name).
 var sqliteConflictReplace = regexp.MustCompile(`(?is)\bon(?:\s|/\*.*?\*/|--[^\n]*)+conflict(?:\s|/\*.*?\*/|--[^\n]*)+replace\b`)
 
+// sqliteExternalContent finds the content table of an FTS3/4/5 virtual
+// table (content='companies'; an empty one is contentless).
+var sqliteExternalContent = regexp.MustCompile(`(?is)^\s*create\s+virtual\s+table\b.*\busing\s+fts[345]\s*\(.*\bcontent\s*=\s*(?:'([^']*)'|"([^"]*)"|([A-Za-z_][A-Za-z0-9_]*))`)
+
 func readSQLite(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	var keys [][3]string
 	err := query(ctx, pool, `SELECT m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p
@@ -925,9 +929,20 @@ FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'tabl
 	if err != nil {
 		return fmt.Errorf("foreign keys: %w", err)
 	}
-	return query(ctx, pool, `SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('table', 'view', 'trigger')`, 4, func(c []string) {
+	// (sqlite_temp_master: the TEMP views and triggers of the connection
+	// that reads the catalog, the only one with SQLite's usual pool of one)
+	return query(ctx, pool, `SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('table', 'view', 'trigger')
+UNION ALL SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_temp_master WHERE type IN ('view', 'trigger')`, 4, func(c []string) {
 		if c[0] != "trigger" {
 			f.tables[invalidation.TableName(c[1])] = true
+		}
+		if m := sqliteExternalContent.FindStringSubmatch(c[3]); c[0] == "table" && m != nil {
+			// FTS3/4/5 with external content: its rows' values are read
+			// from the content table
+			if content := m[1] + m[2] + m[3]; content != "" {
+				v := invalidation.TableName(c[1])
+				f.views[v] = append(f.views[v], invalidation.TableName(content))
+			}
 		}
 		if c[0] == "table" && sqliteConflictReplace.MatchString(c[3]) {
 			t := invalidation.TableName(c[1])
