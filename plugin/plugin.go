@@ -59,6 +59,7 @@ type Plugin struct {
 	flight core.Flights[*serializer.Entry]
 
 	stats counters
+	unrec unrecordedWatch // viewcache's Config.Development (recorder.go)
 
 	// inv: bumps, holds, broken tags and the epoch after an outage, shared
 	// with the lowlevel and viewcache caches on this plugin

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
@@ -143,14 +144,70 @@ func init() {
 		}
 		return nil
 	}
+	core.WatchUnrecorded = func(x any, report func(query string)) func() {
+		p, ok := x.(*Plugin)
+		if !ok || p == nil {
+			return func() {}
+		}
+		return p.unrec.watch(report)
+	}
+}
+
+// unrecordedWatch holds the watchers of statements run without a Recorder
+// (core.WatchUnrecorded: viewcache's Config.Development).
+type unrecordedWatch struct {
+	n    atomic.Int32 // watchers: 0 on the hot path costs one load
+	mu   sync.Mutex
+	next int
+	fns  map[int]func(query string)
+}
+
+func (w *unrecordedWatch) watch(report func(string)) (stop func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fns == nil {
+		w.fns = map[int]func(string){}
+	}
+	id := w.next
+	w.next++
+	w.fns[id] = report
+	w.n.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			delete(w.fns, id)
+			w.mu.Unlock()
+			w.n.Add(-1)
+		})
+	}
+}
+
+// unrecorded reports query, run with ctx, to the watchers if ctx carries
+// no Recorder.
+func (p *Plugin) unrecorded(ctx context.Context, query string) {
+	w := &p.unrec
+	if w.n.Load() == 0 || len(recordersOf(ctx)) > 0 {
+		return
+	}
+	w.mu.Lock()
+	fns := make([]func(string), 0, len(w.fns))
+	for _, fn := range w.fns {
+		fns = append(fns, fn)
+	}
+	w.mu.Unlock()
+	for _, fn := range fns {
+		fn(query)
+	}
 }
 
 // recordPlan records a statement the cache did not look up: a write, a
 // read of unknown tables, or a cacheable read that bypassed the cache (its
 // tables' versions are read now, before it runs).
-func (p *Plugin) recordPlan(ctx context.Context, pl *plan, extra []string) {
+func (p *Plugin) recordPlan(ctx context.Context, pl *plan, query string, extra []string) {
 	rs := recordersOf(ctx)
 	if len(rs) == 0 {
+		p.unrecorded(ctx, query)
 		return
 	}
 	switch {

@@ -101,7 +101,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 	if err != nil {
 		return nil, err // refused: not sent, so neither recorded nor a transaction control
 	}
-	s.p.recordPlan(ctx, pl, nil)
+	s.p.recordPlan(ctx, pl, query, nil)
 	defer func() {
 		finish(err)
 		if raw != nil {
@@ -172,7 +172,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		if err != nil {
 			return nil, nil, err // refused: not sent
 		}
-		p.recordPlan(ctx, pl, nil)
+		p.recordPlan(ctx, pl, query, nil)
 		if raw := s.rawScope(); pl.tx != invalidation.TxNone && raw != nil {
 			write := finish
 			finish = func(err error) {
@@ -203,7 +203,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		if opts != nil {
 			extra = opts.tags
 		}
-		p.recordPlan(ctx, pl, extra)
+		p.recordPlan(ctx, pl, query, extra)
 		rows, err := s.inner.QueryContext(ctx, query, args...)
 		return nil, rows, err
 	}
@@ -335,13 +335,14 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		if opts != nil {
 			extra = opts.tags
 		}
-		p.recordPlan(ctx, pl, extra)
+		p.recordPlan(ctx, pl, query, extra)
 		return pr
 	}
 	pr.key = p.keys.Key(canonical)
 	pr.versions = make([]uint64, len(pr.tags))
 	entry, ok := p.lookup(ctx, pr.key, pr.tags, pr.versions)
 	p.RecordRead(ctx, pr.tags, pr.versions)
+	p.unrecorded(ctx, query)
 	if !ok {
 		pr.bypass = ReasonStoreError
 		return pr

@@ -98,6 +98,12 @@ func (c *Cache) Flush(ctx context.Context) error {
 // Page returns h cached per view, as Django's cache_page: GET and HEAD
 // requests are answered from a stored response while every table its
 // queries read is unchanged. It panics on a bad option (see [Option]).
+//
+// The handler's queries must be made with the request's context
+// (db.WithContext(r.Context())): a statement made without it is not
+// recorded, so the stored response does not depend on its tables and
+// stays stale after writes to them until its TTL. [Config.Development]
+// reports such statements.
 func (c *Cache) Page(h http.Handler, opts ...Option) http.Handler {
 	return c.handler(h, newRoute(opts), 'p')
 }
@@ -106,7 +112,9 @@ func (c *Cache) Page(h http.Handler, opts ...Option) http.Handler {
 // every GET and HEAD request is cached as by Page without options.
 // Routes inside it that need options (or Never) wrap their handler with
 // Page too: an inner Page's Never, VaryOn and TTL are honoured by the
-// enclosing Middleware.
+// enclosing Middleware. As for Page, every handler's queries must be made
+// with the request's context ([Config.Development] reports those that
+// are not).
 func (c *Cache) Middleware(h http.Handler) http.Handler {
 	return c.handler(h, &route{}, 'm')
 }

@@ -99,6 +99,18 @@ type Config struct {
 	// Logger receives store failures and corrupt entries (at most one log
 	// a second). nil means slog.Default().
 	Logger *slog.Logger
+
+	// Development reports the usual mistake of a cached handler: a GORM
+	// statement made without the request's context (db.Find instead of
+	// db.WithContext(r.Context()).Find) is not recorded, so the stored
+	// page does not depend on its tables and stays stale after writes to
+	// them for its TTL. With Development, every statement run through the
+	// plugin without a recorded context while a cacheable request's
+	// handler runs is logged as a warning (at most one a second, with the
+	// request's path and the statement's SQL, never its arguments) and
+	// counted in Stats.Unrecorded. A statement of another goroutine (a
+	// background job) counts too: use it in development and tests.
+	Development bool
 }
 
 // validate reports the first bad field of c, naming it.
@@ -158,6 +170,7 @@ type settings struct {
 	prefix   string
 	timeout  time.Duration
 	log      *slog.Logger
+	dev      bool
 }
 
 func (c *Config) settings() settings {
@@ -171,6 +184,7 @@ func (c *Config) settings() settings {
 		prefix:   c.Prefix,
 		timeout:  c.StoreTimeout,
 		log:      c.Logger,
+		dev:      c.Development,
 	}
 	if s.ttl == 0 {
 		s.ttl = DefaultTTL

@@ -3,6 +3,7 @@ package viewcache
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -214,6 +215,13 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, base baseKey, fix
 			refuse(r.Context(), ReasonPanic)
 		}
 	}()
+	if c.dev {
+		stop := core.WatchUnrecorded(c.p, func(query string) {
+			c.stats.unrecorded.Add(1)
+			c.clog.Limited(slog.LevelWarn, "viewcache: a statement ran through the plugin without the request's context while a cached page was rendered: its tables are not recorded, so the stored page will not be invalidated by writes to them (use db.WithContext(r.Context()))", "path", r.URL.Path, "sql", query)
+		})
+		defer stop()
+	}
 	h.next.ServeHTTP(cw, r2)
 	completed = true
 	if !cw.streaming && !cw.wroteHeader {

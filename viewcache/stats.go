@@ -86,11 +86,17 @@ type Stats struct {
 
 	FragmentHits   uint64 // fragments served from the store
 	FragmentMisses uint64 // fragments rendered
+
+	// Unrecorded counts statements run through the plugin without a
+	// recorded context while a cacheable request's handler ran
+	// (Config.Development; always 0 without it).
+	Unrecorded uint64
 }
 
 type counters struct {
 	hits, notModified, collapsed, misses, stale, stores atomic.Uint64
 	corrupt, storeErrors, fragHits, fragMisses          atomic.Uint64
+	unrecorded                                          atomic.Uint64
 	bypasses, notStored                                 [32]atomic.Uint64
 }
 
@@ -109,6 +115,7 @@ func (c *counters) snapshot() Stats {
 		StoreErrors:    c.storeErrors.Load(),
 		FragmentHits:   c.fragHits.Load(),
 		FragmentMisses: c.fragMisses.Load(),
+		Unrecorded:     c.unrecorded.Load(),
 		Bypasses:       map[Reason]uint64{},
 		NotStored:      map[Reason]uint64{},
 	}

@@ -687,3 +687,10 @@ func (v *Invalidator) Close() {
 // lowlevel and viewcache caches on a plugin share its invalidator without
 // an exported method.
 var Of func(plugin any) *Invalidator
+
+// WatchUnrecorded makes a *plugin.Plugin call report with the SQL of every
+// statement run through it, until stop, whose context carries no
+// plugin.Recorder: viewcache's Config.Development reports statements made
+// during a recorded request without the request's context. Package plugin
+// sets it.
+var WatchUnrecorded func(plugin any, report func(query string)) (stop func())
