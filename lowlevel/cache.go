@@ -156,15 +156,12 @@ func NewWithStore(st store.Store, cfg Config) (*Cache, error) {
 }
 
 func newCache(st store.Store, cfg Config) (*Cache, error) {
-	switch {
-	case st == nil:
+	if st == nil {
 		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
-	case cfg.TTL < 0 && cfg.TTL != plugin.Forever && cfg.TTL != Skip:
-		return nil, fmt.Errorf("%w: TTL must be positive, 0 (default), plugin.Forever or Skip, got %v", ErrInvalidConfig, cfg.TTL)
-	case cfg.MaxBytes < 0:
-		return nil, fmt.Errorf("%w: MaxBytes must not be negative, got %d", ErrInvalidConfig, cfg.MaxBytes)
-	case cfg.StoreTimeout < 0:
-		return nil, fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, cfg.StoreTimeout)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	c := &Cache{
 		st:     st,
@@ -174,19 +171,6 @@ func newCache(st store.Store, cfg Config) (*Cache, error) {
 		share:  cfg.ShareValues,
 		log:    core.NewLog(cfg.Logger),
 	}
-	if c.prefix == "" {
-		c.prefix = DefaultPrefix
-	}
-	if c.ttl == 0 {
-		c.ttl = DefaultTTL
-	}
-	if c.max == 0 {
-		c.max = DefaultMaxBytes
-	}
-	timeout := cfg.StoreTimeout
-	if timeout == 0 {
-		timeout = DefaultStoreTimeout
-	}
 	c.nsTag = NamespaceTag(c.prefix)
 	if sw, ok := st.(Swapper); ok {
 		c.swap = sw
@@ -195,7 +179,33 @@ func newCache(st store.Store, cfg Config) (*Cache, error) {
 		// ValueStores (a tiered store) encode values with the plugin's codec.
 		c.mem = ms
 	}
-	c.calls = core.Calls{Timeout: timeout, InProcess: c.mem != nil}
+	c.calls = core.Calls{Timeout: cfg.StoreTimeout, InProcess: c.mem != nil}
+	return c, nil
+}
+
+// withDefaults returns c, checked, with the defaults for its zero fields
+// (the module's one convention for a Config).
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.TTL < 0 && c.TTL != plugin.Forever && c.TTL != Skip:
+		return Config{}, fmt.Errorf("%w: TTL must be positive, 0 (default), plugin.Forever or Skip, got %v", ErrInvalidConfig, c.TTL)
+	case c.MaxBytes < 0:
+		return Config{}, fmt.Errorf("%w: MaxBytes must not be negative, got %d", ErrInvalidConfig, c.MaxBytes)
+	case c.StoreTimeout < 0:
+		return Config{}, fmt.Errorf("%w: StoreTimeout must not be negative, got %v", ErrInvalidConfig, c.StoreTimeout)
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
 	return c, nil
 }
 

@@ -52,6 +52,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// withDefaults returns c, checked, with the defaults for its zero fields
+// (the module's one convention for a Config).
+func (c Config) withDefaults() (Config, error) {
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	c.setDefaults()
+	return c, nil
+}
+
 func (c *Config) validate() error {
 	switch {
 	case c.ReconnectMin < 0 || c.ReconnectMax < 0:
@@ -180,10 +190,10 @@ func Listen(ctx context.Context, dsn string, inv Invalidator, cfg Config) (*List
 	if inv == nil {
 		return nil, fmt.Errorf("%w: nil Invalidator", ErrInvalidConfig)
 	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	pgcfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dsn: %v", ErrInvalidConfig, err)

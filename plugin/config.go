@@ -263,6 +263,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// withDefaults returns c, checked, with the defaults for its zero fields:
+// the one way every Config of the module is validated and defaulted
+// (the stores', lowlevel's, viewcache's and pgnotify's too).
+func (c Config) withDefaults() (Config, error) {
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	c.setDefaults()
+	return c, nil
+}
+
 func (c *Config) validate() error {
 	switch {
 	case c.TTL < 0 && c.TTL != Forever:

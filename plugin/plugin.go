@@ -94,12 +94,11 @@ func (p *Plugin) Name() string { return pluginName }
 
 func (p *Plugin) setup() error {
 	p.initOnce.Do(func() {
-		cfg := p.cfg
-		if err := cfg.validate(); err != nil {
+		cfg, err := p.cfg.withDefaults()
+		if err != nil {
 			p.initErr = err
 			return
 		}
-		cfg.setDefaults()
 		p.cfg = cfg
 		p.log = cfg.Logger
 		p.store = cfg.Store

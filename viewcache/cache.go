@@ -58,7 +58,8 @@ func New(p *plugin.Plugin, cfg Config) (*Cache, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: nil plugin", ErrInvalidConfig)
 	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	st := p.Store()

@@ -113,6 +113,36 @@ type Config struct {
 	Development bool
 }
 
+// withDefaults returns c, checked, with the defaults for its zero fields
+// (the module's one convention for a Config).
+func (c Config) withDefaults() (Config, error) {
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Statuses == nil {
+		c.Statuses = DefaultStatuses
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.IdentityHeaders == nil {
+		c.IdentityHeaders = DefaultIdentityHeaders
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
 // validate reports the first bad field of c, naming it.
 func (c *Config) validate() error {
 	switch {
@@ -173,6 +203,7 @@ type settings struct {
 	dev      bool
 }
 
+// settings is what a Cache keeps of c (defaulted by withDefaults).
 func (c *Config) settings() settings {
 	s := settings{
 		ttl:      c.TTL,
@@ -186,34 +217,11 @@ func (c *Config) settings() settings {
 		log:      c.Logger,
 		dev:      c.Development,
 	}
-	if s.ttl == 0 {
-		s.ttl = DefaultTTL
-	}
-	statuses := c.Statuses
-	if statuses == nil {
-		statuses = DefaultStatuses
-	}
-	for _, code := range statuses {
+	for _, code := range c.Statuses {
 		s.statuses[code] = true
 	}
-	if s.maxBytes == 0 {
-		s.maxBytes = DefaultMaxBytes
-	}
-	identity := c.IdentityHeaders
-	if identity == nil {
-		identity = DefaultIdentityHeaders
-	}
-	for _, h := range identity {
+	for _, h := range c.IdentityHeaders {
 		s.identity = append(s.identity, textproto.CanonicalMIMEHeaderKey(h))
-	}
-	if s.prefix == "" {
-		s.prefix = DefaultPrefix
-	}
-	if s.timeout == 0 {
-		s.timeout = DefaultStoreTimeout
-	}
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	return s
 }
