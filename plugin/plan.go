@@ -24,6 +24,7 @@ type plan struct {
 	rows      *rowRead            // a cacheable read's row condition (rows.go), or nil
 	shape     *invalidation.Shape // a write's rows (rows.go)
 	temp      string              // the temporary table or view a DDL statement creates
+	stat      *shapeStat          // per-shape figures (shapes.go); nil unless collecting
 }
 
 var globalOnly = []string{store.GlobalTag}
@@ -34,6 +35,7 @@ func (p *Plugin) planFor(sql string) *plan {
 		return pl
 	}
 	pl := p.makePlan(sql, invalidation.Classify(p.dialect, sql), g)
+	p.attachShape(sql, pl)
 	p.plans.Set(sql, pl)
 	return pl
 }
