@@ -68,12 +68,12 @@ func Cases(e *Env) []Case {
 		}
 	case e.Name == "null":
 		return []Case{
-			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
+			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/hit_console", e.FirstHitConsole},
 			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
 		}
 	}
 	return []Case{
-		{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
+		{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/hit_console", e.FirstHitConsole},
 		{"First/plain_inv", e.FirstPlainInv}, {"First/miss", e.FirstMiss},
 		{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
 		{"Find100/plain_inv", e.Find100PlainInv}, {"Find100/miss", e.Find100Miss},
@@ -134,6 +134,7 @@ const (
 	targetMiss      = 1.10 // miss/plain
 	targetWrite     = 1.05 // cached/plain
 	targetHitAllocs = 10   // hit allocs − null-database allocs
+	targetConsole   = 1.03 // hit with the console collecting / hit without
 	targetRedisGet  = 1.3  // Redis-store hit / bare GET
 )
 
@@ -248,6 +249,23 @@ func (rep Report) Write(w io.Writer) {
 	allocRow("Find 100 rows", "Find100/plain", "Find100/hit")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on a measured database if more) minus plain GORM on the null database.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The console's cost (package console collecting per-shape figures and sampling every second), on a First hit:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| database | hit, no console | hit, console collecting | collecting/not | target | allocs/op | result |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---:|---|")
+	for _, r := range append([]Results{rep.Null}, rep.DBs...) {
+		off, on := r.Get("First/hit"), r.Get("First/hit_console")
+		res, ratio := "FAILED", 0.0
+		if off.ok && on.ok && off.ns > 0 {
+			ratio = on.ns / off.ns
+			res = "PASS"
+			if ratio > targetConsole {
+				res = "MISS"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | ≤ %.2f× | %d → %d | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), ratio, targetConsole, off.allocs, on.allocs, res)
+	}
 	for _, r := range rep.Redis {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/console"
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
@@ -245,6 +246,31 @@ func (e *Env) FirstHit(b *testing.B) {
 	}
 	b.StopTimer()
 	e.expect(b, before, b.N, 0)
+}
+
+// FirstHitConsole: FirstHit with the console (package console) collecting
+// per-shape figures and sampling the plugin every second, as an
+// application serving /debug/gormcache runs it; stopped after the case.
+func (e *Env) FirstHitConsole(b *testing.B) {
+	c, err := console.New(e.Plugin, console.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	e.FirstHit(b)
+	b.StopTimer()
+	if s := shapeHits(e.Plugin); s < uint64(b.N) {
+		b.Fatalf("the console counted %d hits of First, want at least %d", s, b.N)
+	}
+}
+
+// shapeHits adds up the hits of the shapes collected.
+func shapeHits(p *plugin.Plugin) uint64 {
+	n := uint64(0)
+	for _, s := range p.Shapes().Shapes {
+		n += s.Hits
+	}
+	return n
 }
 
 // FirstMiss: the same, every query a miss that is stored.
