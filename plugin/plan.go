@@ -25,13 +25,14 @@ type plan struct {
 	shape     *invalidation.Shape // a write's rows (rows.go)
 	temp      string              // the temporary table or view a DDL statement creates
 	stat      *shapeStat          // per-shape figures (shapes.go); nil unless collecting
+	shapes    *shapeSet           // the collection stat belongs to (nil: none)
 }
 
 var globalOnly = []string{store.GlobalTag}
 
 func (p *Plugin) planFor(sql string) *plan {
 	g := p.currentDeps()
-	if pl, ok := p.plans.GetIfPresent(sql); ok && pl.deps == g {
+	if pl, ok := p.plans.GetIfPresent(sql); ok && pl.deps == g && pl.shapes == p.shapes.Load() {
 		return pl
 	}
 	pl := p.makePlan(sql, invalidation.Classify(p.dialect, sql), g)

@@ -67,7 +67,7 @@ type shapeStat struct {
 	cacheable bool
 	reason    Reason
 	write     bool
-	bypass    [len(shapeReasonIndexArray)]atomic.Uint64
+	bypass    [nShapeReasons]atomic.Uint64
 	other     atomic.Uint64 // bypasses of a reason not in shapeReasons
 	stores    atomic.Uint64
 	bytes     atomic.Uint64
@@ -79,11 +79,11 @@ type shapeStat struct {
 	by        map[string]uint64 // entries invalidated, by what invalidated them
 }
 
-// shapeReasonIndexArray only sizes shapeStat.bypass.
-var shapeReasonIndexArray [28]struct{}
+// nShapeReasons is len(shapeReasons).
+const nShapeReasons = 28
 
 func init() {
-	if len(shapeReasons) != len(shapeReasonIndexArray) {
+	if len(shapeReasons) != nShapeReasons {
 		panic("plugin: shapeReasons and shapeStat.bypass differ in length")
 	}
 }
@@ -185,8 +185,9 @@ type shapeSet struct {
 // the one read least is dropped, and its figures are added to
 // ShapesSnapshot.Other. Calling it again while collecting changes nothing.
 // It also times the calls to a store that is not in-process
-// (ShapesSnapshot.Latency). Plans made before are made again, so every
-// statement from now on is counted.
+// (ShapesSnapshot.Latency). A plan (plan.go) made for another collection,
+// or for none, is made again when next used, so every statement from now on
+// is counted.
 func (p *Plugin) CollectShapes(max int) error {
 	if err := p.setup(); err != nil {
 		return err
@@ -198,7 +199,6 @@ func (p *Plugin) CollectShapes(max int) error {
 		return nil
 	}
 	p.latency.SetOn(true)
-	p.plans.InvalidateAll()
 	return nil
 }
 
@@ -208,9 +208,6 @@ func (p *Plugin) StopShapes() {
 		return
 	}
 	p.latency.SetOn(false)
-	if p.plans != nil {
-		p.plans.InvalidateAll()
-	}
 }
 
 // attachShape gives a new plan its shape's counters when collecting.
@@ -219,7 +216,7 @@ func (p *Plugin) attachShape(sql string, pl *plan) {
 	if set == nil {
 		return
 	}
-	pl.stat = set.shapeFor(p, sql, pl)
+	pl.shapes, pl.stat = set, set.shapeFor(p, sql, pl)
 	if pl.cacheable {
 		pl.counts = append(slices.Clip(pl.counts), &pl.stat.tc)
 	}
@@ -650,6 +647,10 @@ func skipQuoted(sql string, i int, q byte) int {
 	return len(sql)
 }
 
+// valuesList matches a list of two parenthesised lists of placeholders or
+// more (the rows of a multi-row INSERT), once collapsed by placeholderList.
+var valuesList = regexp.MustCompile(`\((\?|\$[0-9]+|@[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z_][A-Za-z0-9_]*)(, …)?\)(, \((\?|\$[0-9]+|@[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z_][A-Za-z0-9_]*)(, …)?\))+`)
+
 // placeholderList matches a list of two placeholders or more.
 var placeholderList = regexp.MustCompile(`(\?|\$[0-9]+|@[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z_][A-Za-z0-9_]*)(, (\?|\$[0-9]+|@[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z_][A-Za-z0-9_]*))+`)
 
@@ -658,5 +659,6 @@ func collapseLists(s string) string {
 	if !strings.Contains(s, ", ") {
 		return s
 	}
-	return placeholderList.ReplaceAllString(s, "$1, …")
+	s = placeholderList.ReplaceAllString(s, "$1, …")
+	return valuesList.ReplaceAllString(s, "($1$2), …")
 }

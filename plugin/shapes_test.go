@@ -18,6 +18,8 @@ func TestShapeSQL(t *testing.T) {
 		{"postgres", "SELECT  x\n FROM t -- secret 42\n WHERE a = 3.5e-3 /* c 7 */ AND b = E'x\\'y' AND c = $$dollar$$", "SELECT x FROM t WHERE a = ? AND b = ? AND c = ?"},
 		{"mysql", `SELECT * FROM t WHERE a = "secret" AND b IN (?, ?, ?)`, "SELECT * FROM t WHERE a = ? AND b IN (?, …)"},
 		{"postgres", "SELECT col1, t2.x FROM t2 WHERE y = 'unterminated", "SELECT col1, t2.x FROM t2 WHERE y = ?"},
+		{"sqlite", "INSERT INTO `t` (`a`,`b`) VALUES (?,?),(?,?),(?,?) RETURNING `id`", "INSERT INTO `t` (`a`, `b`) VALUES (?, …), … RETURNING `id`"},
+		{"postgres", `INSERT INTO "t" ("a") VALUES ($1),($2),($3)`, `INSERT INTO "t" ("a") VALUES ($1), …`},
 	} {
 		if got := plugin.ShapeSQL(tc.dialect, tc.in); got != tc.want {
 			t.Errorf("ShapeSQL(%q)\n got %q\nwant %q", tc.in, got, tc.want)

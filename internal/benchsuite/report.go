@@ -86,13 +86,30 @@ func Cases(e *Env) []Case {
 // that a slow spell of the machine hits plain and cached alike, and keeps
 // the median of each.
 func Measure(envs []*Env, count int, h Hooks) []Results {
+	return measure(envs, count, h, func(e *Env, _ int) []Case { return Cases(e) })
+}
+
+// MeasureConsole measures the console's cost alone: First/hit and
+// First/hit_console, count rounds, in turn (the order swapped every other
+// round, so that neither always runs first).
+func MeasureConsole(envs []*Env, count int, h Hooks) []Results {
+	return measure(envs, count, h, func(e *Env, round int) []Case {
+		off, on := Case{"First/hit", e.FirstHit}, Case{"First/hit_console", e.FirstHitConsole}
+		if round%2 == 0 {
+			return []Case{on, off}
+		}
+		return []Case{off, on}
+	})
+}
+
+func measure(envs []*Env, count int, h Hooks, cases func(*Env, int) []Case) []Results {
 	out := make([]Results, len(envs))
 	for i, e := range envs {
 		out[i] = Results{Name: e.Name, Figs: map[string]*Figure{}}
 	}
 	for round := 1; round <= count; round++ {
 		for i, e := range envs {
-			for _, c := range Cases(e) {
+			for _, c := range cases(e, round) {
 				h.starting(round, e.Name, c.Name)
 				res := testing.Benchmark(c.F)
 				h.finished(round, e.Name, c.Name, res)
@@ -250,22 +267,8 @@ func (rep Report) Write(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on a measured database if more) minus plain GORM on the null database.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "The console's cost (package console collecting per-shape figures and sampling every second), on a First hit:")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| database | hit, no console | hit, console collecting | collecting/not | target | allocs/op | result |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---:|---|")
-	for _, r := range append([]Results{rep.Null}, rep.DBs...) {
-		off, on := r.Get("First/hit"), r.Get("First/hit_console")
-		res, ratio := "FAILED", 0.0
-		if off.ok && on.ok && off.ns > 0 {
-			ratio = on.ns / off.ns
-			res = "PASS"
-			if ratio > targetConsole {
-				res = "MISS"
-			}
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | ≤ %.2f× | %d → %d | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), ratio, targetConsole, off.allocs, on.allocs, res)
-	}
+	WriteConsole(w, append([]Results{rep.Null}, rep.DBs...))
+
 	for _, r := range rep.Redis {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))
@@ -292,5 +295,26 @@ func (rep Report) Write(w io.Writer) {
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s | %d → %d |\n", c.name, FmtNS(plain.ns), FmtNS(hit.ns), getCol, ratio, ratioGet, tgt, plain.allocs, hit.allocs)
 		}
+	}
+}
+
+// WriteConsole writes the table of the console's cost: First/hit against
+// First/hit_console, per environment.
+func WriteConsole(w io.Writer, rs []Results) {
+	fmt.Fprintln(w, "The console's cost (package console collecting per-shape figures and sampling every second), on a First hit:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| database | hit, no console | hit, console collecting | collecting/not | target | allocs/op | result |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---:|---|")
+	for _, r := range rs {
+		off, on := r.Get("First/hit"), r.Get("First/hit_console")
+		res, ratio := "FAILED", 0.0
+		if off.ok && on.ok && off.ns > 0 {
+			ratio = on.ns / off.ns
+			res = "PASS"
+			if ratio > targetConsole {
+				res = "MISS"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | ≤ %.2f× | %d → %d | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), ratio, targetConsole, off.allocs, on.allocs, res)
 	}
 }
