@@ -20,10 +20,14 @@ type chart struct {
 }
 
 func (c *Console) chart(rep Report) chart {
-	ch := chart{W: 760, H: 220, Left: 44, Right: 56, Top: 12, Bottom: 28, Span: c.opts.Window.String()}
+	ch := chart{W: 760, H: 220, Left: 44, Right: 56, Top: 12, Bottom: 28}
 	pw, ph := float64(ch.W-ch.Left-ch.Right), float64(ch.H-ch.Top-ch.Bottom)
 	end := rep.Time
 	start := end.Add(-c.opts.Window)
+	if len(rep.Series) > 0 && rep.Series[0].Time.Add(-c.opts.Interval).After(start) {
+		start = rep.Series[0].Time.Add(-c.opts.Interval) // since the console started
+	}
+	ch.Span = end.Sub(start).Round(time.Second).String()
 	x := func(t time.Time) float64 {
 		f := float64(t.Sub(start)) / float64(end.Sub(start))
 		return float64(ch.Left) + math.Max(0, math.Min(1, f))*pw
@@ -98,7 +102,6 @@ var funcs = template.FuncMap{
 	"low":   func(v, threshold float64) bool { return v < threshold },
 	"rate":  func(v float64) string { return fmt.Sprintf("%.2f", v) },
 	"float": func(v float64) string { return fmt.Sprintf("%g", v) },
-	"half":  func(v float64) float64 { return v / 2 },
 	"add":   func(a, b int) int { return a + b },
 	"sub":   func(a, b int) int { return a - b },
 	"mid":   func(a, b int) int { return (a + b) / 2 },
@@ -135,7 +138,7 @@ svg text{font-size:11px;fill:#5b6573}
 <span class="kpi">invalidations<b>{{$r.Totals.Invalidations}}</b></span>
 </div>
 
-<h2>Hit ratio and database queries per second, last {{.C.Span}}</h2>
+<h2>Hit ratio and database queries per second, last {{.C.Span}} <small>(every {{.Interval}}; up to {{.Window}})</small></h2>
 {{with .C}}<svg id="chart" data-points="{{.Points}}" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="hit ratio and database queries per second">
 <rect x="{{.Left}}" y="{{.Top}}" width="{{sub (sub .W .Left) .Right}}" height="{{sub (sub .H .Top) .Bottom}}" fill="#fff" stroke="#d0d5dd"/>
 <line x1="{{.Left}}" x2="{{sub .W .Right}}" y1="{{mid .Top (sub .H .Bottom)}}" y2="{{mid .Top (sub .H .Bottom)}}" stroke="#eaecf0"/>
@@ -180,5 +183,6 @@ svg text{font-size:11px;fill:#5b6573}
 `))
 
 func (c *Console) render(w io.Writer, rep Report, refresh int) error {
-	return page.Execute(w, map[string]any{"R": rep, "C": c.chart(rep), "Refresh": refresh, "MinReads": c.opts.MinReads})
+	return page.Execute(w, map[string]any{"R": rep, "C": c.chart(rep), "Refresh": refresh, "MinReads": c.opts.MinReads,
+		"Interval": c.opts.Interval.String(), "Window": c.opts.Window.String()})
 }

@@ -53,10 +53,20 @@ func TestConsolePage(t *testing.T) {
 	c.do("GET", "/articles?v=again", "").want(200)  // list: a hit
 	c.do("GET", "/articles/random", "").want(200)   // never cached: volatile_function
 	c.do("GET", "/articles/random?2", "").want(200) // again
+	// Writes that keep invalidating: each PUT of article 8 makes one miss
+	// (its entry, from the previous PUT, invalidated by the write to row 8
+	// but the first time) and the next list a miss (invalidated by the
+	// write to articles). Both shapes end under the advisor's threshold.
+	const loops = 20
+	for i := 1; i <= loops; i++ {
+		c.do("PUT", "/articles/8", fmt.Sprintf(`{"title": "Edit %d"}`, i)).want(200)
+		c.do("GET", fmt.Sprintf("/articles?v=loop%d", i), "").want(200)
+	}
 	const (
-		listHits, listMisses = 4, 2
-		oneHits, oneMisses   = 1, 4
-		randomQueries        = 2
+		listHits, listMisses, listInvalidated = 4, 2 + loops, 1 + loops
+		oneHits, oneMisses, oneInvalidated    = 1, 4 + loops, 1 + loops - 1
+		randomQueries                         = 2
+		updates                               = 1 + loops
 	)
 
 	// A few more list hits, one per sampling interval, for the chart.
@@ -99,10 +109,12 @@ func TestConsolePage(t *testing.T) {
 	check("list misses", list.Misses, listMisses)
 	check("list reads", list.Reads, listHits+listMisses+uint64(extra))
 	check("list stores", list.Stores, listMisses)
-	check("list invalidated by articles", list.InvalidatedBy["articles"], 1)
+	check("list invalidated", list.Invalidated, listInvalidated)
+	check("list invalidated by articles", list.InvalidatedBy["articles"], listInvalidated)
 	check("one hits", one.Hits, oneHits)
 	check("one misses", one.Misses, oneMisses)
-	check("one invalidated by articles rows by id", one.InvalidatedBy["articles rows by id"], 1)
+	check("one invalidated", one.Invalidated, oneInvalidated)
+	check("one invalidated by articles rows by id", one.InvalidatedBy["articles rows by id"], oneInvalidated)
 	check("random database queries", random.DBQueries, randomQueries)
 	check("random volatile bypasses", random.Bypasses["volatile_function"], randomQueries)
 	if random.Cacheable || random.Reason != "volatile_function" {
@@ -117,7 +129,16 @@ func TestConsolePage(t *testing.T) {
 			update = s
 		}
 	}
-	check("update writes", update.Writes, 1)
+	check("update writes", update.Writes, updates)
+	var advised bool
+	for _, a := range rep.Advice {
+		if a.ShapeID == list.ID {
+			advised = a.Option == "Skip" || a.Option == "Deny"
+		}
+	}
+	if !advised {
+		t.Errorf("no Skip or Deny advice for the list (hit ratio %.2f): %+v", list.HitRatio, rep.Advice)
+	}
 	wantRatio := func(s console.Shape) string { return fmt.Sprintf("%.1f%%", 100*float64(s.Hits)/float64(s.Reads)) }
 
 	// The page, in a browser.
@@ -133,6 +154,9 @@ func TestConsolePage(t *testing.T) {
 		if !strings.Contains(row, wantRatio(s)) || !strings.Contains(row, fmt.Sprint(s.Reads)) {
 			t.Errorf("the row of %q shows %q, want hit ratio %s and %d reads", s.SQL, row, wantRatio(s), s.Reads)
 		}
+	}
+	if !strings.Contains(page.advice, list.SQL) || !strings.Contains(page.advice, "invalidated") {
+		t.Errorf("the advisor, as rendered, does not flag the list:\n%s", page.advice)
 	}
 	if !strings.Contains(page.never, "volatile_function") {
 		t.Errorf("never cached, as rendered: %q", page.never)
@@ -212,7 +236,7 @@ func startExample(t *testing.T) string {
 
 // rendered is what the browser shows.
 type rendered struct {
-	shapes, never         string
+	shapes, never, advice string
 	rows                  map[string]string // shape ID → its row's text
 	chartWidth            float64
 	ratioPoints, dbPoints int
@@ -251,6 +275,9 @@ func loadPage(t *testing.T, browser, url, shot string) rendered {
 			return err
 		}
 		if r.never, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("never"))); err != nil {
+			return err
+		}
+		if r.advice, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("advice"))); err != nil {
 			return err
 		}
 		if rows, err = chromedp.Run(ctx, chromedp.Evaluate[[]map[string]string](`[...document.querySelectorAll('#shapes tr[data-shape]')].map(tr => ({id: tr.dataset.shape, text: tr.innerText}))`)); err != nil {
