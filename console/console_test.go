@@ -1,10 +1,12 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +14,10 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/gormcache/gormcache/console"
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/gormcache/gormcache/store/redisstore"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -174,5 +179,57 @@ func TestHideSQL(t *testing.T) {
 	defer srv2.Close()
 	if body := get(t, srv2.URL+"?format=json"); strings.Contains(body, "secret") || !strings.Contains(body, "name = ?") {
 		t.Errorf("a literal is shown, or the shape is missing:\n%s", body)
+	}
+}
+
+// TestStoreHealthRedis: with a Redis store, the store's calls are timed
+// and its breaker is reported.
+func TestStoreHealthRedis(t *testing.T) {
+	addr := os.Getenv("GORMCACHE_REDIS")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := rdb.Ping(ctx).Err()
+	cancel()
+	if err != nil {
+		testdb.Unavailable(t, "redis at "+addr, err)
+	}
+	prefix := testdb.KeyPrefix("gcconsoletest:")
+	testdb.CleanRedis(t, redis.UniversalOptions{Addrs: []string{addr}}, prefix)
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "r.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plugin.New(plugin.Config{Store: st})
+	if err := db.Use(p); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	db.AutoMigrate(&item{})
+	db.Create(&item{Name: "a"})
+	c, err := console.New(p, console.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 5; i++ {
+		var it item
+		db.First(&it, 1)
+	}
+	rep := c.Report()
+	if rep.Store.InProcess || rep.Store.Kind != "*redisstore.Store" || rep.Store.Breaker != "closed" {
+		t.Errorf("store: %+v", rep.Store)
+	}
+	// 5 lookups and a store at least (versions are read with the lookup)
+	if rep.Store.Calls < 6 || rep.Store.P50us <= 0 || rep.Store.P99us < rep.Store.P50us {
+		t.Errorf("store calls timed: %+v", rep.Store)
 	}
 }
