@@ -147,7 +147,7 @@ func (c *Console) run() {
 func (c *Console) sample(now time.Time) {
 	st := c.p.Stats()
 	snap := c.p.Shapes()
-	db := dbQueries(st.Misses, st.Bypasses)
+	db := st.DBQueries()
 	s := sample{t: now, hits: st.Hits, db: db, reads: st.Hits + st.Coalesced + db - countWrites(st.Bypasses)}
 	w := tableWrites{t: now, n: map[string]uint64{}}
 	for _, sh := range snap.Shapes {

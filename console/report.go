@@ -191,29 +191,10 @@ var reasonWords = map[plugin.Reason]string{
 	plugin.ReasonReplicaLag:       "read through a replica just after a write",
 }
 
-// afterMiss are the bypass reasons of a miss whose result was not stored
-// (the read is counted in Misses already).
-var afterMiss = map[string]bool{
-	string(plugin.ReasonTooManyRows): true, string(plugin.ReasonTooLarge): true,
-	string(plugin.ReasonUnsupportedValue): true, string(plugin.ReasonPartialRead): true,
-	string(plugin.ReasonEmpty): true,
-}
-
 // deliberate are the bypass reasons the application asked for.
 var deliberate = map[string]bool{
 	string(plugin.ReasonSkip): true, string(plugin.ReasonDenied): true,
 	string(plugin.ReasonNotAllowed): true, string(plugin.ReasonOptIn): true,
-}
-
-// dbQueries counts the reads that went to the database, from counters.
-func dbQueries(misses uint64, bypasses map[plugin.Reason]uint64) uint64 {
-	n := misses
-	for r, c := range bypasses {
-		if !afterMiss[string(r)] && r != plugin.ReasonBadOption {
-			n += c
-		}
-	}
-	return n
 }
 
 func ratio(a, b uint64) float64 {
@@ -261,7 +242,7 @@ func (c *Console) build() Report {
 	rep.Totals = Totals{
 		Hits: st.Hits, Misses: st.Misses, Stores: st.Stores, Coalesced: st.Coalesced,
 		Bypasses: map[string]uint64{}, Invalidations: st.Invalidations,
-		DBQueries: dbQueries(st.Misses, st.Bypasses),
+		DBQueries: st.DBQueries(),
 	}
 	for r, n := range st.Bypasses {
 		rep.Totals.Bypasses[string(r)] = n
@@ -374,7 +355,7 @@ func (c *Console) advise(shapes []Shape, tables []Table) []Advice {
 		var bypassed uint64
 		top, topN := "", uint64(0)
 		for r, n := range s.Bypasses {
-			if afterMiss[r] || deliberate[r] {
+			if plugin.AfterMiss(plugin.Reason(r)) || deliberate[r] {
 				continue
 			}
 			bypassed += n

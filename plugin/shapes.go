@@ -58,6 +58,30 @@ var afterMiss = map[Reason]bool{
 	ReasonPartialRead: true, ReasonEmpty: true,
 }
 
+// AfterMiss reports whether a bypass of reason r is counted for a miss
+// whose result was not stored (too_many_rows, too_large,
+// unsupported_value, partial_read, empty): that read is in Misses too.
+func AfterMiss(r Reason) bool { return afterMiss[r] }
+
+// dbQueries counts the statements of the read path that went to the
+// database: misses, and bypasses but those of a miss (counted with it)
+// and bad options (which fail first); writes are added by the caller.
+func dbQueries(misses uint64, bypasses map[Reason]uint64) uint64 {
+	n := misses
+	for r, c := range bypasses {
+		if !afterMiss[r] && r != ReasonBadOption {
+			n += c
+		}
+	}
+	return n
+}
+
+// DBQueries counts the statements the read path sent to the database:
+// Misses, and Bypasses but those of a miss (AfterMiss, counted with it) and
+// bad_option (which fails first). Writes sent as queries (reason write)
+// are included; writes sent with Exec are not counted in Stats.
+func (s Stats) DBQueries() uint64 { return dbQueries(s.Misses, s.Bypasses) }
+
 // shapeStat counts the statements of one shape.
 type shapeStat struct {
 	tc        tableCount // hits and misses (in the plan's counts)
@@ -333,13 +357,7 @@ func (s ShapeStats) Reads() uint64 {
 // misses, bypasses (but those of a miss, counted with it, and bad
 // options, which fail first), and writes.
 func (s ShapeStats) DBQueries() uint64 {
-	n := s.Misses + s.Writes
-	for r, c := range s.Bypasses {
-		if !afterMiss[r] && r != ReasonBadOption && r != ReasonWrite {
-			n += c
-		}
-	}
-	return n
+	return dbQueries(s.Misses, s.Bypasses) - s.Bypasses[ReasonWrite] + s.Writes
 }
 
 // HitRatio is Hits over Reads (0 without reads).
