@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -255,9 +256,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
-	refresh := 0
-	if v := r.URL.Query().Get("refresh"); v != "" {
-		fmt.Sscanf(v, "%d", &refresh)
+	refresh, _ := strconv.Atoi(r.URL.Query().Get("refresh"))
+	if refresh < 0 || refresh > 3600 {
+		refresh = 0
 	}
 	if err := c.render(w, rep, refresh); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

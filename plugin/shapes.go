@@ -291,7 +291,7 @@ func (set *shapeSet) dropLeast() {
 	var least *shapeStat
 	var n uint64
 	for _, s := range set.byID {
-		if r := s.snapshot().traffic(); least == nil || r < n {
+		if r := s.load(); least == nil || r < n {
 			least, n = s, r
 		}
 	}
@@ -392,6 +392,16 @@ func (s *ShapeStats) add(o ShapeStats) {
 	if o.LastSeen.After(s.LastSeen) {
 		s.LastSeen = o.LastSeen
 	}
+}
+
+// load is the shape's statements so far (hits, misses, bypasses and
+// writes), read without a snapshot.
+func (s *shapeStat) load() uint64 {
+	n := s.tc.hits.Load() + s.tc.misses.Load() + s.writes.Load() + s.other.Load()
+	for i := range s.bypass {
+		n += s.bypass[i].Load()
+	}
+	return n
 }
 
 func (s *shapeStat) snapshot() ShapeStats {
