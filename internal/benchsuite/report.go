@@ -342,16 +342,8 @@ func WriteConsole(w io.Writer, rs []Results) {
 		off, on := r.Get("First/hit"), r.Get("First/hit_console")
 		res, ratio, paired := "FAILED", 0.0, 0.0
 		fastest := "—"
-		if off.ok && on.ok && off.ns > 0 && len(off.rounds) == len(on.rounds) {
-			ratio = on.ns / off.ns
-			// each round runs both cases one after the other: the ratio of
-			// a round's pair is less exposed to the machine's slow spells
-			var pairs []float64
-			for i := range off.rounds {
-				pairs = append(pairs, on.rounds[i]/off.rounds[i])
-			}
-			paired = median(pairs)
-			fastest = fmt.Sprintf("%s → %s", FmtNS(slices.Min(off.rounds)), FmtNS(slices.Min(on.rounds)))
+		if p, f, ok := pairedRatio(off, on); ok && off.ok && on.ok && off.ns > 0 {
+			ratio, paired, fastest = on.ns/off.ns, p, f
 			res = "PASS"
 			if paired > targetConsole {
 				res = "MISS"
@@ -371,21 +363,31 @@ func WriteConsole(w io.Writer, rs []Results) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---|---|")
 	for _, r := range rs {
 		off, on := r.Get("cpu/First/hit"), r.Get("cpu/First/hit_console")
-		if len(off.rounds) == 0 || len(off.rounds) != len(on.rounds) {
+		paired, fastest, ok := pairedRatio(off, on)
+		if !ok {
 			continue
 		}
-		var pairs []float64
-		for i := range off.rounds {
-			pairs = append(pairs, on.rounds[i]/off.rounds[i])
-		}
-		paired := median(pairs)
 		res := "PASS"
 		if paired > targetConsole {
 			res = "MISS"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | %.3f× | %s → %s | ≤ %.2f× | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), on.ns/off.ns, paired,
-			FmtNS(slices.Min(off.rounds)), FmtNS(slices.Min(on.rounds)), targetConsole, res)
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | %.3f× | %s | ≤ %.2f× | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), on.ns/off.ns, paired, fastest, targetConsole, res)
 	}
+}
+
+// pairedRatio returns the median over the rounds of on's figure over off's
+// (each round runs both cases one after the other: the ratio of a round's
+// pair is less exposed to the machine's slow spells) and the fastest round
+// of each; ok is false unless both have the same rounds.
+func pairedRatio(off, on Figure) (paired float64, fastest string, ok bool) {
+	if len(off.rounds) == 0 || len(off.rounds) != len(on.rounds) {
+		return 0, "", false
+	}
+	pairs := make([]float64, len(off.rounds))
+	for i := range off.rounds {
+		pairs[i] = on.rounds[i] / off.rounds[i]
+	}
+	return median(pairs), FmtNS(slices.Min(off.rounds)) + " → " + FmtNS(slices.Min(on.rounds)), true
 }
 
 // median returns the median of v (0 for none).
