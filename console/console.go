@@ -120,7 +120,8 @@ func New(p *plugin.Plugin, opts Options) (*Console, error) {
 	return c, nil
 }
 
-// Close stops the sampling and the plugin's per-shape collection.
+// Close stops the sampling and the plugin's per-shape collection (which
+// consoles on the same plugin share: one console per plugin).
 func (c *Console) Close() {
 	c.once.Do(func() {
 		close(c.stop)
