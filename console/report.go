@@ -189,6 +189,7 @@ var reasonWords = map[plugin.Reason]string{
 	plugin.ReasonReplicaBehind:    "read through a replica that lags",
 	plugin.ReasonTempTable:        "reads a temporary table's name",
 	plugin.ReasonReplicaLag:       "read through a replica just after a write",
+	plugin.ReasonNoCatalog:        "the database's catalog has not been read yet (or cannot be, on another dialect without Config.WithoutCatalog)",
 }
 
 // deliberate are the bypass reasons the application asked for.

@@ -40,7 +40,7 @@ var shapeReasons = []Reason{
 	ReasonUnsupportedValue, ReasonTooManyRows, ReasonTooLarge, ReasonPartialRead, ReasonHeld,
 	ReasonStoreError, ReasonBumpFailed, ReasonMultiStatement, ReasonClosed, ReasonSkip,
 	ReasonDenied, ReasonNotAllowed, ReasonOptIn, ReasonEmpty, ReasonBadOption,
-	ReasonReplicaBehind, ReasonTempTable, ReasonReplicaLag,
+	ReasonReplicaBehind, ReasonTempTable, ReasonReplicaLag, ReasonNoCatalog,
 }
 
 var shapeReasonIndex = func() map[Reason]int {
@@ -104,7 +104,7 @@ type shapeStat struct {
 }
 
 // nShapeReasons is len(shapeReasons).
-const nShapeReasons = 28
+const nShapeReasons = 29
 
 func init() {
 	if len(shapeReasons) != nShapeReasons {
