@@ -238,13 +238,16 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	case c == nil:
 	case c.reason != "":
 		p.stats.bypassed(c.reason)
+		pr.pl.stat.bypassed(c.reason)
 	case complete && (db.Error == nil || db.Error == gorm.ErrRecordNotFound && db.RowsAffected == 0):
 		// (First, Take and Last of no rows: the scan's own error, which a
 		// hit gives again)
 		if reason := pr.settle(&c.entry); reason != "" {
 			p.stats.bypassed(reason)
+			pr.pl.stat.bypassed(reason)
 		} else if p.put(pr.key, &c.entry, pr.ttl) {
 			pr.stored = &c.entry
+			pr.pl.stat.stored(&c.entry)
 		}
 	}
 }

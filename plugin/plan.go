@@ -24,16 +24,19 @@ type plan struct {
 	rows      *rowRead            // a cacheable read's row condition (rows.go), or nil
 	shape     *invalidation.Shape // a write's rows (rows.go)
 	temp      string              // the temporary table or view a DDL statement creates
+	stat      *shapeStat          // per-shape figures (shapes.go); nil unless collecting
+	shapes    *shapeSet           // the collection stat belongs to (nil: none)
 }
 
 var globalOnly = []string{store.GlobalTag}
 
 func (p *Plugin) planFor(sql string) *plan {
 	g := p.currentDeps()
-	if pl, ok := p.plans.GetIfPresent(sql); ok && pl.deps == g {
+	if pl, ok := p.plans.GetIfPresent(sql); ok && pl.deps == g && pl.shapes == p.shapes.Load() {
 		return pl
 	}
 	pl := p.makePlan(sql, invalidation.Classify(p.dialect, sql), g)
+	p.attachShape(sql, pl)
 	p.plans.Set(sql, pl)
 	return pl
 }

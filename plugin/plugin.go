@@ -60,6 +60,10 @@ type Plugin struct {
 
 	stats counters
 	unrec unrecordedWatch // viewcache's Config.Development (recorder.go)
+	// shapes: per-shape figures while collecting (shapes.go); latency:
+	// store call durations, recorded while collecting
+	shapes  atomic.Pointer[shapeSet]
+	latency core.Latency
 
 	// inv: bumps, holds, broken tags and the epoch after an outage, shared
 	// with the lowlevel and viewcache caches on this plugin
@@ -111,7 +115,7 @@ func (p *Plugin) setup() error {
 			p.store, p.ownStore = ms, true
 		}
 		p.values, _ = p.store.(store.ValueStore)
-		p.calls = core.Calls{Timeout: cfg.StoreTimeout, InProcess: p.values != nil}
+		p.calls = core.Calls{Timeout: cfg.StoreTimeout, InProcess: p.values != nil, Latency: &p.latency}
 		p.clog = core.NewLog(cfg.Logger)
 		p.inv = core.NewInvalidator(core.Config{
 			Store: p.store, Calls: p.calls, Lease: cfg.WriteLease,

@@ -102,6 +102,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		return nil, err // refused: not sent, so neither recorded nor a transaction control
 	}
 	s.p.recordPlan(ctx, pl, query, nil)
+	pl.stat.wrote()
 	defer func() {
 		finish(err)
 		if raw != nil {
@@ -168,6 +169,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if pl.write {
 		p.stats.bypassed(pl.reason)
+		pl.stat.wrote()
 		finish, err := s.startWrite(ctx, pl, args, nil)
 		if err != nil {
 			return nil, nil, err // refused: not sent
@@ -199,6 +201,7 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 	}
 	if reason != "" {
 		p.stats.bypassed(reason)
+		pl.stat.bypassed(reason)
 		var extra []string
 		if opts != nil {
 			extra = opts.tags
@@ -369,6 +372,8 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 					pr.entry = nil
 				}
 			}
+		default:
+			noteStale(pr, entry)
 		}
 	}
 	return pr
@@ -380,6 +385,7 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	defer pr.release()
 	if pr.bypass != "" {
 		p.stats.bypassed(pr.bypass)
+		pr.pl.stat.bypassed(pr.bypass)
 		rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
 		return nil, rows, err
 	}
@@ -401,6 +407,7 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	}
 	if pr.noStore != "" {
 		p.stats.bypassed(pr.noStore)
+		pr.pl.stat.bypassed(pr.noStore)
 		rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
 		return nil, rows, err
 	}
@@ -421,12 +428,16 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		case c == nil:
 		case c.reason != "":
 			p.stats.bypassed(c.reason)
+			pr.pl.stat.bypassed(c.reason)
 		case complete:
 			if reason := pr.settle(&c.entry); reason != "" {
 				p.stats.bypassed(reason)
+				pr.pl.stat.bypassed(reason)
 				return
 			}
-			p.put(key, &c.entry, ttl)
+			if p.put(key, &c.entry, ttl) {
+				pr.pl.stat.stored(&c.entry)
+			}
 		}
 	}}, nil, nil
 }

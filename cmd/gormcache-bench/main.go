@@ -5,6 +5,7 @@
 //	go run ./cmd/gormcache-bench -pg off         # SQLite and the null database only
 //	go run ./cmd/gormcache-bench -pg 'host=… dbname=…' -benchtime 5000x
 //	go run ./cmd/gormcache-bench -workload       # the workload benchmark (PostgreSQL)
+//	go run ./cmd/gormcache-bench -console -count 21   # the console's cost on a First hit only
 //
 // The targets (PostgreSQL over loopback, in-process store): a hit ≥ 10× faster
 // than plain GORM for First by primary key and ≥ 5× for a 100-row Find; a miss
@@ -14,6 +15,11 @@
 // reported, not an error: the program exits 0 once it has measured.
 //
 // The measurements are those of the plugin's benchmarks (package internal/benchsuite).
+//
+// Every run also measures a First hit with the console (package console)
+// collecting and without (target: at most 3% apart); -console measures only
+// that, on SQLite and the null database, the two cases in turn in each round,
+// in wall time and in the CPU time of the thread running the hits.
 //
 // With -workload it runs the workload benchmark instead: one seeded request
 // sequence of reads and writes of a users and a posts table, from -clients
@@ -32,6 +38,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	clients := fs.Int("clients", 8, "-workload: concurrent clients")
 	writes := fs.String("writes", "10,1", "-workload: percentages of writes, one run each, comma-separated")
 	seed := fs.Uint64("seed", 1, "-workload: seed of the request sequence")
+	consoleOnly := fs.Bool("console", false, "measure only the console's cost: a First hit with the console collecting and without, in turn (SQLite unless -sqlite=false, and the null database; no PostgreSQL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -128,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		envs = append(envs, e)
 	}
-	if *pg != "off" {
+	if *pg != "off" && !*consoleOnly {
 		dsn := *pg
 		if dsn == "" {
 			var drop func()
@@ -178,13 +186,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	envs = append(envs, null)
 
 	fmt.Fprintf(stderr, "measuring: %d rounds, benchtime %s\n", *count, *benchtime)
-	all := benchsuite.Measure(envs, *count, benchsuite.Hooks{Finished: func(round int, env, name string, res testing.BenchmarkResult) {
+	hooks := benchsuite.Hooks{Finished: func(round int, env, name string, res testing.BenchmarkResult) {
 		if res.N == 0 {
 			fmt.Fprintf(stderr, "round %d: %s/%s: FAILED\n", round, env, name)
 			return
 		}
 		fmt.Fprintf(stderr, "round %d: %s/%s:\t%s\t%s\n", round, env, name, res.String(), res.MemString())
-	}})
+	}}
+	if *consoleOnly {
+		all, err := benchsuite.MeasureConsole(envs, *count, 20000, hooks)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "gormcache-bench -console; %d CPUs, %s; in-process store; medians of %d rounds of %s per case.\n\n", runtime.NumCPU(), runtime.Version(), *count, *benchtime)
+		benchsuite.WriteConsole(stdout, all)
+		return nil
+	}
+	all := benchsuite.Measure(envs, *count, hooks)
 	rep := benchsuite.Report{Title: "gormcache-bench", Benchtime: *benchtime, Count: *count, Null: all[len(all)-1]}
 	for _, r := range all[:len(all)-1] {
 		if strings.HasSuffix(r.Name, "+redis") {

@@ -11,6 +11,8 @@
 //	PUT /articles/{id}          {"title": "…"}: updates it with GORM; nothing else to do
 //	GET /products?category=…    a cached page per category
 //	GET /stats/expensive        a report computed through lowlevel.Remember (5 minutes)
+//	GET /articles/random        a random article: never cached (random() is volatile)
+//	GET /debug/gormcache        the cache's console (package console; ?format=json)
 //
 // Responses of cached views carry a Cache-Status header ("gormcache; hit;
 // ttl=899" or "gormcache; fwd=uri-miss; stored; ttl=900"); the report says

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/gormcache/gormcache/console"
 	"github.com/gormcache/gormcache/lowlevel"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
@@ -112,6 +113,9 @@ type server struct {
 	db     *gorm.DB
 	views  *viewcache.Cache // nil unless Mode is cachePages
 	values *lowlevel.Cache  // nil under cacheNone
+	// console is the cache's page, served at /debug/gormcache (nil under
+	// cacheNone). Behind a real application's authentication, like pprof.
+	console *console.Console
 }
 
 // newServer opens the database (migrating and seeding it when it has no
@@ -180,6 +184,10 @@ func newServer(cfg config) (http.Handler, func(), error) {
 			return fail(fmt.Errorf("install gormcache: %w", err))
 		}
 		closers = append(closers, func() { p.Close() })
+		if s.console, err = console.New(p, console.Options{}); err != nil {
+			return fail(err)
+		}
+		closers = append(closers, s.console.Close)
 		if s.values, err = lowlevel.New(p, lowlevel.Config{}); err != nil {
 			return fail(err)
 		}
@@ -246,6 +254,13 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("PUT /articles/{id}", s.putArticle)
 	mux.Handle("GET /products", page(s.listProducts)) // one entry per ?category=
 	mux.HandleFunc("GET /stats/expensive", s.expensiveStats)
+	mux.HandleFunc("GET /articles/random", s.randomArticle) // never cached: random() is volatile
+	if s.console != nil {
+		// The cache's console, mounted like net/http/pprof. It shows the
+		// application's SQL (never argument values): in a real application,
+		// mount it behind the authentication of its administrators.
+		mux.Handle("GET /debug/gormcache", s.console)
+	}
 	return mux
 }
 
@@ -265,6 +280,18 @@ func (s *server) getArticle(w http.ResponseWriter, r *http.Request) {
 	}
 	var a Article
 	if err := s.db.WithContext(r.Context()).First(&a, id).Error; err != nil {
+		serverError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// randomArticle serves an article picked by the database: a query the
+// cache never serves (random() is volatile), which the console lists
+// among the shapes never cached.
+func (s *server) randomArticle(w http.ResponseWriter, r *http.Request) {
+	var a Article
+	if err := s.db.WithContext(r.Context()).Order("random()").Take(&a).Error; err != nil {
 		serverError(w, err)
 		return
 	}

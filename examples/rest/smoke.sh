@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # smoke.sh builds examples/rest, starts it on a free loopback port and checks
 # it with curl: a miss then a hit (Cache-Status), freshness after a PUT with
-# no invalidation code, one entry per category, and the Remember endpoint.
+# no invalidation code, one entry per category, the Remember endpoint, and the
+# console at /debug/gormcache.
 # It stops the server and exits non-zero on the first failure.
 #
 #   bash examples/rest/smoke.sh                                  # SQLite + in-process store
@@ -106,5 +107,11 @@ check GET '/products?category=games' 200 miss
 [[ $body == *'"category":"games"'* && $body != *'"category":"books"'* ]] || fail "?category=games returned other categories"
 check GET '/products?category=books' 200 hit
 check GET '/products?category=games' 200 hit
+
+check GET /articles/random 200 -
+check GET '/debug/gormcache?format=json' 200 -
+[[ $body == *'"reason": "volatile_function"'* ]] || fail "the console's JSON lacks the never-cached GET /articles/random"
+check GET /debug/gormcache 200 -
+[[ $body == *'<svg id="chart"'* ]] || fail "the console's page lacks its chart"
 
 echo "smoke: ok"

@@ -68,12 +68,12 @@ func Cases(e *Env) []Case {
 		}
 	case e.Name == "null":
 		return []Case{
-			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
+			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/hit_console", e.FirstHitConsole},
 			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
 		}
 	}
 	return []Case{
-		{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit},
+		{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/hit_console", e.FirstHitConsole},
 		{"First/plain_inv", e.FirstPlainInv}, {"First/miss", e.FirstMiss},
 		{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
 		{"Find100/plain_inv", e.Find100PlainInv}, {"Find100/miss", e.Find100Miss},
@@ -86,13 +86,63 @@ func Cases(e *Env) []Case {
 // that a slow spell of the machine hits plain and cached alike, and keeps
 // the median of each.
 func Measure(envs []*Env, count int, h Hooks) []Results {
+	return measure(envs, count, h, func(e *Env, _ int) []Case { return Cases(e) })
+}
+
+// MeasureConsole measures the console's cost alone: First/hit and
+// First/hit_console, count rounds, in turn (the order swapped every other
+// round, so that neither always runs first).
+//
+// In each round it also measures the CPU time per hit of the thread
+// running them (FirstHitCPU, n hits each, where it can be read): figures
+// "cpu/First/hit" and "cpu/First/hit_console".
+func MeasureConsole(envs []*Env, count int, n int, h Hooks) ([]Results, error) {
+	out := measure(envs, count, h, func(e *Env, round int) []Case {
+		off, on := Case{"First/hit", e.FirstHit}, Case{"First/hit_console", e.FirstHitConsole}
+		if round%2 == 0 {
+			return []Case{on, off}
+		}
+		return []Case{off, on}
+	})
+	for i, e := range envs {
+		for round := 1; round <= count; round++ {
+			for _, collecting := range []bool{round%2 == 0, round%2 != 0} {
+				d, ok, err := e.FirstHitCPU(n, collecting)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", e.Name, err)
+				}
+				if !ok {
+					continue
+				}
+				name := "cpu/First/hit"
+				if collecting {
+					name = "cpu/First/hit_console"
+				}
+				f := out[i].Figs[name]
+				if f == nil {
+					f = &Figure{ok: true}
+					out[i].Figs[name] = f
+				}
+				f.rounds = append(f.rounds, float64(d.Nanoseconds()))
+			}
+		}
+		for _, name := range []string{"cpu/First/hit", "cpu/First/hit_console"} {
+			if f := out[i].Figs[name]; f != nil {
+				f.ns = median(f.rounds)
+			}
+		}
+	}
+	return out, nil
+}
+
+func measure(envs []*Env, count int, h Hooks, cases func(*Env, int) []Case) []Results {
 	out := make([]Results, len(envs))
 	for i, e := range envs {
 		out[i] = Results{Name: e.Name, Figs: map[string]*Figure{}}
 	}
 	for round := 1; round <= count; round++ {
 		for i, e := range envs {
-			for _, c := range Cases(e) {
+			for _, c := range cases(e, round) {
 				h.starting(round, e.Name, c.Name)
 				res := testing.Benchmark(c.F)
 				h.finished(round, e.Name, c.Name, res)
@@ -134,6 +184,7 @@ const (
 	targetMiss      = 1.10 // miss/plain
 	targetWrite     = 1.05 // cached/plain
 	targetHitAllocs = 10   // hit allocs − null-database allocs
+	targetConsole   = 1.03 // hit with the console collecting / hit without
 	targetRedisGet  = 1.3  // Redis-store hit / bare GET
 )
 
@@ -248,6 +299,9 @@ func (rep Report) Write(w io.Writer) {
 	allocRow("Find 100 rows", "Find100/plain", "Find100/hit")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Extra allocs: a hit (on the null database, or on a measured database if more) minus plain GORM on the null database.")
+	fmt.Fprintln(w)
+	WriteConsole(w, append([]Results{rep.Null}, rep.DBs...))
+
 	for _, r := range rep.Redis {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))
@@ -275,4 +329,76 @@ func (rep Report) Write(w io.Writer) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s | %d → %d |\n", c.name, FmtNS(plain.ns), FmtNS(hit.ns), getCol, ratio, ratioGet, tgt, plain.allocs, hit.allocs)
 		}
 	}
+}
+
+// WriteConsole writes the table of the console's cost: First/hit against
+// First/hit_console, per environment.
+func WriteConsole(w io.Writer, rs []Results) {
+	fmt.Fprintln(w, "The console's cost (package console collecting per-shape figures and sampling every second), on a First hit:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| database | hit, no console | hit, console collecting | collecting/not | median of the rounds' ratios | fastest rounds | target | allocs/op | result |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---|---:|---|")
+	for _, r := range rs {
+		off, on := r.Get("First/hit"), r.Get("First/hit_console")
+		res, ratio, paired := "FAILED", 0.0, 0.0
+		fastest := "—"
+		if p, f, ok := pairedRatio(off, on); ok && off.ok && on.ok && off.ns > 0 {
+			ratio, paired, fastest = on.ns/off.ns, p, f
+			res = "PASS"
+			if paired > targetConsole {
+				res = "MISS"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | %.3f× | %s | ≤ %.2f× | %d → %d | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), ratio, paired, fastest, targetConsole, off.allocs, on.allocs, res)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The result is judged on the median of the rounds' ratios (both cases run one after the other in each round).")
+	if rs[0].Figs["cpu/First/hit"] == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CPU time per hit of the thread running them (getrusage RUSAGE_THREAD: the time other processes had the core is not counted):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| database | hit, no console | hit, console collecting | collecting/not | median of the rounds' ratios | fastest rounds | target | result |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---|---|")
+	for _, r := range rs {
+		off, on := r.Get("cpu/First/hit"), r.Get("cpu/First/hit_console")
+		paired, fastest, ok := pairedRatio(off, on)
+		if !ok {
+			continue
+		}
+		res := "PASS"
+		if paired > targetConsole {
+			res = "MISS"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f× | %.3f× | %s | ≤ %.2f× | %s |\n", r.Name, FmtNS(off.ns), FmtNS(on.ns), on.ns/off.ns, paired, fastest, targetConsole, res)
+	}
+}
+
+// pairedRatio returns the median over the rounds of on's figure over off's
+// (each round runs both cases one after the other: the ratio of a round's
+// pair is less exposed to the machine's slow spells) and the fastest round
+// of each; ok is false unless both have the same rounds.
+func pairedRatio(off, on Figure) (paired float64, fastest string, ok bool) {
+	if len(off.rounds) == 0 || len(off.rounds) != len(on.rounds) {
+		return 0, "", false
+	}
+	pairs := make([]float64, len(off.rounds))
+	for i := range off.rounds {
+		pairs[i] = on.rounds[i] / off.rounds[i]
+	}
+	return median(pairs), FmtNS(slices.Min(off.rounds)) + " → " + FmtNS(slices.Min(on.rounds)), true
+}
+
+// median returns the median of v (0 for none).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return v[len(v)/2]
 }

@@ -12,11 +12,13 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/console"
 	"github.com/gormcache/gormcache/internal/nulldb"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
@@ -245,6 +247,71 @@ func (e *Env) FirstHit(b *testing.B) {
 	}
 	b.StopTimer()
 	e.expect(b, before, b.N, 0)
+}
+
+// FirstHitConsole: FirstHit with the console (package console) collecting
+// per-shape figures and sampling the plugin every second, as an
+// application serving /debug/gormcache runs it; stopped after the case.
+func (e *Env) FirstHitConsole(b *testing.B) {
+	c, err := console.New(e.Plugin, console.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	e.FirstHit(b)
+	b.StopTimer()
+	if s := shapeHits(e.Plugin); s < uint64(b.N) {
+		b.Fatalf("the console counted %d hits of First, want at least %d", s, b.N)
+	}
+}
+
+// FirstHitCPU measures the CPU time per First hit of the thread running
+// n of them (locked to it), with the console collecting or not: unlike
+// wall time, it does not count the time other processes had the core (the
+// console's sampling goroutine, on another thread, is not counted either:
+// it runs once a second). ok is false where threads' CPU time cannot be
+// read (outside Linux).
+func (e *Env) FirstHitCPU(n int, collecting bool) (perOp time.Duration, ok bool, err error) {
+	if collecting {
+		c, err := console.New(e.Plugin, console.Options{})
+		if err != nil {
+			return 0, false, err
+		}
+		defer c.Close()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for i := 0; i < Rows; i++ { // every id cached (and the plan made) beforehand
+		var r BenchRow
+		if err := e.Cached.First(&r, i%Rows+1).Error; err != nil {
+			return 0, false, err
+		}
+	}
+	before := e.Plugin.Stats()
+	start, ok := threadCPU()
+	if !ok {
+		return 0, false, nil
+	}
+	for i := 0; i < n; i++ {
+		var r BenchRow
+		if err := e.Cached.First(&r, i%Rows+1).Error; err != nil {
+			return 0, false, err
+		}
+	}
+	end, _ := threadCPU()
+	if hits := e.Plugin.Stats().Hits - before.Hits; hits != uint64(n) {
+		return 0, false, fmt.Errorf("%d hits of %d Firsts", hits, n)
+	}
+	return (end - start) / time.Duration(n), true, nil
+}
+
+// shapeHits adds up the hits of the shapes collected.
+func shapeHits(p *plugin.Plugin) uint64 {
+	n := uint64(0)
+	for _, s := range p.Shapes().Shapes {
+		n += s.Hits
+	}
+	return n
 }
 
 // FirstMiss: the same, every query a miss that is stored.

@@ -13,6 +13,9 @@ type Calls struct {
 	Timeout time.Duration
 	// InProcess: calls are not bounded (they do not wait on a network).
 	InProcess bool
+	// Latency, when not nil and on, records how long each call to a store
+	// that is not in-process took (from Ctx to its cancel function).
+	Latency *Latency
 }
 
 // Ctx bounds a store call made under ctx; a detached call (a bump, a
@@ -24,5 +27,13 @@ func (c Calls) Ctx(ctx context.Context, detached bool) (context.Context, context
 	if c.InProcess {
 		return ctx, func() {}
 	}
-	return store.WithTimeout(ctx, c.Timeout)
+	ctx, cancel := store.WithTimeout(ctx, c.Timeout)
+	if l := c.Latency; l != nil && l.On() {
+		start := time.Now()
+		return ctx, func() {
+			cancel()
+			l.Observe(time.Since(start))
+		}
+	}
+	return ctx, cancel
 }

@@ -66,6 +66,7 @@ var imports = map[string]string{
 	"redisstore": "github.com/gormcache/gormcache/store/redisstore",
 	"tiered":     "github.com/gormcache/gormcache/store/tiered",
 	"gcotel":     "github.com/gormcache/gormcache/tracing/gcotel",
+	"console":    "github.com/gormcache/gormcache/console",
 }
 
 // snippetPkg is the import path the snippets are compiled as. The
