@@ -89,7 +89,6 @@ func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits
 	var (
 		res   RowCheckResult
 		mu    sync.Mutex
-		wg    sync.WaitGroup
 		stop  = time.Now().Add(d)
 		next  atomic.Int64
 		locks [checkerItems + 1]sync.Mutex
@@ -252,52 +251,7 @@ func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits
 		}
 		return nil
 	}
-	errs := make(chan error, 16)
-	worker := func(seed uint64, fn func(*rand.Rand) error, pause time.Duration) {
-		defer wg.Done()
-		r := rand.New(rand.NewPCG(seed, seed*7+1))
-		for time.Now().Before(stop) {
-			if err := fn(r); err != nil {
-				errs <- err
-				return
-			}
-			if pause > 0 {
-				time.Sleep(time.Duration(r.Int64N(int64(pause))))
-			}
-		}
-	}
-	var gate sync.RWMutex // writers hold it shared; a quiet window holds it exclusively
-	gatedWrite := func(r *rand.Rand) error {
-		gate.RLock()
-		defer gate.RUnlock()
-		return write(r)
-	}
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go worker(uint64(w+1), gatedWrite, 6*time.Millisecond)
-	}
-	if hits != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				time.Sleep(quietEvery)
-				gate.Lock()
-				h, until := hits(), time.Now().Add(quietMax)
-				for hits() == h && time.Now().Before(until) {
-					time.Sleep(time.Millisecond)
-				}
-				gate.Unlock()
-			}
-		}()
-	}
-	for rd := 0; rd < 6; rd++ {
-		wg.Add(1)
-		go worker(uint64(100+rd), read, 0)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range runCheckerLoad(stop, write, read, hits) {
 		t.Errorf("query failed: %v", err)
 	}
 	return res
