@@ -95,11 +95,15 @@ func BenchmarkWrite(b *testing.B) {
 
 // BenchmarkNullDB measures GORM plus database/sql against a database that
 // answers instantly (plain), and a hit of the same call: the hit's allocs/op
-// minus plain's is what the plugin adds to GORM's own work.
+// minus plain's is what the plugin adds to GORM's own work. The misses
+// against plain_inv there are the plugin's own cost of a miss, without a
+// database's latency and noise.
 func BenchmarkNullDB(b *testing.B) {
 	env := benchEnv(b, "null")
 	b.Run("First/plain", env.FirstPlain)
 	b.Run("First/hit", env.FirstHit)
+	b.Run("First/plain_inv", env.FirstPlainInv)
+	b.Run("First/miss", env.FirstMiss)
 	b.Run("Find100/plain", env.Find100Plain)
 	b.Run("Find100/hit", env.Find100Hit)
 }

@@ -266,6 +266,7 @@ func (r oneRowValues) Columns() ([]string, error)      { return []string{"v"}, n
 func (r oneRowValues) Next() bool                      { return true }
 func (r oneRowValues) values() ([]driver.Value, error) { return []driver.Value{r.v}, nil }
 func (r oneRowValues) Err() error                      { return nil }
+func (r oneRowValues) hasColumns(names []string) bool  { return len(names) == 1 && names[0] == "v" }
 
 func checkDirectConversions(t *testing.T, value func() driver.Value) {
 	t.Helper()

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
@@ -27,6 +28,8 @@ import (
 // valueRows yields the driver values of a result, one row at a time.
 type valueRows interface {
 	Columns() ([]string, error)
+	// hasColumns reports whether the result's column names are names.
+	hasColumns(names []string) bool
 	Next() bool
 	// values returns the current row's values; the slice is read before the
 	// next call to Next and not kept.
@@ -52,12 +55,62 @@ type colSetter struct {
 	bits  uint8 // of a number
 }
 
+// scanLayout is where the columns of a result go in a schema's fields:
+// the part of directTarget that depends on the schema and the column names
+// only. A plan keeps its last one (plan.layout), so that a query scanned
+// again (every hit) does not look its fields up and classify them again.
+type scanLayout struct {
+	sch     *schema.Schema
+	columns []string // never modified
+	setters []colSetter
+	ok      bool // false: gorm.Scan must scan these columns
+}
+
+// newScanLayout works out the fields of sch that columns go to.
+func newScanLayout(sch *schema.Schema, columns []string) *scanLayout {
+	l := &scanLayout{sch: sch, columns: columns}
+	if len(columns) < 2 {
+		return l
+	}
+	setters := make([]colSetter, len(columns))
+	for i, name := range columns {
+		field := sch.LookUpField(name)
+		if field == nil || !field.Readable {
+			if len(utils.SplitNestedRelationName(name)) > 1 {
+				return l // a joined relation's column
+			}
+			continue
+		}
+		for j := 0; j < i; j++ {
+			if columns[j] == name {
+				return l // GORM's duplicate-column rules
+			}
+		}
+		kind, bits := kindOf(field)
+		setters[i] = colSetter{field: field, kind: kind, bits: bits}
+	}
+	l.setters, l.ok = setters, true
+	return l
+}
+
+// layoutFor returns the layout of rows' columns in sch: memo's when it is
+// that one, or a new one, which memo then keeps.
+func layoutFor(memo *atomic.Pointer[scanLayout], sch *schema.Schema, rows valueRows) *scanLayout {
+	if l := memo.Load(); l != nil && l.sch == sch && rows.hasColumns(l.columns) {
+		return l
+	}
+	columns, _ := rows.Columns()
+	l := newScanLayout(sch, columns)
+	memo.Store(l)
+	return l
+}
+
 // directTarget works out where rows go, or returns ok=false when gorm.Scan
-// must do it.
-func directTarget(db *gorm.DB, columns []string) (setters []colSetter, rv reflect.Value, elemType reflect.Type, isPtr, ok bool) {
+// must do it. memo keeps the layout of the columns (see scanLayout).
+func directTarget(db *gorm.DB, rows valueRows, memo *atomic.Pointer[scanLayout]) (l *scanLayout, rv reflect.Value, elemType reflect.Type, isPtr, ok bool) {
 	st := db.Statement
 	sch := st.Schema
-	if sch == nil || len(columns) < 2 || len(st.ColumnMapping) > 0 {
+	if sch == nil || len(st.ColumnMapping) > 0 {
 		return nil, rv, nil, false, false
 	}
 	rv = st.ReflectValue
@@ -82,36 +135,20 @@ func directTarget(db *gorm.DB, columns []string) (setters []colSetter, rv reflec
 	if elemType != sch.ModelType {
 		return nil, rv, nil, false, false
 	}
-	setters = make([]colSetter, len(columns))
-	for i, name := range columns {
-		field := sch.LookUpField(name)
-		if field == nil || !field.Readable {
-			if len(utils.SplitNestedRelationName(name)) > 1 {
-				return nil, rv, nil, false, false // a joined relation's column
-			}
-			continue
-		}
-		for j := 0; j < i; j++ {
-			if columns[j] == name {
-				return nil, rv, nil, false, false // GORM's duplicate-column rules
-			}
-		}
-		kind, bits := kindOf(field)
-		setters[i] = colSetter{field: field, kind: kind, bits: bits}
-	}
-	return setters, rv, elemType, isPtr, true
+	l = layoutFor(memo, sch, rows)
+	return l, rv, elemType, isPtr, l.ok
 }
 
 // directScan scans rows into the statement's destination as gorm.Scan(rows,
 // db, 0) would, and reports true; or reports false, having read nothing,
 // when the destination is not one it handles. sizeHint is the number of
-// rows when known (0 otherwise).
-func directScan(db *gorm.DB, rows valueRows, sizeHint int) bool {
-	columns, _ := rows.Columns()
-	setters, rv, elemType, isPtr, ok := directTarget(db, columns)
+// rows when known (0 otherwise); memo keeps the layout of the columns.
+func directScan(db *gorm.DB, rows valueRows, memo *atomic.Pointer[scanLayout], sizeHint int) bool {
+	l, rv, elemType, isPtr, ok := directTarget(db, rows, memo)
 	if !ok {
 		return false
 	}
+	setters, columns := l.setters, l.columns
 	db.RowsAffected = 0
 	if rv.Kind() == reflect.Struct {
 		if rows.Next() {

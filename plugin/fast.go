@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,7 @@ func (p *Plugin) serveHit(db *gorm.DB, e *serializer.Entry, pl *plan, coalesced 
 		}
 	}
 	cr := &cachedRows{e: e, row: -1}
-	if !directScan(db, cr, e.Rows) {
+	if !directScan(db, cr, &pl.layout, e.Rows) {
 		gorm.Scan(cr, db, 0)
 	}
 	if db.Statement.Result != nil {
@@ -223,10 +224,10 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	if cts, err := rows.ColumnTypes(); err == nil {
 		c := p.newCapture(columnsOf(cts), false) // (see replaysTypes)
 		c.entry.Check = append([]byte(nil), pr.canonical...)
-		c.entry.Versions = pr.versions
+		c.entry.Versions = slices.Clone(pr.versions)
 		ls.capture = c
 	}
-	if !directScan(db, ls, 0) {
+	if !directScan(db, ls, &pr.pl.layout, 0) {
 		gorm.Scan(ls, db, 0)
 	}
 	if st.Result != nil {
@@ -270,6 +271,17 @@ var _ gorm.Rows = (*liveScan)(nil)
 
 func (r *liveScan) Columns() ([]string, error) { return r.rows.Columns() } // a fresh slice each call
 
+func (r *liveScan) hasColumns(names []string) bool {
+	if r.cols == nil {
+		cols, err := r.rows.Columns()
+		if err != nil {
+			return false
+		}
+		r.cols = cols
+	}
+	return slices.Equal(r.cols, names)
+}
+
 func (r *liveScan) ColumnTypes() ([]*sql.ColumnType, error) { return r.rows.ColumnTypes() }
 
 func (r *liveScan) Next() bool {
@@ -300,11 +312,14 @@ func (r *liveScan) values() ([]driver.Value, error) {
 		return r.dvals, nil
 	}
 	if r.vals == nil {
-		cols, err := r.rows.Columns()
-		if err != nil {
-			return nil, err
+		if r.cols == nil {
+			cols, err := r.rows.Columns()
+			if err != nil {
+				return nil, err
+			}
+			r.cols = cols
 		}
-		r.cols = cols
+		cols := r.cols
 		r.vals = make([]any, len(cols))
 		r.ptrs = make([]any, len(cols))
 		r.dvals = make([]driver.Value, len(cols))
@@ -410,6 +425,18 @@ func (r *cachedRows) Columns() ([]string, error) {
 		names[i] = r.e.Columns[i].Name
 	}
 	return names, nil
+}
+
+func (r *cachedRows) hasColumns(names []string) bool {
+	if len(names) != len(r.e.Columns) {
+		return false
+	}
+	for i := range names {
+		if names[i] != r.e.Columns[i].Name {
+			return false
+		}
+	}
+	return true
 }
 
 var errNoColumnTypes = errors.New("gormcache: column types are not available on the fast path")

@@ -3,6 +3,7 @@ package plugin
 import (
 	"log/slog"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/gormcache/gormcache/invalidation"
@@ -26,6 +27,9 @@ type plan struct {
 	temp      string              // the temporary table or view a DDL statement creates
 	stat      *shapeStat          // per-shape figures (shapes.go); nil unless collecting
 	shapes    *shapeSet           // the collection stat belongs to (nil: none)
+	// layout: where the last direct scan of this read's result put its
+	// columns (direct.go)
+	layout atomic.Pointer[scanLayout]
 }
 
 var globalOnly = []string{store.GlobalTag}

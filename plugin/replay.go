@@ -77,23 +77,38 @@ func (s errSource) open() (driver.Rows, error) { return nil, s.err }
 // ---- column types ----
 
 // scanTypes maps ColumnType.ScanType().String() back to the type, for the
-// types met in this process plus the common ones.
+// types met in this process plus the common ones (builtinScanTypes).
 var scanTypes sync.Map
 
+// builtinScanTypes are the scan types known in every process.
+var builtinScanTypes = []any{
+	int8(0), int16(0), int32(0), int64(0), int(0), uint8(0), uint16(0), uint32(0), uint64(0), uint(0),
+	float32(0), float64(0), false, "", []byte(nil), time.Time{}, sql.RawBytes(nil),
+	[][]byte(nil), // glebarez/go-sqlite's scan type of a BLOB value
+	sql.NullString{}, sql.NullInt64{}, sql.NullInt32{}, sql.NullInt16{}, sql.NullByte{},
+	sql.NullFloat64{}, sql.NullBool{}, sql.NullTime{}, new(any),
+}
+
 func init() {
-	for _, v := range []any{
-		int8(0), int16(0), int32(0), int64(0), int(0), uint8(0), uint16(0), uint32(0), uint64(0), uint(0),
-		float32(0), float64(0), false, "", []byte(nil), time.Time{}, sql.RawBytes(nil),
-		[][]byte(nil), // glebarez/go-sqlite's scan type of a BLOB value
-		sql.NullString{}, sql.NullInt64{}, sql.NullInt32{}, sql.NullInt16{}, sql.NullByte{},
-		sql.NullFloat64{}, sql.NullBool{}, sql.NullTime{}, new(any),
-	} {
+	for _, v := range builtinScanTypes {
 		t := reflect.TypeOf(v)
 		if t.Kind() == reflect.Pointer {
 			t = t.Elem() // interface {}
 		}
 		scanTypes.Store(t.String(), t)
 	}
+}
+
+// commonScanType reports, without a map lookup, whether name is one of the
+// scan types PostgreSQL's, MySQL's and SQLite's drivers report most (all of
+// them builtinScanTypes): a hit checks every column's.
+func commonScanType(name string) bool {
+	switch name {
+	case "", "int64", "int32", "int16", "string", "float64", "float32", "bool", "time.Time", "[]uint8", "interface {}",
+		"sql.NullString", "sql.NullInt64", "sql.NullInt32", "sql.NullInt16", "sql.NullFloat64", "sql.NullBool", "sql.NullTime":
+		return true
+	}
+	return false
 }
 
 func registerScanType(t reflect.Type) string {
@@ -132,7 +147,10 @@ func entryKnowsScanTypes(e *serializer.Entry) bool {
 
 func knowsScanTypes(cols []serializer.Column) bool {
 	for i := range cols {
-		if _, ok := scanTypeOf(cols[i].ScanType); !ok && cols[i].ScanType != "" {
+		if commonScanType(cols[i].ScanType) {
+			continue
+		}
+		if _, ok := scanTypeOf(cols[i].ScanType); !ok {
 			return false
 		}
 	}

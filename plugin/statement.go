@@ -278,6 +278,7 @@ type probe struct {
 	// key, it ignores the table's tag whatever it finds)
 	loose, nrows int
 	marker       uint64
+	vbuf         [4]uint64 // versions' storage, for up to four tags
 }
 
 // settle makes a captured entry of a row-level read depend on its rows
@@ -290,9 +291,7 @@ func (pr *probe) settle(e *serializer.Entry) Reason {
 	}
 	i := pr.loose - 1
 	if pr.nrows < 0 || e.Rows == pr.nrows {
-		v := slices.Clone(e.Versions)
-		v[i] = pr.marker
-		e.Versions = v
+		e.Versions[i] = pr.marker // (the entry's own copy of pr.versions)
 		return ""
 	}
 	if e.Versions[i] == 0 {
@@ -342,7 +341,11 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		return pr
 	}
 	pr.key = p.keys.Key(canonical)
-	pr.versions = make([]uint64, len(pr.tags))
+	if n := len(pr.tags); n <= len(pr.vbuf) {
+		pr.versions = pr.vbuf[:n] // (an entry stamped with them gets a copy)
+	} else {
+		pr.versions = make([]uint64, n)
+	}
 	entry, ok := p.lookup(ctx, pr.key, pr.tags, pr.versions)
 	p.RecordRead(ctx, pr.tags, pr.versions)
 	p.unrecorded(ctx, query)
@@ -421,7 +424,7 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	}
 	c := p.newCapture(nil, true) // (the columns: when the rows are opened)
 	c.entry.Check = append([]byte(nil), pr.canonical...)
-	c.entry.Versions = pr.versions
+	c.entry.Versions = slices.Clone(pr.versions)
 	key, ttl := pr.key, pr.ttl
 	return &liveSource{rows: rows, rowTypes: c.rowTypes, capture: c, done: func(c *capture, complete bool, _ error) {
 		switch {
