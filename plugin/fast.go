@@ -222,7 +222,8 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	}
 	ls := &liveScan{rows: rows}
 	if cts, err := rows.ColumnTypes(); err == nil {
-		c := p.newCapture(columnsOf(cts), false) // (see replaysTypes)
+		c := &ls.kept
+		p.startCapture(c, sharedColumnsOf(&pr.pl.columns, cts), false) // (see replaysTypes)
 		c.entry.Check = append([]byte(nil), pr.canonical...)
 		c.entry.Versions = slices.Clone(pr.versions)
 		ls.capture = c
@@ -257,7 +258,8 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 // of what is read.
 type liveScan struct {
 	rows    *sql.Rows
-	capture *capture // nil: not to be stored
+	capture *capture // nil: not to be stored; else &kept
+	kept    capture
 	cols    []string
 	vals    []any
 	ptrs    []any
@@ -319,10 +321,10 @@ func (r *liveScan) values() ([]driver.Value, error) {
 			}
 			r.cols = cols
 		}
-		cols := r.cols
-		r.vals = make([]any, len(cols))
-		r.ptrs = make([]any, len(cols))
-		r.dvals = make([]driver.Value, len(cols))
+		n := len(r.cols)
+		buf := make([]any, 2*n)
+		r.vals, r.ptrs = buf[:n:n], buf[n:]
+		r.dvals = make([]driver.Value, n)
 		for i := range r.vals {
 			r.ptrs[i] = &r.vals[i]
 		}

@@ -30,6 +30,8 @@ type plan struct {
 	// layout: where the last direct scan of this read's result put its
 	// columns (direct.go)
 	layout atomic.Pointer[scanLayout]
+	// columns: the columns of this read's last captured result (replay.go)
+	columns atomic.Pointer[knownColumns]
 }
 
 var globalOnly = []string{store.GlobalTag}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -175,9 +176,15 @@ func (p *Plugin) rowDependentTypes() bool {
 // destinations, which never read column types) do without, and a replay
 // that needs them treats such an entry as a miss (see replaysTypes).
 func (p *Plugin) newCapture(cols []serializer.Column, rowTypes bool) *capture {
-	c := &capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes, rowTypes: rowTypes && p.rowDependentTypes()}
-	c.entry.Columns = cols
+	c := new(capture)
+	p.startCapture(c, cols, rowTypes)
 	return c
+}
+
+// startCapture is newCapture into c.
+func (p *Plugin) startCapture(c *capture, cols []serializer.Column, rowTypes bool) {
+	*c = capture{maxRows: p.cfg.MaxRows, maxBytes: p.cfg.MaxBytes, rowTypes: rowTypes && p.rowDependentTypes()}
+	c.entry.Columns = cols
 }
 
 // replaysTypes reports whether e reports the column types the driver would
@@ -193,6 +200,51 @@ func rowColumns(rows *sql.Rows) []serializer.Column {
 		return nil // (closed: no current row)
 	}
 	return columnsOf(cts)
+}
+
+// knownColumns are the columns columnsOf last made for one plan's results,
+// with their scan types: the next result whose column types are the same
+// in every respect shares them (entries never modify their Columns).
+type knownColumns struct {
+	cols  []serializer.Column
+	types []reflect.Type
+}
+
+// sharedColumnsOf is columnsOf(cts), or the equal columns memo holds; memo
+// then holds the columns returned.
+func sharedColumnsOf(memo *atomic.Pointer[knownColumns], cts []*sql.ColumnType) []serializer.Column {
+	if k := memo.Load(); k != nil && k.match(cts) {
+		return k.cols
+	}
+	k := &knownColumns{cols: columnsOf(cts), types: make([]reflect.Type, len(cts))}
+	for i, ct := range cts {
+		k.types[i] = ct.ScanType()
+	}
+	memo.Store(k)
+	return k.cols
+}
+
+// match reports whether columnsOf(cts) would equal k.cols.
+func (k *knownColumns) match(cts []*sql.ColumnType) bool {
+	if len(cts) != len(k.cols) {
+		return false
+	}
+	for i, ct := range cts {
+		c := &k.cols[i]
+		if ct.ScanType() != k.types[i] || ct.Name() != c.Name || ct.DatabaseTypeName() != c.DatabaseTypeName {
+			return false
+		}
+		if n, ok := ct.Length(); n != c.Length || ok != c.HasLength {
+			return false
+		}
+		if p, sc, ok := ct.DecimalSize(); p != c.Precision || sc != c.Scale || ok != c.HasDecimalSize {
+			return false
+		}
+		if n, ok := ct.Nullable(); n != c.Nullable || ok != c.HasNullable {
+			return false
+		}
+	}
+	return true
 }
 
 func columnsOf(cts []*sql.ColumnType) []serializer.Column {
@@ -416,6 +468,9 @@ func (c *capture) keep(vals []any, cols []serializer.Column) {
 	}
 	if c.rowTypes && !c.keepTypes(cols) {
 		return
+	}
+	if c.entry.Values == nil {
+		c.entry.Values = make([]driver.Value, 0, len(vals)) // (one row: First, Take)
 	}
 	for _, v := range vals {
 		switch x := v.(type) {

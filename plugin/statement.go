@@ -513,7 +513,7 @@ func (p *Plugin) put(key string, e *serializer.Entry, ttl time.Duration) bool {
 		ttl = p.cfg.EmptyTTL
 	}
 	e.Created = time.Now().UnixNano()
-	sctx, cancel := p.storeCtx(context.Background(), true)
+	sctx, cancel := p.storeCtx(context.Background(), false) // (nothing to detach from)
 	defer cancel()
 	var err error
 	if p.values != nil {
