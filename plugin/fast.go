@@ -224,8 +224,7 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	if cts, err := rows.ColumnTypes(); err == nil {
 		c := &ls.kept
 		p.startCapture(c, sharedColumnsOf(&pr.pl.columns, cts), false) // (see replaysTypes)
-		c.entry.Check = append([]byte(nil), pr.canonical...)
-		c.entry.Versions = slices.Clone(pr.versions)
+		pr.stamp(c)
 		ls.capture = c
 	}
 	if !directScan(db, ls, &pr.pl.layout, 0) {
@@ -257,12 +256,11 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 // liveScan is a gorm.Rows (and valueRows) over real rows that keeps a copy
 // of what is read.
 type liveScan struct {
+	rowBuf
 	rows    *sql.Rows
 	capture *capture // nil: not to be stored; else &kept
 	kept    capture
 	cols    []string
-	vals    []any
-	ptrs    []any
 	dvals   []driver.Value
 	ended   bool
 	scanned bool // the current row's values are in vals
@@ -321,15 +319,10 @@ func (r *liveScan) values() ([]driver.Value, error) {
 			}
 			r.cols = cols
 		}
-		n := len(r.cols)
-		buf := make([]any, 2*n)
-		r.vals, r.ptrs = buf[:n:n], buf[n:]
-		r.dvals = make([]driver.Value, n)
-		for i := range r.vals {
-			r.ptrs[i] = &r.vals[i]
-		}
+		r.reset(len(r.cols))
+		r.dvals = make([]driver.Value, len(r.cols))
 	}
-	if err := r.rows.Scan(r.ptrs...); err != nil {
+	if err := r.scan(r.rows); err != nil {
 		if r.capture != nil {
 			r.capture.abandon(ReasonPartialRead)
 		}
@@ -369,16 +362,7 @@ func (r *liveScan) Scan(dest ...any) error {
 // read without error (First and Take read one row: one more Next tells
 // whether that was all).
 func (r *liveScan) finish() (complete bool, closeErr error) {
-	complete = r.ended && r.err == nil
-	if !r.ended && r.capture != nil && r.capture.reason == "" {
-		if r.rows.Next() {
-			r.capture.abandon(ReasonPartialRead)
-		} else {
-			complete = r.rows.Err() == nil
-		}
-	}
-	closeErr = r.rows.Close()
-	return complete && closeErr == nil, closeErr
+	return closeCaptured(r.rows, r.capture, r.ended, r.err)
 }
 
 // fastDest reports whether GORM scans dest without ColumnTypes (everything
@@ -596,7 +580,7 @@ func assignPtr[T any](d **T, src driver.Value) bool {
 // assignSlow replays one value through database/sql, so that conversions and
 // their errors are exactly database/sql's.
 func assignSlow(dest any, src driver.Value) error {
-	rows, err := slowDB.Query("", oneValue{src})
+	rows, err := replayDB.Query("", oneValue{src})
 	if err != nil {
 		return err
 	}
@@ -613,8 +597,6 @@ func assignSlow(dest any, src driver.Value) error {
 	}
 	return nil
 }
-
-var slowDB = newReplayDB()
 
 // oneValue is a one-column, one-row source.
 type oneValue struct{ v driver.Value }

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -35,7 +34,6 @@ type Plugin struct {
 	values   store.ValueStore // store's in-process form, or nil
 	ownStore bool
 	keys     keys.Builder
-	replay   *sql.DB
 	log      *slog.Logger
 	clog     *core.Log // rate-limited, for what an outage repeats
 
@@ -141,7 +139,6 @@ func (p *Plugin) setup() error {
 			return
 		}
 		p.plans = plans
-		p.replay = newReplayDB()
 	})
 	return p.initErr
 }
@@ -348,9 +345,7 @@ func (p *Plugin) Close() error {
 	if p.ownStore && p.store != nil {
 		err = p.store.Close()
 	}
-	// p.replay is left open: it is in-process and holds nothing, and
-	// statements still in flight may be replaying through it.
-	return err
+	return err // (replayDB stays open: see there)
 }
 
 // closedOwn reports whether the plugin is closed and its store with it: then

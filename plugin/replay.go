@@ -70,6 +70,11 @@ func newReplayDB() *sql.DB {
 	return db
 }
 
+// replayDB is the one replay database, shared by every plugin: it is
+// in-process and holds nothing, and it is never closed (statements still in
+// flight when a plugin closes may be replaying through it).
+var replayDB = newReplayDB()
+
 // errSource replays a query error through a *sql.Row.
 type errSource struct{ err error }
 
@@ -402,16 +407,30 @@ func (s *liveSource) open() (driver.Rows, error) {
 	}
 	cols := columnsOf(cts)
 	r := &liveRows{colTypes: colTypes{cols}, src: s}
-	r.vals = make([]any, len(cols))
-	r.ptrs = make([]any, len(cols))
-	for i := range r.vals {
-		r.ptrs[i] = &r.vals[i]
-	}
+	r.reset(len(cols))
 	if s.capture != nil {
 		s.capture.entry.Columns = cols
 	}
 	return r, nil
 }
+
+// rowBuf scans the current row of real rows as driver values.
+type rowBuf struct {
+	vals []any // the current row's values
+	ptrs []any // &vals[i]
+}
+
+// reset makes room for rows of n columns.
+func (b *rowBuf) reset(n int) {
+	buf := make([]any, 2*n)
+	b.vals, b.ptrs = buf[:n:n], buf[n:]
+	for i := range b.vals {
+		b.ptrs[i] = &b.vals[i]
+	}
+}
+
+// scan reads the current row into vals.
+func (b *rowBuf) scan(rows *sql.Rows) error { return rows.Scan(b.ptrs...) }
 
 // The column types a liveRows reports are the real rows' at the same point:
 // read once before the first row and, for a driver whose types depend on the
@@ -419,9 +438,8 @@ func (s *liveSource) open() (driver.Rows, error) {
 
 type liveRows struct {
 	colTypes
+	rowBuf
 	src    *liveSource
-	vals   []any
-	ptrs   []any
 	ended  bool
 	err    error
 	closed bool
@@ -440,7 +458,7 @@ func (r *liveRows) Next(dest []driver.Value) error {
 		}
 		return io.EOF
 	}
-	if err := rows.Scan(r.ptrs...); err != nil {
+	if err := r.scan(rows); err != nil {
 		r.ended, r.err = true, err
 		return err
 	}
@@ -535,24 +553,31 @@ func (r *liveRows) Close() error {
 		return nil
 	}
 	r.closed = true
-	rows := r.src.rows
-	complete := r.ended && r.err == nil
-	if !r.ended && r.src.capture != nil && r.src.capture.reason == "" {
-		// First/Take/Row read one row and close: peek once to learn
-		// whether that was the whole result.
-		if rows.Next() {
-			r.src.capture.abandon(ReasonPartialRead)
-		} else {
-			complete = rows.Err() == nil
-		}
-	}
-	closeErr := rows.Close()
+	complete, closeErr := closeCaptured(r.src.rows, r.src.capture, r.ended, r.err)
 	err := r.err
 	if err == nil {
 		err = closeErr
 	}
 	r.src.finish(r.src.capture, complete && err == nil, err)
 	return closeErr
+}
+
+// closeCaptured closes real rows read while capturing them into c (nil:
+// not captured). ended: Next returned false, with readErr the rows' error
+// then. complete reports whether the whole result was read without error:
+// First, Take and Row read one row and close, so for rows not read to the
+// end one more Next tells whether that row was all.
+func closeCaptured(rows *sql.Rows, c *capture, ended bool, readErr error) (complete bool, closeErr error) {
+	complete = ended && readErr == nil
+	if !ended && c != nil && c.reason == "" {
+		if rows.Next() {
+			c.abandon(ReasonPartialRead)
+		} else {
+			complete = rows.Err() == nil
+		}
+	}
+	closeErr = rows.Close()
+	return complete && closeErr == nil, closeErr
 }
 
 // HasNextResultSet and NextResultSet pass further result sets through (a
@@ -574,11 +599,7 @@ func (r *liveRows) NextResultSet() error {
 		return err
 	}
 	r.colTypes = colTypes{columnsOf(cts)}
-	r.vals = make([]any, len(cts))
-	r.ptrs = make([]any, len(cts))
-	for i := range r.vals {
-		r.ptrs[i] = &r.vals[i]
-	}
+	r.reset(len(cts))
 	r.ended, r.err = false, nil
 	return nil
 }

@@ -120,7 +120,7 @@ func (s *stmtPool) QueryContext(ctx context.Context, query string, args ...any) 
 	if src == nil {
 		return rows, err
 	}
-	rows, err = s.p.replay.QueryContext(ctx, "", src)
+	rows, err = replayDB.QueryContext(ctx, "", src)
 	if err != nil {
 		closeSource(src)
 	}
@@ -136,7 +136,7 @@ func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...an
 			src = &liveSource{rows: rows, rowTypes: s.p.rowDependentTypes()}
 		}
 	}
-	row := s.p.replay.QueryRowContext(ctx, "", src)
+	row := replayDB.QueryRowContext(ctx, "", src)
 	if row.Err() != nil {
 		closeSource(src) // the replay never opened it: free the real rows
 	}
@@ -300,6 +300,14 @@ func (pr *probe) settle(e *serializer.Entry) Reason {
 	return ""
 }
 
+// stamp gives a capture of the probed query's result what its entry is
+// checked by on a hit: the canonical query, and the versions read before
+// the query ran (copies: the probe's buffers are reused).
+func (pr *probe) stamp(c *capture) {
+	c.entry.Check = append([]byte(nil), pr.canonical...)
+	c.entry.Versions = slices.Clone(pr.versions)
+}
+
 func (pr *probe) release() {
 	if pr.buf != nil {
 		*pr.buf = pr.canonical[:0]
@@ -423,8 +431,7 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		return nil, nil, err
 	}
 	c := p.newCapture(nil, true) // (the columns: when the rows are opened)
-	c.entry.Check = append([]byte(nil), pr.canonical...)
-	c.entry.Versions = slices.Clone(pr.versions)
+	pr.stamp(c)
 	key, ttl := pr.key, pr.ttl
 	return &liveSource{rows: rows, rowTypes: c.rowTypes, capture: c, done: func(c *capture, complete bool, _ error) {
 		switch {
