@@ -217,20 +217,17 @@ func (p *Plugin) revalidate(pool gorm.ConnPool, pr *probe) {
 		}
 		c := p.newCapture(columnsOf(cts), true)
 		c.entry.Check, c.entry.Versions = check, versions
-		vals := make([]any, len(cts))
-		ptrs := make([]any, len(cts))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
+		var row rowBuf
+		row.reset(len(cts))
 		for rows.Next() && c.reason == "" {
-			if err := rows.Scan(ptrs...); err != nil {
+			if err := row.scan(rows); err != nil {
 				return
 			}
 			var cols []serializer.Column
 			if c.rowTypes {
 				cols = rowColumns(rows)
 			}
-			c.keep(vals, cols)
+			c.keep(row.vals, cols)
 		}
 		if rows.Err() != nil || c.reason != "" {
 			return

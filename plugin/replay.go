@@ -366,6 +366,8 @@ type liveSource struct {
 	rowTypes bool
 	// capture: nil when the result is not to be stored.
 	capture *capture
+	// known: the plan's last result columns (knownColumns), or nil
+	known *atomic.Pointer[knownColumns]
 	// done is called once, when the rows are closed (see finish).
 	done     func(c *capture, complete bool, err error)
 	finished bool
@@ -405,7 +407,12 @@ func (s *liveSource) open() (driver.Rows, error) {
 		s.finish(nil, false, err)
 		return nil, err
 	}
-	cols := columnsOf(cts)
+	var cols []serializer.Column
+	if s.known != nil {
+		cols = sharedColumnsOf(s.known, cts)
+	} else {
+		cols = columnsOf(cts)
+	}
 	r := &liveRows{colTypes: colTypes{cols}, src: s}
 	r.reset(len(cols))
 	if s.capture != nil {

@@ -433,7 +433,7 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 	c := p.newCapture(nil, true) // (the columns: when the rows are opened)
 	pr.stamp(c)
 	key, ttl := pr.key, pr.ttl
-	return &liveSource{rows: rows, rowTypes: c.rowTypes, capture: c, done: func(c *capture, complete bool, _ error) {
+	return &liveSource{rows: rows, rowTypes: c.rowTypes, capture: c, known: &pr.pl.columns, done: func(c *capture, complete bool, _ error) {
 		switch {
 		case c == nil:
 		case c.reason != "":
