@@ -614,7 +614,9 @@ func cascades(onDelete, onUpdate string) bool {
 
 func readPostgres(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	var keys [][3]string
-	err := query(ctx, pool, `SELECT i.indrelid::regclass::text, a.attname, format_type(a.atttypid, NULL)
+	// (a generated column's type reads as "": it changes when the columns
+	// it is computed from do, which a write does not name)
+	err := query(ctx, pool, `SELECT i.indrelid::regclass::text, a.attname, CASE WHEN a.attgenerated = '' THEN format_type(a.atttypid, NULL) ELSE '' END
 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 WHERE i.indisprimary`, 3, func(c []string) {
 		keys = append(keys, [3]string{c[0], c[1], c[2]})
@@ -625,11 +627,11 @@ WHERE i.indisprimary`, 3, func(c []string) {
 	pgInteger := func(typ string) bool { return typ == "integer" || typ == "bigint" || typ == "smallint" }
 	f.addKeys(keys, pgInteger)
 	var keyed [][4]string
-	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, 'f' || c.oid::text, a.attname, format_type(a.atttypid, NULL)
+	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, 'f' || c.oid::text, a.attname, CASE WHEN a.attgenerated = '' THEN format_type(a.atttypid, NULL) ELSE '' END
 FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
 WHERE c.contype = 'f'
 UNION ALL
-SELECT i.indrelid::regclass::text, 'x' || i.indexrelid::text, coalesce(a.attname, ''), coalesce(format_type(a.atttypid, NULL), '')
+SELECT i.indrelid::regclass::text, 'x' || i.indexrelid::text, coalesce(a.attname, ''), CASE WHEN a.attgenerated = '' THEN format_type(a.atttypid, NULL) ELSE '' END
 FROM pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) k(attnum)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
 WHERE NOT i.indisprimary`, 4, func(c []string) {
@@ -702,14 +704,20 @@ WHERE r.ev_type <> '1' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		return fmt.Errorf("rules: %w", err)
 	}
 	// User triggers, their functions' languages and bodies.
-	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), l.lanname, fn.nspname, p.proname
+	// (tgtype: 1 FOR EACH ROW, 2 BEFORE)
+	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), l.lanname, fn.nspname, p.proname,
+  CASE WHEN (t.tgtype::int & 3) = 3 THEN 'b' ELSE '' END
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE NOT t.tgisinternal`, 5, func(c []string) {
+WHERE NOT t.tgisinternal`, 6, func(c []string) {
 		// (pgnotify's trigger reads as writing nothing: it only calls
 		// built-ins and writes no table)
-		f.addPostgresTrigger(invalidation.TableName(c[0]), c[2], c[3], c[4], c[1])
+		t := invalidation.TableName(c[0])
+		f.addPostgresTrigger(t, c[2], c[3], c[4], c[1])
+		if c[5] == "b" && !(c[3] == "pg_catalog" && rowOnlyTriggers[c[4]]) {
+			f.rowTrigger(t)
+		}
 	})
 }
 
@@ -775,7 +783,9 @@ func (f *catalogFacts) addPostgresView(view, def string) {
 
 func readMySQL(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	var keys [][3]string
-	err := query(ctx, pool, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+	// (a generated column's type reads as "": it changes when the columns
+	// it is computed from do, which a write does not name)
+	err := query(ctx, pool, `SELECT TABLE_NAME, COLUMN_NAME, IF(COALESCE(GENERATION_EXPRESSION, '') = '', DATA_TYPE, '') FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 		keys = append(keys, [3]string{c[0], strings.ToLower(c[1]), c[2]})
 	})
@@ -791,12 +801,12 @@ WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 	}
 	f.addKeys(keys, myInteger)
 	var keyed [][4]string
-	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME, c.DATA_TYPE
+	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME, IF(COALESCE(c.GENERATION_EXPRESSION, '') = '', c.DATA_TYPE, '')
 FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME
 WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL
 UNION ALL
-SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''), COALESCE(c.DATA_TYPE, '')
+SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''), IF(COALESCE(c.GENERATION_EXPRESSION, '') = '', COALESCE(c.DATA_TYPE, ''), '')
 FROM information_schema.STATISTICS s LEFT JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
 WHERE s.TABLE_SCHEMA = DATABASE() AND s.INDEX_NAME <> 'PRIMARY'`, 4, func(c []string) {
@@ -829,9 +839,12 @@ FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABA
 	}
 	// Without the TRIGGER privilege on its table, MariaDB shows a trigger
 	// with a NULL body; MySQL does not show it.
-	err = query(ctx, pool, `SELECT EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_STATEMENT IS NULL
-FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 3, func(c []string) {
+	err = query(ctx, pool, `SELECT EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_STATEMENT IS NULL, ACTION_TIMING = 'BEFORE'
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 4, func(c []string) {
 		t := invalidation.TableName(c[0])
+		if c[3] == "1" {
+			f.rowTrigger(t)
+		}
 		if c[2] == "1" {
 			f.unseen[t] = true
 			return
@@ -898,6 +911,10 @@ WHERE m.type = 'table' AND p.pk > 0`, 3, func(c []string) {
 	if err != nil {
 		return fmt.Errorf("primary keys: %w", err)
 	}
+	// (pragma_table_info leaves generated columns out: their type reads
+	// as "", so they are never keyed; they change when the columns they
+	// are computed from do, which a write does not name)
+	//
 	// Only INTEGER PRIMARY KEY (the rowid) holds integers whatever is
 	// inserted; another INT key may hold text.
 	f.addKeys(keys, func(typ string) bool { return strings.EqualFold(typ, "integer") })
@@ -1035,6 +1052,18 @@ func callsUnknown(d invalidation.Dialect, body string) bool {
 		}
 	}
 	return false
+}
+
+// rowTrigger records a BEFORE row trigger on table: it may change the
+// row being written (NEW.user_id := 2) while writing no table, so the
+// values a write names are not those its rows end with (nor does
+// RETURNING give those they had). Writing the table writes rows of it the
+// write does not name, as a self-referencing cascade does.
+// (A SQLite trigger cannot change NEW.)
+func (f *catalogFacts) rowTrigger(table string) {
+	if !contains(f.triggers[table], table) {
+		f.triggers[table] = append(f.triggers[table], table)
+	}
 }
 
 // addTrigger records what a trigger on table writes, from its body.

@@ -1,0 +1,117 @@
+package plugin_test
+
+import (
+	"testing"
+
+	"github.com/gormcache/gormcache/plugin"
+	"gorm.io/gorm"
+)
+
+// A Grouped row: grp is computed from code by the database.
+type Grouped struct {
+	ID   int64
+	Code int64
+	Grp  int64
+}
+
+// groupReads caches the reads of groups 1 and 2 of table (grp = ?) and
+// returns a function reading a group's ids.
+func groupReads(t *testing.T, db *gorm.DB, p *plugin.Plugin, table string) func(grp int64) []int64 {
+	t.Helper()
+	read := func(grp int64) []int64 {
+		var gs []Grouped
+		must(t, db.Raw("SELECT * FROM "+table+" WHERE grp = ? ORDER BY id", grp).Scan(&gs).Error)
+		ids := make([]int64, len(gs))
+		for i, g := range gs {
+			ids[i] = g.ID
+		}
+		return ids
+	}
+	for _, g := range []int64{1, 2} {
+		read(g)
+		if !hitOf(t, p, func() { read(g) }) {
+			t.Fatalf("%s: group %d not cached", table, g)
+		}
+	}
+	return read
+}
+
+// A generated column (here with a one-column index, so it is keyed) takes
+// new values when the columns it is computed from change: a write that
+// names the rows by it, and does not SET it, still moves them to other
+// values (UPDATE gens SET code = 27 WHERE grp = 1 moves row 1 to group 2),
+// and RETURNING gives its value after the write, not before.
+func TestRowLevelReviewGeneratedColumn(t *testing.T) {
+	t.Parallel()
+	ddl := map[string]string{
+		"sqlite":   `CREATE TABLE gens (id INTEGER PRIMARY KEY, code INTEGER, grp INTEGER GENERATED ALWAYS AS (code / 10) STORED)`,
+		"postgres": `CREATE TABLE gens (id serial PRIMARY KEY, code int, grp int GENERATED ALWAYS AS (code / 10) STORED)`,
+		"mysql":    `CREATE TABLE gens (id int AUTO_INCREMENT PRIMARY KEY, code int, grp int GENERATED ALWAYS AS (code DIV 10) STORED)`,
+	}
+	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, p := cachedDB(t, dialect, plugin.Config{})
+			must(t, db.Exec(ddl[dialect]).Error)
+			must(t, db.Exec(`CREATE INDEX gens_grp ON gens (grp)`).Error)
+			must(t, db.Exec(`INSERT INTO gens (id, code) VALUES (1, 15), (2, 25), (3, 35)`).Error)
+			read := groupReads(t, db, p, "gens")
+			must(t, db.Exec("UPDATE gens SET code = 27 WHERE grp = ?", 1).Error)
+			if ids := read(2); len(ids) != 2 {
+				t.Fatalf("group 2 after row 1 moved into it: %v (stale)", ids)
+			}
+			// By key inside a transaction (RETURNING on PostgreSQL and
+			// SQLite): row 2 leaves group 2 for group 1.
+			read(1)
+			read(2)
+			must(t, db.Transaction(func(tx *gorm.DB) error {
+				return tx.Exec("UPDATE gens SET code = 17 WHERE id = ?", 2).Error
+			}))
+			if ids := read(2); len(ids) != 1 {
+				t.Fatalf("group 2 after row 2 left it: %v (stale)", ids)
+			}
+		})
+	}
+}
+
+// A BEFORE trigger may change the row being written (NEW.owner_id := 2)
+// while writing no table: a write that names its rows by owner_id (or
+// gives it in INSERT VALUES) moves them to a value it does not name.
+func TestRowLevelReviewBeforeTrigger(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, p := cachedDB(t, dialect, plugin.Config{})
+			if dialect == "postgres" {
+				must(t, db.Exec(`CREATE TABLE movers (id serial PRIMARY KEY, code int, grp int)`).Error)
+				must(t, db.Exec(`CREATE FUNCTION movers_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.code = 99 THEN NEW.grp := 2; END IF;
+  RETURN NEW;
+END $$`).Error)
+				must(t, db.Exec(`CREATE TRIGGER movers_move BEFORE INSERT OR UPDATE ON movers FOR EACH ROW EXECUTE FUNCTION movers_move()`).Error)
+			} else {
+				must(t, db.Exec(`CREATE TABLE movers (id int AUTO_INCREMENT PRIMARY KEY, code int, grp int)`).Error)
+				must(t, db.Exec(`CREATE TRIGGER movers_move BEFORE UPDATE ON movers FOR EACH ROW SET NEW.grp = NEW.grp + 1`).Error)
+				must(t, db.Exec(`CREATE TRIGGER movers_move_ins BEFORE INSERT ON movers FOR EACH ROW SET NEW.grp = NEW.grp + 1`).Error)
+			}
+			must(t, db.Exec(`CREATE INDEX movers_grp ON movers (grp)`).Error)
+			if dialect == "postgres" {
+				must(t, db.Exec(`INSERT INTO movers (id, code, grp) VALUES (1, 1, 1), (2, 2, 2), (3, 3, 3)`).Error)
+			} else {
+				must(t, db.Exec(`INSERT INTO movers (id, code, grp) VALUES (1, 1, 0), (2, 2, 1), (3, 3, 2)`).Error)
+			}
+			read := groupReads(t, db, p, "movers")
+			must(t, db.Exec("UPDATE movers SET code = 99 WHERE grp = ?", 1).Error)
+			if ids := read(2); len(ids) != 2 {
+				t.Fatalf("group 2 after the trigger moved row 1 into it: %v (stale)", ids)
+			}
+			read(2)
+			must(t, db.Exec("INSERT INTO movers (id, code, grp) VALUES (?, 99, ?)", 4, 1).Error)
+			if ids := read(2); len(ids) != 3 {
+				t.Fatalf("group 2 after the trigger put row 4 into it: %v (stale)", ids)
+			}
+		})
+	}
+}
