@@ -115,3 +115,45 @@ END $$`).Error)
 		})
 	}
 }
+
+// MySQL's IGNORE turns an out-of-range value (or NULL into a NOT NULL
+// column) into a warning and stores the nearest value it can: UPDATE
+// IGNORE clips SET grp = 300 to 127 on a TINYINT, so the row lands in a
+// group the statement does not name; INSERT IGNORE does the same.
+func TestRowLevelReviewMySQLIgnoreClips(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "mysql", plugin.Config{})
+	must(t, db.Exec(`CREATE TABLE clips (id int PRIMARY KEY, code int, grp tinyint NOT NULL, INDEX clips_grp (grp))`).Error)
+	must(t, db.Exec(`INSERT INTO clips (id, code, grp) VALUES (1, 0, 1), (2, 0, 127), (3, 0, 0)`).Error)
+	read := func(grp int64) []int64 {
+		var gs []Grouped
+		must(t, db.Raw("SELECT * FROM clips WHERE grp = ? ORDER BY id", grp).Scan(&gs).Error)
+		ids := make([]int64, len(gs))
+		for i, g := range gs {
+			ids[i] = g.ID
+		}
+		return ids
+	}
+	cached := func(grp int64) {
+		t.Helper()
+		read(grp)
+		if !hitOf(t, p, func() { read(grp) }) {
+			t.Fatalf("group %d not cached", grp)
+		}
+	}
+	cached(127)
+	must(t, db.Exec("UPDATE IGNORE clips SET grp = ? WHERE grp = ?", 300, 1).Error)
+	if ids := read(127); len(ids) != 2 {
+		t.Fatalf("group 127 after UPDATE IGNORE clipped row 1 into it: %v (stale)", ids)
+	}
+	cached(127)
+	must(t, db.Exec("INSERT IGNORE INTO clips (id, code, grp) VALUES (?, 0, ?)", 4, 1000).Error)
+	if ids := read(127); len(ids) != 3 {
+		t.Fatalf("group 127 after INSERT IGNORE clipped row 4 into it: %v (stale)", ids)
+	}
+	cached(0)
+	must(t, db.Exec("INSERT IGNORE INTO clips (id, code, grp) VALUES (?, 0, NULL)", 5).Error)
+	if ids := read(0); len(ids) != 2 {
+		t.Fatalf("group 0 after INSERT IGNORE stored NULL as 0 in row 5: %v (stale)", ids)
+	}
+}
