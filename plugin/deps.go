@@ -801,12 +801,17 @@ WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 	}
 	f.addKeys(keys, myInteger)
 	var keyed [][4]string
-	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME, IF(COALESCE(c.GENERATION_EXPRESSION, '') = '', c.DATA_TYPE, '')
+	// (and an AUTO_INCREMENT column's: an inserted NULL or 0 makes it the
+	// next value; the primary key's is kept, as an entry keyed on it that
+	// found its rows is never of a new row)
+	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME,
+  IF(COALESCE(c.GENERATION_EXPRESSION, '') = '' AND c.EXTRA NOT LIKE '%auto_increment%', c.DATA_TYPE, '')
 FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME
 WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL
 UNION ALL
-SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''), IF(COALESCE(c.GENERATION_EXPRESSION, '') = '', COALESCE(c.DATA_TYPE, ''), '')
+SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''),
+  IF(COALESCE(c.GENERATION_EXPRESSION, '') = '' AND c.EXTRA NOT LIKE '%auto_increment%', COALESCE(c.DATA_TYPE, ''), '')
 FROM information_schema.STATISTICS s LEFT JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
 WHERE s.TABLE_SCHEMA = DATABASE() AND s.INDEX_NAME <> 'PRIMARY'`, 4, func(c []string) {

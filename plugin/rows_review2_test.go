@@ -157,3 +157,29 @@ func TestRowLevelReviewMySQLIgnoreClips(t *testing.T) {
 		t.Fatalf("group 0 after INSERT IGNORE stored NULL as 0 in row 5: %v (stale)", ids)
 	}
 }
+
+// MySQL: an AUTO_INCREMENT column that is not the primary key (a unique
+// index keys it) takes the next value for an inserted NULL or 0: INSERT
+// INTO seqs (id, seq) VALUES (1, NULL) names seq=NULL and makes seq = 1,
+// which an entry keyed on the column (an empty result: it depends on no
+// table tag) must see.
+func TestRowLevelReviewMySQLAutoIncrementColumn(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "mysql", plugin.Config{})
+	must(t, db.Exec(`CREATE TABLE seqs (id int PRIMARY KEY, seq int NOT NULL AUTO_INCREMENT, UNIQUE KEY seqs_seq (seq))`).Error)
+	read := func(seq int64) int {
+		var n []map[string]any
+		must(t, db.Raw("SELECT * FROM seqs WHERE seq = ?", seq).Scan(&n).Error)
+		return len(n)
+	}
+	for i, v := range []string{"NULL", "0"} {
+		read(int64(i + 1))
+		if !hitOf(t, p, func() { read(int64(i + 1)) }) {
+			t.Fatalf("seq %d not cached", i+1)
+		}
+		must(t, db.Exec("INSERT INTO seqs (id, seq) VALUES (?, "+v+")", i+1).Error)
+		if n := read(int64(i + 1)); n != 1 {
+			t.Fatalf("seq %d after an insert of %s made it: %d rows (stale)", i+1, v, n)
+		}
+	}
+}
