@@ -716,7 +716,7 @@ WHERE NOT t.tgisinternal`, 6, func(c []string) {
 		t := invalidation.TableName(c[0])
 		f.addPostgresTrigger(t, c[2], c[3], c[4], c[1])
 		if c[5] == "b" && !(c[3] == "pg_catalog" && rowOnlyTriggers[c[4]]) {
-			f.rowTrigger(t)
+			f.writesOwnRows(t)
 		}
 	})
 }
@@ -752,7 +752,13 @@ func (f *catalogFacts) addPostgresTrigger(table, lang, schema, name, body string
 // is one). The rule's action may write any relation it refers to; a
 // function or operator it calls may write anything. Types, collations and
 // schemas change nothing.
+//
+// Its action may also write rows of table itself (pg_depend lists every
+// rule's own table, so that cannot be told), or replace the statement (an
+// INSTEAD rule: the rows written are not those named, and RETURNING is
+// refused): writing table writes rows of it the write does not name.
 func (f *catalogFacts) addPostgresRule(table, refClass, rel string) {
+	f.writesOwnRows(table)
 	switch refClass {
 	case "", "pg_type", "pg_collation", "pg_namespace":
 		if _, ok := f.triggers[table]; !ok {
@@ -848,7 +854,7 @@ FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABA
 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 4, func(c []string) {
 		t := invalidation.TableName(c[0])
 		if c[3] == "1" {
-			f.rowTrigger(t)
+			f.writesOwnRows(t)
 		}
 		if c[2] == "1" {
 			f.unseen[t] = true
@@ -1059,13 +1065,13 @@ func callsUnknown(d invalidation.Dialect, body string) bool {
 	return false
 }
 
-// rowTrigger records a BEFORE row trigger on table: it may change the
-// row being written (NEW.user_id := 2) while writing no table, so the
-// values a write names are not those its rows end with (nor does
-// RETURNING give those they had). Writing the table writes rows of it the
-// write does not name, as a self-referencing cascade does.
-// (A SQLite trigger cannot change NEW.)
-func (f *catalogFacts) rowTrigger(table string) {
+// writesOwnRows records that writing table writes rows of it the write
+// does not name, as a self-referencing cascade does (selfWrite): a BEFORE
+// row trigger may change the row being written (NEW.user_id := 2) while
+// writing no table, so the values a write names are not those its rows
+// end with (nor does RETURNING give those they had); a rule (see
+// addPostgresRule). (A SQLite trigger cannot change NEW.)
+func (f *catalogFacts) writesOwnRows(table string) {
 	if !contains(f.triggers[table], table) {
 		f.triggers[table] = append(f.triggers[table], table)
 	}
