@@ -115,6 +115,9 @@ type catalogFacts struct {
 	tables     map[string]bool     // every table and view (for the policy's names)
 	keys       map[string]string   // table → its one-column integer primary key
 	columns    map[string][]string // table → its integer one-column foreign keys' and indexes' columns
+	// unreadable: table → keyed columns the catalog's user may not SELECT
+	// (PostgreSQL: RETURNING them would fail a statement that works)
+	unreadable map[string][]string
 }
 
 func newFacts() *catalogFacts {
@@ -123,7 +126,7 @@ func newFacts() *catalogFacts {
 		viewFuncs: map[string][]string{}, viewNo: map[string]Reason{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
 		unseen: map[string]bool{}, tables: map[string]bool{}, keys: map[string]string{},
-		columns: map[string][]string{},
+		columns: map[string][]string{}, unreadable: map[string][]string{},
 	}
 }
 
@@ -641,6 +644,22 @@ WHERE NOT i.indisprimary`, 4, func(c []string) {
 		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
 	f.addKeyedColumns(keyed, pgInteger)
+	// (the keyed columns' SELECT privilege: a RETURNING clause of them, see
+	// learnable, needs it, an UPDATE that does not read them does not)
+	err = query(ctx, pool, `SELECT DISTINCT a.attrelid::regclass::text, a.attname
+FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')`, 2, func(c []string) {
+		t := invalidation.TableName(c[0])
+		if slices.Contains(f.columns[t], c[1]) && !slices.Contains(f.unreadable[t], c[1]) {
+			f.unreadable[t] = append(f.unreadable[t], c[1])
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("column privileges: %w", err)
+	}
 	err = query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 1, func(c []string) {

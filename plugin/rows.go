@@ -268,7 +268,9 @@ func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []
 // statement does not name, of an UPDATE or DELETE that names its rows by
 // primary key (at most core.MaxRowValues rows come back), does not SET
 // them, and ends with its WHERE clause, on a table without triggers or
-// rules (a rule may not return rows). Their row tags are bumped and held
+// rules (a rule may not return rows), and that the catalog's user may
+// read (RETURNING needs the SELECT privilege; a SET ROLE to a user who
+// may not is not seen). Their row tags are bumped and held
 // once the statement has run, before the transaction commits (learned),
 // instead of the column tags before it runs: `Update("title", …)` of a
 // post then leaves the other users' post lists cached.
@@ -287,10 +289,17 @@ func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) []string {
 	if _, ok := namedRows(*sh, pk, args, true); !ok {
 		return nil
 	}
+	var unreadable []string
+	if g.facts != nil {
+		unreadable = g.facts.unreadable[t]
+	}
 	var learn []string
 	for _, c := range cols {
 		if slices.Contains(sh.Set, c) {
 			continue // (RETURNING gives its values after, not before)
+		}
+		if slices.Contains(unreadable, c) {
+			continue // (RETURNING it would fail: the column tag instead)
 		}
 		if _, ok := namedRows(*sh, c, args, false); !ok {
 			learn = append(learn, c)

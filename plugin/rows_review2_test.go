@@ -1,10 +1,15 @@
 package plugin_test
 
 import (
+	"database/sql"
+	"strings"
 	"testing"
 
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // A Grouped row: grp is computed from code by the database.
@@ -211,5 +216,51 @@ func TestRowLevelReviewPostgresInsteadRule(t *testing.T) {
 	must(t, db.Exec(`INSERT INTO ruled2 (id, code, grp) VALUES (?, 3, 3)`, 3).Error)
 	if ids := read(2); len(ids) != 2 {
 		t.Fatalf("group 2 after the rule moved row 1 into it: %v (stale)", ids)
+	}
+}
+
+// PostgreSQL: RETURNING needs the SELECT privilege on the columns it
+// returns, which an UPDATE that does not read them does not: a user who
+// may update posts.code and read only id and code must still be able to
+// UPDATE … WHERE id = $1 in a transaction.
+func TestRowLevelReviewPostgresReturningPrivilege(t *testing.T) {
+	t.Parallel()
+	role := testdb.RandomName("gcrole_")
+	admin, err := sql.Open("pgx", testdb.PostgresAdmin)
+	must(t, err)
+	t.Cleanup(func() { // (after the database is dropped: registered first)
+		defer admin.Close()
+		if _, err := admin.Exec("DROP ROLE IF EXISTS " + role); err != nil {
+			t.Logf("drop role %s: %v", role, err)
+		}
+	})
+	dsn := testdb.FreshPostgres(t)
+	owner, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	must(t, err)
+	if sqlDB, err := owner.DB(); err == nil {
+		t.Cleanup(func() { sqlDB.Close() })
+	}
+	must(t, owner.Exec(`CREATE TABLE ruled (id serial PRIMARY KEY, code int, grp int)`).Error)
+	must(t, owner.Exec(`CREATE INDEX ruled_grp ON ruled (grp)`).Error)
+	must(t, owner.Exec(`INSERT INTO ruled (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
+	must(t, owner.Exec(`CREATE ROLE `+role+` LOGIN`).Error)
+	must(t, owner.Exec(`GRANT SELECT (id, code), UPDATE (code) ON ruled TO `+role).Error)
+	db, err := gorm.Open(postgres.Open(strings.Replace(dsn, "user=postgres", "user="+role, 1)), &gorm.Config{Logger: logger.Discard})
+	must(t, err)
+	if sqlDB, err := db.DB(); err == nil {
+		t.Cleanup(func() { sqlDB.Close() })
+	}
+	p := plugin.New(plugin.Config{Logger: quiet})
+	must(t, db.Use(p))
+	t.Cleanup(func() { p.Close() })
+	var codes []int64
+	must(t, db.Raw("SELECT code FROM ruled WHERE id = ?", 1).Scan(&codes).Error)
+	if err := db.Transaction(func(tx *gorm.DB) error {
+		return tx.Exec("UPDATE ruled SET code = 7 WHERE id = ?", 1).Error
+	}); err != nil {
+		t.Fatalf("an update by key of a user who may not read grp: %v", err)
+	}
+	if must(t, db.Raw("SELECT code FROM ruled WHERE id = ?", 1).Scan(&codes).Error); len(codes) != 1 || codes[0] != 7 {
+		t.Fatalf("code after the update: %v", codes)
 	}
 }
