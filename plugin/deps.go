@@ -366,6 +366,9 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	for _, t := range sortedKeys(f.badTrigger) {
 		if declared[t] {
+			// (the declaration names what reads depend on; the trigger may
+			// still write other rows of its own table)
+			writeEdges[t] = append(writeEdges[t], t)
 			continue
 		}
 		unknownWrite[t] = true
@@ -375,6 +378,9 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	var unseen []string
 	for _, t := range sortedKeys(f.unseen) {
+		if declared[t] {
+			writeEdges[t] = append(writeEdges[t], t) // (as for a declared unknown trigger)
+		}
 		if !declared[t] && !unknownWrite[t] {
 			unknownWrite[t] = true
 			unseen = append(unseen, t)

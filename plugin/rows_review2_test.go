@@ -264,3 +264,27 @@ func TestRowLevelReviewPostgresReturningPrivilege(t *testing.T) {
 		t.Fatalf("code after the update: %v", codes)
 	}
 }
+
+// A trigger whose writes cannot be read (here: dynamic SQL) on a table the
+// user named in Config.Dependencies (as the source of the table it
+// writes) may still write other rows of its own table: the declaration
+// names what reads depend on, not which rows the trigger changes.
+func TestRowLevelReviewDeclaredUnknownTrigger(t *testing.T) {
+	t.Parallel()
+	db, p := cachedDB(t, "postgres", plugin.Config{Dependencies: map[string][]string{"audit": {"movers"}}})
+	must(t, db.Exec(`CREATE TABLE audit (id serial PRIMARY KEY, note text)`).Error)
+	must(t, db.Exec(`CREATE TABLE movers (id serial PRIMARY KEY, code int, grp int)`).Error)
+	must(t, db.Exec(`CREATE INDEX movers_grp ON movers (grp)`).Error)
+	must(t, db.Exec(`INSERT INTO movers (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
+	must(t, db.Exec(`CREATE FUNCTION movers_after() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'UPDATE movers SET grp = 2 WHERE id = 1';
+  RETURN NULL;
+END $$`).Error)
+	must(t, db.Exec(`CREATE TRIGGER movers_after AFTER INSERT ON movers FOR EACH ROW EXECUTE FUNCTION movers_after()`).Error)
+	read := groupReads(t, db, p, "movers")
+	must(t, db.Exec(`INSERT INTO movers (id, code, grp) VALUES (?, 3, 3)`, 3).Error)
+	if ids := read(2); len(ids) != 2 {
+		t.Fatalf("group 2 after the trigger moved row 1 into it: %v (stale)", ids)
+	}
+}
