@@ -118,6 +118,10 @@ type catalogFacts struct {
 	// unreadable: table → keyed columns the catalog's user may not SELECT
 	// (PostgreSQL: RETURNING them would fail a statement that works)
 	unreadable map[string][]string
+	// lenient: MySQL's sql_mode (of the catalog's connection) is not
+	// strict: an out-of-range value is stored clipped, NULL in a NOT NULL
+	// column of a multi-row INSERT as 0, as with IGNORE (see RowShape)
+	lenient bool
 }
 
 func newFacts() *catalogFacts {
@@ -889,6 +893,13 @@ FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 4, func(c [
 	})
 	if err != nil {
 		return fmt.Errorf("triggers: %w", err)
+	}
+	err = query(ctx, pool, `SELECT @@SESSION.sql_mode`, 1, func(c []string) {
+		m := strings.ToUpper(c[0])
+		f.lenient = !strings.Contains(m, "STRICT_TRANS_TABLES") && !strings.Contains(m, "STRICT_ALL_TABLES")
+	})
+	if err != nil {
+		return fmt.Errorf("sql_mode: %w", err)
 	}
 	var version string
 	err = query(ctx, pool, `SELECT VERSION()`, 1, func(c []string) { version = c[0] })

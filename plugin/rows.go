@@ -148,7 +148,11 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		if pk, cols := g.keys[sh.Table], g.columns[sh.Table]; (pk != "" || len(cols) > 0) && !g.selfWrite[sh.Table] {
 			var named bool
 			own = sh.Table
-			rowTags, named = keyedRows(*sh, pk, cols, args, learn)
+			shape := *sh
+			if g.facts != nil && g.facts.lenient {
+				shape = lenient(shape)
+			}
+			rowTags, named = keyedRows(shape, pk, cols, args, learn)
 			switch {
 			case !count:
 			case named:
@@ -170,6 +174,19 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		}
 	}
 	return out
+}
+
+// lenient is sh as MySQL without a strict sql_mode runs it: the values it
+// assigns and inserts may be stored as others (clipped to the column's
+// range, NULL as 0), so they name no row (as RowShape gives IGNORE's).
+func lenient(sh invalidation.Shape) invalidation.Shape {
+	sh.SetValues = make([]invalidation.Operand, len(sh.SetValues))
+	rows := make([][]invalidation.Operand, len(sh.Values))
+	for i, row := range sh.Values {
+		rows[i] = make([]invalidation.Operand, len(row))
+	}
+	sh.Values = rows
+	return sh
 }
 
 // keyedRows returns the row and column tags a write of shape sh bumps for

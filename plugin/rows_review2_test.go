@@ -7,6 +7,7 @@ import (
 
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
+	mysqldriver "gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -286,5 +287,40 @@ END $$`).Error)
 	must(t, db.Exec(`INSERT INTO movers (id, code, grp) VALUES (?, 3, 3)`, 3).Error)
 	if ids := read(2); len(ids) != 2 {
 		t.Fatalf("group 2 after the trigger moved row 1 into it: %v (stale)", ids)
+	}
+}
+
+// MySQL without a strict sql_mode stores an out-of-range value clipped
+// (and NULL in a NOT NULL column of a multi-row INSERT as 0), as IGNORE
+// does: UPDATE clips SET grp = 300 WHERE grp = 1 makes grp 127.
+func TestRowLevelReviewMySQLLenientMode(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Fresh(t, "mysql").(*mysqldriver.Dialector).DSN
+	db, err := gorm.Open(mysqldriver.Open(dsn+"&sql_mode=%27NO_ENGINE_SUBSTITUTION%27"), &gorm.Config{Logger: logger.Discard})
+	must(t, err)
+	if sqlDB, err := db.DB(); err == nil {
+		t.Cleanup(func() { sqlDB.Close() })
+	}
+	must(t, db.Exec(`CREATE TABLE clips (id int PRIMARY KEY, code int, grp tinyint NOT NULL, INDEX clips_grp (grp))`).Error)
+	must(t, db.Exec(`INSERT INTO clips (id, code, grp) VALUES (1, 0, 1), (2, 0, 127), (3, 0, 0)`).Error)
+	p := plugin.New(plugin.Config{Logger: quiet})
+	must(t, db.Use(p))
+	t.Cleanup(func() { p.Close() })
+	read := func(grp int64) []int64 {
+		var gs []Grouped
+		must(t, db.Raw("SELECT * FROM clips WHERE grp = ? ORDER BY id", grp).Scan(&gs).Error)
+		ids := make([]int64, len(gs))
+		for i, g := range gs {
+			ids[i] = g.ID
+		}
+		return ids
+	}
+	read(127)
+	if !hitOf(t, p, func() { read(127) }) {
+		t.Fatal("group 127 not cached")
+	}
+	must(t, db.Exec("UPDATE clips SET grp = ? WHERE grp = ?", 300, 1).Error)
+	if ids := read(127); len(ids) != 2 {
+		t.Fatalf("group 127 after a lenient UPDATE clipped row 1 into it: %v (stale)", ids)
 	}
 }
