@@ -59,13 +59,16 @@ type Shape struct {
 	Where []Conjunct
 	// Set: UPDATE, the columns assigned (as Conjunct.Column), and
 	// SetValues what each is assigned (OperandOther: an expression, which
-	// may read the row). SetAll: an assignment was not understood (treat
-	// every column as set to values unknown).
+	// may read the row, or any value of MySQL's UPDATE IGNORE, which
+	// stores an out-of-range value, or NULL in a NOT NULL column, as
+	// another). SetAll: an assignment was not understood (treat every
+	// column as set to values unknown).
 	Set       []string
 	SetValues []Operand
 	SetAll    bool
 	// Columns and Values: INSERT, the column list (nil when absent: then
-	// the rows cannot be told) and each row's operands.
+	// the rows cannot be told) and each row's operands (all OperandOther
+	// for MySQL's INSERT IGNORE, as for UPDATE IGNORE).
 	Columns []string
 	Values  [][]Operand
 	// Upsert: INSERT … ON CONFLICT / ON DUPLICATE KEY UPDATE, REPLACE,
@@ -311,6 +314,7 @@ func (r *rowParser) selectShape() Shape {
 func (r *rowParser) updateShape() Shape {
 	// UPDATE [modifiers] <table> [alias] SET a = …, … [WHERE …] [ORDER BY …] [LIMIT …] [RETURNING …]
 	r.pos = 1
+	ignore := false
 	for r.word(r.pos, "low_priority") || r.word(r.pos, "ignore") || r.word(r.pos, "only") ||
 		(r.at(r.pos).is(kwOr) && r.pos+1 < len(r.toks) && r.at(r.pos+1).kind == tWord) {
 		if r.at(r.pos).is(kwOr) {
@@ -319,6 +323,7 @@ func (r *rowParser) updateShape() Shape {
 			}
 			r.pos++
 		}
+		ignore = ignore || r.word(r.pos, "ignore") && r.d != SQLite && !r.at(r.pos-1).is(kwOr)
 		r.pos++
 		if r.pos >= len(r.toks) {
 			return Shape{}
@@ -334,6 +339,9 @@ func (r *rowParser) updateShape() Shape {
 		return Shape{}
 	}
 	s.Set, s.SetValues, s.SetAll = r.assignments(r.pos+1, setEnd, name, alias)
+	if ignore {
+		clear(s.SetValues) // (OperandOther)
+	}
 	r.pos = setEnd
 	end := setEnd
 	if r.pos < len(r.toks) && r.at(r.pos).is(kwWhere) {
@@ -389,10 +397,12 @@ func (r *rowParser) insertShape() Shape {
 	// INSERT [OR …] [modifiers] INTO <table> [(cols)] VALUES (…), … [ON CONFLICT … | ON DUPLICATE KEY …] [RETURNING …]
 	s := Shape{Op: ShapeInsert, Upsert: r.at(0).is(kwReplace)}
 	r.pos = 1
+	ignore := false
 	for r.pos < len(r.toks) && !r.at(r.pos).is(kwInto) {
 		if r.at(r.pos).is(kwReplace) {
 			s.Upsert = true // INSERT OR REPLACE
 		}
+		ignore = ignore || r.word(r.pos, "ignore") && r.d != SQLite && !r.at(r.pos-1).is(kwOr)
 		if r.at(r.pos).kind != tWord {
 			return Shape{}
 		}
@@ -428,7 +438,11 @@ func (r *rowParser) insertShape() Shape {
 		}
 		var row []Operand
 		for _, item := range r.split(r.pos+1, end) {
-			row = append(row, r.operand(item[0], item[1]))
+			op := r.operand(item[0], item[1])
+			if ignore {
+				op = Operand{} // (what MySQL stores may be another value)
+			}
+			row = append(row, op)
 		}
 		if s.Columns != nil && len(row) != len(s.Columns) {
 			return Shape{}

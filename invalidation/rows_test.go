@@ -56,6 +56,14 @@ func TestRowShape(t *testing.T) {
 			Shape{OK: true, Op: ShapeUpdate, Table: "posts", Set: []string{"deleted_at"}, SetValues: []Operand{arg(0)}, Where: []Conjunct{cj("id", arg(1)), cj("deleted_at", null())}}},
 		{Postgres, `UPDATE users SET id = id + 1 WHERE id = 5 RETURNING id`,
 			Shape{OK: true, Op: ShapeUpdate, Table: "users", Set: []string{"id"}, SetValues: []Operand{{}}, Where: []Conjunct{cj("id", num("5"))}}},
+		// MySQL's IGNORE may store another value than the one given (an
+		// out-of-range value clipped, NULL as 0); SQLite's OR IGNORE does not.
+		{MySQL, "UPDATE IGNORE posts SET grp = 300 WHERE grp = 1",
+			Shape{OK: true, Op: ShapeUpdate, Table: "posts", Set: []string{"grp"}, SetValues: []Operand{{}}, Where: []Conjunct{cj("grp", num("1"))}}},
+		{MySQL, "INSERT IGNORE INTO posts (id, grp) VALUES (1, 300)",
+			Shape{OK: true, Op: ShapeInsert, Table: "posts", Columns: []string{"id", "grp"}, Values: [][]Operand{{{}, {}}}}},
+		{SQLite, "INSERT OR IGNORE INTO posts (id, grp) VALUES (1, 300)",
+			Shape{OK: true, Op: ShapeInsert, Table: "posts", Columns: []string{"id", "grp"}, Values: [][]Operand{{num("1"), num("300")}}}},
 		{Postgres, `UPDATE users SET (a, b) = (1, 2) WHERE id = 5`,
 			Shape{OK: true, Op: ShapeUpdate, Table: "users", SetAll: true, Where: []Conjunct{cj("id", num("5"))}}},
 		{Postgres, `UPDATE users SET name = (SELECT name FROM others LIMIT 1) WHERE id = $1`,

@@ -115,6 +115,13 @@ type catalogFacts struct {
 	tables     map[string]bool     // every table and view (for the policy's names)
 	keys       map[string]string   // table → its one-column integer primary key
 	columns    map[string][]string // table → its integer one-column foreign keys' and indexes' columns
+	// unreadable: table → keyed columns the catalog's user may not SELECT
+	// (PostgreSQL: RETURNING them would fail a statement that works)
+	unreadable map[string][]string
+	// lenient: MySQL's sql_mode (of the catalog's connection) is not
+	// strict: an out-of-range value is stored clipped, NULL in a NOT NULL
+	// column of a multi-row INSERT as 0, as with IGNORE (see RowShape)
+	lenient bool
 }
 
 func newFacts() *catalogFacts {
@@ -123,7 +130,7 @@ func newFacts() *catalogFacts {
 		viewFuncs: map[string][]string{}, viewNo: map[string]Reason{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
 		unseen: map[string]bool{}, tables: map[string]bool{}, keys: map[string]string{},
-		columns: map[string][]string{},
+		columns: map[string][]string{}, unreadable: map[string][]string{},
 	}
 }
 
@@ -363,6 +370,9 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	for _, t := range sortedKeys(f.badTrigger) {
 		if declared[t] {
+			// (the declaration names what reads depend on; the trigger may
+			// still write other rows of its own table)
+			writeEdges[t] = append(writeEdges[t], t)
 			continue
 		}
 		unknownWrite[t] = true
@@ -372,6 +382,9 @@ func (p *Plugin) buildDeps(f *catalogFacts) *depGraph {
 	}
 	var unseen []string
 	for _, t := range sortedKeys(f.unseen) {
+		if declared[t] {
+			writeEdges[t] = append(writeEdges[t], t) // (as for a declared unknown trigger)
+		}
 		if !declared[t] && !unknownWrite[t] {
 			unknownWrite[t] = true
 			unseen = append(unseen, t)
@@ -614,7 +627,9 @@ func cascades(onDelete, onUpdate string) bool {
 
 func readPostgres(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	var keys [][3]string
-	err := query(ctx, pool, `SELECT i.indrelid::regclass::text, a.attname, format_type(a.atttypid, NULL)
+	// (a generated column's type reads as "": it changes when the columns
+	// it is computed from do, which a write does not name)
+	err := query(ctx, pool, `SELECT i.indrelid::regclass::text, a.attname, CASE WHEN a.attgenerated = '' THEN format_type(a.atttypid, NULL) ELSE '' END
 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 WHERE i.indisprimary`, 3, func(c []string) {
 		keys = append(keys, [3]string{c[0], c[1], c[2]})
@@ -625,11 +640,11 @@ WHERE i.indisprimary`, 3, func(c []string) {
 	pgInteger := func(typ string) bool { return typ == "integer" || typ == "bigint" || typ == "smallint" }
 	f.addKeys(keys, pgInteger)
 	var keyed [][4]string
-	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, 'f' || c.oid::text, a.attname, format_type(a.atttypid, NULL)
+	err = query(ctx, pool, `SELECT c.conrelid::regclass::text, 'f' || c.oid::text, a.attname, CASE WHEN a.attgenerated = '' THEN format_type(a.atttypid, NULL) ELSE '' END
 FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
 WHERE c.contype = 'f'
 UNION ALL
-SELECT i.indrelid::regclass::text, 'x' || i.indexrelid::text, coalesce(a.attname, ''), coalesce(format_type(a.atttypid, NULL), '')
+SELECT i.indrelid::regclass::text, 'x' || i.indexrelid::text, coalesce(a.attname, ''), CASE WHEN a.attgenerated = '' THEN format_type(a.atttypid, NULL) ELSE '' END
 FROM pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) k(attnum)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
 WHERE NOT i.indisprimary`, 4, func(c []string) {
@@ -639,6 +654,22 @@ WHERE NOT i.indisprimary`, 4, func(c []string) {
 		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
 	f.addKeyedColumns(keyed, pgInteger)
+	// (the keyed columns' SELECT privilege: a RETURNING clause of them, see
+	// learnable, needs it, an UPDATE that does not read them does not)
+	err = query(ctx, pool, `SELECT DISTINCT a.attrelid::regclass::text, a.attname
+FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')`, 2, func(c []string) {
+		t := invalidation.TableName(c[0])
+		if slices.Contains(f.columns[t], c[1]) && !slices.Contains(f.unreadable[t], c[1]) {
+			f.unreadable[t] = append(f.unreadable[t], c[1])
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("column privileges: %w", err)
+	}
 	err = query(ctx, pool, `SELECT c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 1, func(c []string) {
@@ -702,14 +733,20 @@ WHERE r.ev_type <> '1' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		return fmt.Errorf("rules: %w", err)
 	}
 	// User triggers, their functions' languages and bodies.
-	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), l.lanname, fn.nspname, p.proname
+	// (tgtype: 1 FOR EACH ROW, 2 BEFORE)
+	return query(ctx, pool, `SELECT t.tgrelid::regclass::text, coalesce(p.prosrc, ''), l.lanname, fn.nspname, p.proname,
+  CASE WHEN (t.tgtype::int & 3) = 3 THEN 'b' ELSE '' END
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE NOT t.tgisinternal`, 5, func(c []string) {
+WHERE NOT t.tgisinternal`, 6, func(c []string) {
 		// (pgnotify's trigger reads as writing nothing: it only calls
 		// built-ins and writes no table)
-		f.addPostgresTrigger(invalidation.TableName(c[0]), c[2], c[3], c[4], c[1])
+		t := invalidation.TableName(c[0])
+		f.addPostgresTrigger(t, c[2], c[3], c[4], c[1])
+		if c[5] == "b" && !(c[3] == "pg_catalog" && rowOnlyTriggers[c[4]]) {
+			f.writesOwnRows(t)
+		}
 	})
 }
 
@@ -744,7 +781,13 @@ func (f *catalogFacts) addPostgresTrigger(table, lang, schema, name, body string
 // is one). The rule's action may write any relation it refers to; a
 // function or operator it calls may write anything. Types, collations and
 // schemas change nothing.
+//
+// Its action may also write rows of table itself (pg_depend lists every
+// rule's own table, so that cannot be told), or replace the statement (an
+// INSTEAD rule: the rows written are not those named, and RETURNING is
+// refused): writing table writes rows of it the write does not name.
 func (f *catalogFacts) addPostgresRule(table, refClass, rel string) {
+	f.writesOwnRows(table)
 	switch refClass {
 	case "", "pg_type", "pg_collation", "pg_namespace":
 		if _, ok := f.triggers[table]; !ok {
@@ -775,7 +818,9 @@ func (f *catalogFacts) addPostgresView(view, def string) {
 
 func readMySQL(ctx context.Context, pool gorm.ConnPool, f *catalogFacts) error {
 	var keys [][3]string
-	err := query(ctx, pool, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+	// (a generated column's type reads as "": it changes when the columns
+	// it is computed from do, which a write does not name)
+	err := query(ctx, pool, `SELECT TABLE_NAME, COLUMN_NAME, IF(COALESCE(GENERATION_EXPRESSION, '') = '', DATA_TYPE, '') FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 		keys = append(keys, [3]string{c[0], strings.ToLower(c[1]), c[2]})
 	})
@@ -791,12 +836,17 @@ WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_KEY = 'PRI'`, 3, func(c []string) {
 	}
 	f.addKeys(keys, myInteger)
 	var keyed [][4]string
-	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME, c.DATA_TYPE
+	// (and an AUTO_INCREMENT column's: an inserted NULL or 0 makes it the
+	// next value; the primary key's is kept, as an entry keyed on it that
+	// found its rows is never of a new row)
+	err = query(ctx, pool, `SELECT k.TABLE_NAME, CONCAT('f', k.CONSTRAINT_NAME), k.COLUMN_NAME,
+  IF(COALESCE(c.GENERATION_EXPRESSION, '') = '' AND c.EXTRA NOT LIKE '%auto_increment%', c.DATA_TYPE, '')
 FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME
 WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL
 UNION ALL
-SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''), COALESCE(c.DATA_TYPE, '')
+SELECT s.TABLE_NAME, CONCAT('x', s.INDEX_NAME), COALESCE(s.COLUMN_NAME, ''),
+  IF(COALESCE(c.GENERATION_EXPRESSION, '') = '' AND c.EXTRA NOT LIKE '%auto_increment%', COALESCE(c.DATA_TYPE, ''), '')
 FROM information_schema.STATISTICS s LEFT JOIN information_schema.COLUMNS c
 ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
 WHERE s.TABLE_SCHEMA = DATABASE() AND s.INDEX_NAME <> 'PRIMARY'`, 4, func(c []string) {
@@ -829,9 +879,12 @@ FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABA
 	}
 	// Without the TRIGGER privilege on its table, MariaDB shows a trigger
 	// with a NULL body; MySQL does not show it.
-	err = query(ctx, pool, `SELECT EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_STATEMENT IS NULL
-FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 3, func(c []string) {
+	err = query(ctx, pool, `SELECT EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_STATEMENT IS NULL, ACTION_TIMING = 'BEFORE'
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 4, func(c []string) {
 		t := invalidation.TableName(c[0])
+		if c[3] == "1" {
+			f.writesOwnRows(t)
+		}
 		if c[2] == "1" {
 			f.unseen[t] = true
 			return
@@ -840,6 +893,13 @@ FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()`, 3, func(c [
 	})
 	if err != nil {
 		return fmt.Errorf("triggers: %w", err)
+	}
+	err = query(ctx, pool, `SELECT @@SESSION.sql_mode`, 1, func(c []string) {
+		m := strings.ToUpper(c[0])
+		f.lenient = !strings.Contains(m, "STRICT_TRANS_TABLES") && !strings.Contains(m, "STRICT_ALL_TABLES")
+	})
+	if err != nil {
+		return fmt.Errorf("sql_mode: %w", err)
 	}
 	var version string
 	err = query(ctx, pool, `SELECT VERSION()`, 1, func(c []string) { version = c[0] })
@@ -898,6 +958,10 @@ WHERE m.type = 'table' AND p.pk > 0`, 3, func(c []string) {
 	if err != nil {
 		return fmt.Errorf("primary keys: %w", err)
 	}
+	// (pragma_table_info leaves generated columns out: their type reads
+	// as "", so they are never keyed; they change when the columns they
+	// are computed from do, which a write does not name)
+	//
 	// Only INTEGER PRIMARY KEY (the rowid) holds integers whatever is
 	// inserted; another INT key may hold text.
 	f.addKeys(keys, func(typ string) bool { return strings.EqualFold(typ, "integer") })
@@ -1035,6 +1099,18 @@ func callsUnknown(d invalidation.Dialect, body string) bool {
 		}
 	}
 	return false
+}
+
+// writesOwnRows records that writing table writes rows of it the write
+// does not name, as a self-referencing cascade does (selfWrite): a BEFORE
+// row trigger may change the row being written (NEW.user_id := 2) while
+// writing no table, so the values a write names are not those its rows
+// end with (nor does RETURNING give those they had); a rule (see
+// addPostgresRule). (A SQLite trigger cannot change NEW.)
+func (f *catalogFacts) writesOwnRows(table string) {
+	if !contains(f.triggers[table], table) {
+		f.triggers[table] = append(f.triggers[table], table)
+	}
 }
 
 // addTrigger records what a trigger on table writes, from its body.

@@ -148,7 +148,11 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		if pk, cols := g.keys[sh.Table], g.columns[sh.Table]; (pk != "" || len(cols) > 0) && !g.selfWrite[sh.Table] {
 			var named bool
 			own = sh.Table
-			rowTags, named = keyedRows(*sh, pk, cols, args, learn)
+			shape := *sh
+			if g.facts != nil && g.facts.lenient {
+				shape = lenient(shape)
+			}
+			rowTags, named = keyedRows(shape, pk, cols, args, learn)
 			switch {
 			case !count:
 			case named:
@@ -170,6 +174,19 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		}
 	}
 	return out
+}
+
+// lenient is sh as MySQL without a strict sql_mode runs it: the values it
+// assigns and inserts may be stored as others (clipped to the column's
+// range, NULL as 0), so they name no row (as RowShape gives IGNORE's).
+func lenient(sh invalidation.Shape) invalidation.Shape {
+	sh.SetValues = make([]invalidation.Operand, len(sh.SetValues))
+	rows := make([][]invalidation.Operand, len(sh.Values))
+	for i, row := range sh.Values {
+		rows[i] = make([]invalidation.Operand, len(row))
+	}
+	sh.Values = rows
+	return sh
 }
 
 // keyedRows returns the row and column tags a write of shape sh bumps for
@@ -268,7 +285,9 @@ func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []
 // statement does not name, of an UPDATE or DELETE that names its rows by
 // primary key (at most core.MaxRowValues rows come back), does not SET
 // them, and ends with its WHERE clause, on a table without triggers or
-// rules (a rule may not return rows). Their row tags are bumped and held
+// rules (a rule may not return rows), and that the catalog's user may
+// read (RETURNING needs the SELECT privilege; a SET ROLE to a user who
+// may not is not seen). Their row tags are bumped and held
 // once the statement has run, before the transaction commits (learned),
 // instead of the column tags before it runs: `Update("title", …)` of a
 // post then leaves the other users' post lists cached.
@@ -287,10 +306,17 @@ func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) []string {
 	if _, ok := namedRows(*sh, pk, args, true); !ok {
 		return nil
 	}
+	var unreadable []string
+	if g.facts != nil {
+		unreadable = g.facts.unreadable[t]
+	}
 	var learn []string
 	for _, c := range cols {
 		if slices.Contains(sh.Set, c) {
 			continue // (RETURNING gives its values after, not before)
+		}
+		if slices.Contains(unreadable, c) {
+			continue // (RETURNING it would fail: the column tag instead)
 		}
 		if _, ok := namedRows(*sh, c, args, false); !ok {
 			learn = append(learn, c)
