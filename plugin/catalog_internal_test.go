@@ -14,6 +14,8 @@ import (
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/store"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // TestCatalogPostgresTriggerLanguages: only sql and plpgsql trigger bodies
@@ -287,5 +289,41 @@ func TestAddKeysSchemas(t *testing.T) {
 		if f.keys[k] != v {
 			t.Fatalf("keys %v, want %v", f.keys, want)
 		}
+	}
+}
+
+// A read planned under one catalog whose versions are read after the
+// catalog was read again is served but not stored: its plan's row tags may
+// key a column that is keyed no more (a dropped index), which writes under
+// the new catalog do not bump.
+func TestPlanOfAnOldCatalogIsNotStored(t *testing.T) {
+	t.Parallel()
+	db := testdb.Open(t, "sqlite", &gorm.Config{Logger: logger.Discard})
+	p := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err := db.Use(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := db.Exec("CREATE TABLE docs (id INTEGER PRIMARY KEY, tenant_id INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	db.Exec("SELECT 1") // (the catalog is read again before a statement)
+	const q = "SELECT * FROM docs WHERE id = ?"
+	pl := p.planFor(q)
+	if !pl.cacheable {
+		t.Fatalf("plan: %+v", pl)
+	}
+	old := p.deps.graph.Load()
+	next := *old
+	p.deps.graph.Store(&next) // the catalog read again
+	pr := p.probeQuery(context.Background(), db.Statement.ConnPool, pl, q, []any{1}, nil)
+	defer pr.release()
+	if pr.noStore != ReasonNoCatalog {
+		t.Fatalf("a read of a plan of the old catalog: noStore %q, bypass %q", pr.noStore, pr.bypass)
+	}
+	pr2 := p.probeQuery(context.Background(), db.Statement.ConnPool, p.planFor(q), q, []any{1}, nil)
+	defer pr2.release()
+	if pr2.noStore != "" || pr2.bypass != "" {
+		t.Fatalf("a read of a fresh plan: noStore %q, bypass %q", pr2.noStore, pr2.bypass)
 	}
 }

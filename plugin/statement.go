@@ -366,6 +366,13 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		return pr
 	}
 	pr.noStore = p.replicaReason(pool, pr.tags, pr.versions)
+	if pr.noStore == "" && p.currentDeps() != pl.deps {
+		// The catalog was read again since the plan was made (its tags may
+		// key columns that are keyed no more): serve, but store nothing.
+		// (installDeps stores the new graph before it bumps the global tag,
+		// so a read whose versions came after that bump sees it here.)
+		pr.noStore = ReasonNoCatalog
+	}
 	if entry != nil && !refresh {
 		switch {
 		case !bytes.Equal(entry.Check, canonical):

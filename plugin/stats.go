@@ -43,7 +43,7 @@ const (
 	ReasonReplicaBehind    Reason = "replica_behind"         // read through a replica whose heartbeat is older than ReplicaWindow: served, not stored
 	ReasonTempTable        Reason = "temp_table"             // reads a name a temporary table (or view) was created under, through the plugin: it exists in one session, and shadows a table of that name there
 	ReasonReplicaLag       Reason = "replica_lag"            // read through a replica (or another pool) within ReplicaWindow of a bump of its tables: served, not stored
-	ReasonNoCatalog        Reason = "no_catalog"             // the database's catalog has not been read yet (or cannot be: another dialect, without Config.WithoutCatalog)
+	ReasonNoCatalog        Reason = "no_catalog"             // the database's catalog has not been read yet (or cannot be: another dialect, without Config.WithoutCatalog), or was read again while the statement ran (served, not stored)
 )
 
 // Stats counts what the plugin did since it was created.
