@@ -72,7 +72,7 @@ func NullConfig() nulldb.Config {
 	one := &nulldb.Result{Columns: all.Columns, Rows: all.Rows[:1]}
 	return nulldb.Config{
 		Respond: func(query string, _ []driver.NamedValue) *nulldb.Result {
-			if strings.Contains(query, "c.relkind IN") {
+			if strings.Contains(query, "SELECT c.relname FROM pg_catalog.pg_class c") {
 				// the plugin's read of the catalog's tables: the one table
 				return &nulldb.Result{Columns: []string{"relname"}, Rows: [][]driver.Value{{Table}}}
 			}
