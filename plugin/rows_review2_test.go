@@ -196,9 +196,7 @@ func TestRowLevelReviewMySQLAutoIncrementColumn(t *testing.T) {
 func TestRowLevelReviewPostgresInsteadRule(t *testing.T) {
 	t.Parallel()
 	db, p := cachedDB(t, "postgres", plugin.Config{})
-	must(t, db.Exec(`CREATE TABLE ruled (id serial PRIMARY KEY, code int, grp int)`).Error)
-	must(t, db.Exec(`CREATE INDEX ruled_grp ON ruled (grp)`).Error)
-	must(t, db.Exec(`INSERT INTO ruled (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
+	movableTable(t, db, "ruled")
 	must(t, db.Exec(`CREATE RULE ruled_keep AS ON UPDATE TO ruled DO INSTEAD NOTHING`).Error)
 	groupReads(t, db, p, "ruled")
 	if err := db.Transaction(func(tx *gorm.DB) error {
@@ -209,9 +207,7 @@ func TestRowLevelReviewPostgresInsteadRule(t *testing.T) {
 	// A rule whose action writes its own table writes rows the statement
 	// does not name (pg_depend lists every rule's own table: that is no
 	// sign of it).
-	must(t, db.Exec(`CREATE TABLE ruled2 (id serial PRIMARY KEY, code int, grp int)`).Error)
-	must(t, db.Exec(`CREATE INDEX ruled2_grp ON ruled2 (grp)`).Error)
-	must(t, db.Exec(`INSERT INTO ruled2 (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
+	movableTable(t, db, "ruled2")
 	must(t, db.Exec(`CREATE RULE ruled2_move AS ON INSERT TO ruled2 DO ALSO UPDATE ruled2 SET grp = 2 WHERE id = 1`).Error)
 	read := groupReads(t, db, p, "ruled2")
 	must(t, db.Exec(`INSERT INTO ruled2 (id, code, grp) VALUES (?, 3, 3)`, 3).Error)
@@ -241,9 +237,7 @@ func TestRowLevelReviewPostgresReturningPrivilege(t *testing.T) {
 	if sqlDB, err := owner.DB(); err == nil {
 		t.Cleanup(func() { sqlDB.Close() })
 	}
-	must(t, owner.Exec(`CREATE TABLE ruled (id serial PRIMARY KEY, code int, grp int)`).Error)
-	must(t, owner.Exec(`CREATE INDEX ruled_grp ON ruled (grp)`).Error)
-	must(t, owner.Exec(`INSERT INTO ruled (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
+	movableTable(t, owner, "ruled")
 	must(t, owner.Exec(`CREATE ROLE `+role+` LOGIN`).Error)
 	must(t, owner.Exec(`GRANT SELECT (id, code), UPDATE (code) ON ruled TO `+role).Error)
 	db, err := gorm.Open(postgres.Open(strings.Replace(dsn, "user=postgres", "user="+role, 1)), &gorm.Config{Logger: logger.Discard})
@@ -274,9 +268,7 @@ func TestRowLevelReviewDeclaredUnknownTrigger(t *testing.T) {
 	t.Parallel()
 	db, p := cachedDB(t, "postgres", plugin.Config{Dependencies: map[string][]string{"audit": {"movers"}}})
 	must(t, db.Exec(`CREATE TABLE audit (id serial PRIMARY KEY, note text)`).Error)
-	must(t, db.Exec(`CREATE TABLE movers (id serial PRIMARY KEY, code int, grp int)`).Error)
-	must(t, db.Exec(`CREATE INDEX movers_grp ON movers (grp)`).Error)
-	must(t, db.Exec(`INSERT INTO movers (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
+	movableTable(t, db, "movers")
 	must(t, db.Exec(`CREATE FUNCTION movers_after() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   EXECUTE 'UPDATE movers SET grp = 2 WHERE id = 1';
@@ -323,4 +315,13 @@ func TestRowLevelReviewMySQLLenientMode(t *testing.T) {
 	if ids := read(127); len(ids) != 2 {
 		t.Fatalf("group 127 after a lenient UPDATE clipped row 1 into it: %v (stale)", ids)
 	}
+}
+
+// movableTable creates table (id, code, grp) with an index on grp (a keyed
+// column) and rows 1 and 2 in groups 1 and 2.
+func movableTable(t *testing.T, db *gorm.DB, table string) {
+	t.Helper()
+	must(t, db.Exec(`CREATE TABLE `+table+` (id serial PRIMARY KEY, code int, grp int)`).Error)
+	must(t, db.Exec(`CREATE INDEX `+table+`_grp ON `+table+` (grp)`).Error)
+	must(t, db.Exec(`INSERT INTO `+table+` (id, code, grp) VALUES (1, 1, 1), (2, 2, 2)`).Error)
 }
