@@ -1,7 +1,6 @@
 package plugin_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -88,7 +87,6 @@ func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits
 	}
 	var (
 		res   RowCheckResult
-		mu    sync.Mutex
 		stop  = time.Now().Add(d)
 		next  atomic.Int64
 		locks [checkerItems + 1]sync.Mutex
@@ -114,14 +112,7 @@ func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits
 		must(t, err)
 		state[i].Store(s)
 	}
-	stale := func(format string, args ...any) {
-		atomic.AddInt64(&res.Stale, 1)
-		mu.Lock()
-		if res.FirstStale == "" {
-			res.FirstStale = fmt.Sprintf(format, args...)
-		}
-		mu.Unlock()
-	}
+	stale := staleReporter(&res.Stale, &res.FirstStale)
 	write := func(r *rand.Rand) error {
 		i, b := 1+r.IntN(checkerItems), 1+r.IntN(checkerBins)
 		locks[i].Lock()

@@ -102,7 +102,6 @@ func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hi
 		floors [staleRows + 1]atomic.Int64 // value committed (write returned) per row
 		next   atomic.Int64
 		res    StaleResult
-		mu     sync.Mutex
 		stop   = time.Now().Add(d)
 	)
 	raise := func(i int, v int64) {
@@ -113,14 +112,7 @@ func RunStaleChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hi
 			}
 		}
 	}
-	stale := func(format string, args ...any) {
-		atomic.AddInt64(&res.Stale, 1)
-		mu.Lock()
-		if res.FirstStale == "" {
-			res.FirstStale = fmt.Sprintf(format, args...)
-		}
-		mu.Unlock()
-	}
+	stale := staleReporter(&res.Stale, &res.FirstStale)
 	write := func(r *rand.Rand) error {
 		i := 1 + r.IntN(staleRows)
 		v := next.Add(1)
@@ -287,4 +279,18 @@ func runCheckerLoad(stop time.Time, write, read func(*rand.Rand) error, hits fun
 		out = append(out, err)
 	}
 	return out
+}
+
+// staleReporter returns what a checker reports a stale read with: it
+// counts the read in *n and keeps the first one's description in *first.
+func staleReporter(n *int64, first *string) func(format string, args ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		atomic.AddInt64(n, 1)
+		mu.Lock()
+		if *first == "" {
+			*first = fmt.Sprintf(format, args...)
+		}
+		mu.Unlock()
+	}
 }
