@@ -81,6 +81,25 @@ type Shape struct {
 	Tail int
 }
 
+// Unvalued returns s with every value it assigns or inserts unknown
+// (OperandOther, in new slices): the shape of a statement whose stored
+// values may be others than it says (MySQL's IGNORE, or a sql_mode that is
+// not strict, clips an out-of-range value and stores NULL in a NOT NULL
+// column as 0).
+func (s Shape) Unvalued() Shape {
+	if s.SetValues != nil {
+		s.SetValues = make([]Operand, len(s.SetValues))
+	}
+	if s.Values != nil {
+		rows := make([][]Operand, len(s.Values))
+		for i, row := range s.Values {
+			rows[i] = make([]Operand, len(row))
+		}
+		s.Values = rows
+	}
+	return s
+}
+
 // RowShape returns the row shape of sql (see Shape). Positional
 // parameters are numbered as database/sql passes them: ? in order of
 // appearance, $n as n-1.
@@ -340,7 +359,7 @@ func (r *rowParser) updateShape() Shape {
 	}
 	s.Set, s.SetValues, s.SetAll = r.assignments(r.pos+1, setEnd, name, alias)
 	if ignore {
-		clear(s.SetValues) // (OperandOther)
+		s = s.Unvalued()
 	}
 	r.pos = setEnd
 	end := setEnd
@@ -438,11 +457,7 @@ func (r *rowParser) insertShape() Shape {
 		}
 		var row []Operand
 		for _, item := range r.split(r.pos+1, end) {
-			op := r.operand(item[0], item[1])
-			if ignore {
-				op = Operand{} // (what MySQL stores may be another value)
-			}
-			row = append(row, op)
+			row = append(row, r.operand(item[0], item[1]))
 		}
 		if s.Columns != nil && len(row) != len(s.Columns) {
 			return Shape{}
@@ -452,6 +467,9 @@ func (r *rowParser) insertShape() Shape {
 		if r.pos < len(r.toks) && r.at(r.pos).kind == tComma {
 			r.pos++
 		}
+	}
+	if ignore {
+		s = s.Unvalued() // (what MySQL stores may be another value)
 	}
 	switch {
 	case r.pos == len(r.toks), r.word(r.pos, "returning"):

@@ -150,7 +150,9 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 			own = sh.Table
 			shape := *sh
 			if g.facts != nil && g.facts.lenient {
-				shape = lenient(shape)
+				// (MySQL without a strict sql_mode may store other values
+				// than the statement's, as with IGNORE)
+				shape = shape.Unvalued()
 			}
 			rowTags, named = keyedRows(shape, pk, cols, args, learn)
 			switch {
@@ -174,19 +176,6 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 		}
 	}
 	return out
-}
-
-// lenient is sh as MySQL without a strict sql_mode runs it: the values it
-// assigns and inserts may be stored as others (clipped to the column's
-// range, NULL as 0), so they name no row (as RowShape gives IGNORE's).
-func lenient(sh invalidation.Shape) invalidation.Shape {
-	sh.SetValues = make([]invalidation.Operand, len(sh.SetValues))
-	rows := make([][]invalidation.Operand, len(sh.Values))
-	for i, row := range sh.Values {
-		rows[i] = make([]invalidation.Operand, len(row))
-	}
-	sh.Values = rows
-	return sh
 }
 
 // keyedRows returns the row and column tags a write of shape sh bumps for
