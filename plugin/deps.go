@@ -166,10 +166,11 @@ func (f *catalogFacts) addKeys(rows [][3]string, integer func(typ string) bool) 
 // addKeyedColumns records the integer columns of one-column foreign keys
 // and indexes, from (table, constraint or index, column, type) rows listing
 // every column of every foreign key and index (an expression's column is
-// "": it makes its index one of several columns). Tables of one name in several schemas share their
-// tags, so their columns are merged: a column keyed for one of them keys
-// entries of all, which is safe (a write's values are read from its own
-// statement; a value that is no certain integer bumps the column wide).
+// "": it makes its index one of several columns). Tables of one name in
+// several schemas share their tags, so their columns are merged: a column
+// keyed for one of them keys entries of all, which is safe (a write's
+// values are read from its own statement; a value that is no certain
+// integer bumps the column wide).
 func (f *catalogFacts) addKeyedColumns(rows [][4]string, integer func(typ string) bool) {
 	n := map[[2]string]int{}
 	for _, r := range rows {
@@ -196,7 +197,6 @@ type depState struct {
 	refresh  sync.Once     // starts the periodic read (Config.CatalogRefresh)
 	pool     gorm.ConnPool // the pool catalog queries run on
 	warned   sync.Map      // table → true: warned of an unknown trigger
-	loads    atomic.Uint64
 }
 
 // depsGraph returns the current graph, reloading the catalog first when a
@@ -336,7 +336,6 @@ func (p *Plugin) installDeps(facts *catalogFacts) {
 			}
 		}
 	}
-	d.loads.Add(1)
 	p.plans.InvalidateAll() // plans carry read tags computed from the graph
 }
 

@@ -15,14 +15,16 @@ import (
 // col IN (…)), depends on the rows of those values rather than on the
 // table. The keyed columns (from the catalog) are the table's primary key,
 // where that is one integer column, and the integer columns of its
-// one-column foreign keys (posts.user_id: a user's posts, a preload).
+// one-column foreign keys and indexes (posts.user_id: a user's posts, a
+// preload; a tenant column).
 //
 //   - Its tags are the plan's (the table's tag among them) and, for each
 //     value, the row tag t␟c=v, then the column tag t␟c=* and the table's
 //     rows tag t␟*.
-//   - Keyed on a foreign key, the entry ignores the table's tag: every
-//     write says which values of the column its rows had and have (an
-//     INSERT its rows' values) or bumps the column tag.
+//   - Keyed on another column (a foreign key, an index), the entry
+//     ignores the table's tag: every write says which values of the column
+//     its rows had and have (an INSERT its rows' values) or bumps the
+//     column tag.
 //   - Keyed on the primary key, it ignores the table's tag when the result
 //     has one row per value (every row was found). Otherwise (a row
 //     missing: an insert that leaves the key to the database may create
@@ -49,7 +51,7 @@ type rowRead struct {
 	prefix  string                 // its row tags' (core.RowPrefix)
 	wide    [2]string              // core.Column(table, column), core.Rows(table)
 	marker  uint64                 // core.LooseVersion(table): computed once, not per hit
-	foreign bool                   // keyed on a foreign key: never depends on the table's tag
+	foreign bool                   // keyed on a column other than the primary key: never depends on the table's tag
 }
 
 // rowReadOf returns the row condition of a cacheable read of tables (nil
@@ -205,9 +207,10 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, lear
 // namedRows returns the row tags of the values in col of the rows a write
 // of shape sh changes, before (an UPDATE or DELETE whose WHERE binds col)
 // and after (the values an UPDATE's SET assigns col, or an INSERT's); ok
-// is false when they cannot be named. key: col is the primary key, which an INSERT that does not give
-// it leaves to the database (a new row, in no entry that found every row:
-// no tag); another column's default is a value it cannot name.
+// is false when they cannot be named. key: col is the primary key, which
+// an INSERT that does not give it leaves to the database (a new row, in no
+// entry that found every row: no tag); another column's default is a
+// value it cannot name.
 func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []string, ok bool) {
 	add := func(op invalidation.Operand) bool {
 		if key && op.Kind == invalidation.OperandNull {
@@ -270,8 +273,8 @@ func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []
 
 // learnable returns the keyed columns whose values a write of plan pl in
 // a transaction of ours learns as it runs, by a RETURNING clause the
-// plugin adds to it (PostgreSQL, SQLite): the foreign-key columns the
-// statement does not name, of an UPDATE or DELETE that names its rows by
+// plugin adds to it (PostgreSQL, SQLite): the keyed columns other than
+// the primary key that the statement does not name, of an UPDATE or DELETE that names its rows by
 // primary key (at most core.MaxRowValues rows come back), does not SET
 // them, and ends with its WHERE clause, on a table without triggers or
 // rules (a rule may not return rows), and that the catalog's user may

@@ -274,17 +274,17 @@ type probe struct {
 	db         *gorm.DB          // the statement (for the hit marker), or nil
 	// loose: 1 + the index in tags of the table tag a row-level entry
 	// ignores (0: a table-level read), marker what such an entry stamps
-	// there instead; nrows: the rows it names (-1: keyed on a foreign
-	// key, it ignores the table's tag whatever it finds)
+	// there instead; nrows: the rows it names (-1: keyed on a column other
+	// than the primary key, it ignores the table's tag whatever it finds)
 	loose, nrows int
 	marker       uint64
 	vbuf         [4]uint64 // versions' storage, for up to four tags
 }
 
 // settle makes a captured entry of a row-level read depend on its rows
-// alone when it is keyed on a foreign key or found one row per value, or
-// else on its table too; it returns why it may not be stored ("" when it
-// may).
+// alone when it is keyed on a column other than the primary key or found
+// one row per value, or else on its table too; it returns why it may not
+// be stored ("" when it may).
 func (pr *probe) settle(e *serializer.Entry) Reason {
 	if pr.loose == 0 {
 		return ""
