@@ -32,6 +32,7 @@ type Plugin struct {
 
 	store    store.Store
 	values   store.ValueStore // store's in-process form, or nil
+	decoded  *decodedEntries  // a byte store's entries last decoded (when values is nil)
 	ownStore bool
 	keys     keys.Builder
 	log      *slog.Logger
@@ -113,6 +114,9 @@ func (p *Plugin) setup() error {
 			p.store, p.ownStore = ms, true
 		}
 		p.values, _ = p.store.(store.ValueStore)
+		if p.values == nil {
+			p.decoded = newDecodedEntries()
+		}
 		p.calls = core.Calls{Timeout: cfg.StoreTimeout, InProcess: p.values != nil, Latency: &p.latency}
 		p.clog = core.NewLog(cfg.Logger)
 		p.inv = core.NewInvalidator(core.Config{

@@ -481,7 +481,7 @@ func (p *Plugin) lookup(ctx context.Context, key string, tags []string, versions
 	if b == nil {
 		return nil, true
 	}
-	e, err := serializer.Decode(b)
+	e, err := p.decoded.decode(key, b)
 	if err != nil {
 		p.stats.corrupt.Add(1)
 		p.clog.Limited(slog.LevelWarn, "gormcache: entry does not decode; treated as a miss", "key", key, "error", err)

@@ -64,6 +64,7 @@ func Cases(e *Env) []Case {
 	case strings.HasSuffix(e.Name, "+redis"):
 		return []Case{
 			{"First/plain", e.FirstPlain}, {"First/hit", e.FirstHit}, {"First/get", e.FirstGet},
+			{"First/hit_get", e.FirstHitGet},
 			{"Find100/plain", e.Find100Plain}, {"Find100/hit", e.Find100Hit},
 		}
 	case e.Name == "null":
@@ -157,6 +158,17 @@ func measure(envs []*Env, count int, h Hooks, cases func(*Env, int) []Case) []Re
 				}
 				f.rounds = append(f.rounds, float64(res.T.Nanoseconds())/float64(res.N))
 				f.allocs = res.AllocsPerOp()
+				for unit, v := range res.Extra {
+					// a case's own metrics (b.ReportMetric): figures
+					// "case:unit"
+					name := c.Name + ":" + unit
+					x := out[i].Figs[name]
+					if x == nil {
+						x = &Figure{ok: true}
+						out[i].Figs[name] = x
+					}
+					x.rounds = append(x.rounds, v)
+				}
 			}
 		}
 	}
@@ -185,7 +197,7 @@ const (
 	targetWrite     = 1.05 // cached/plain
 	targetHitAllocs = 10   // hit allocs − null-database allocs
 	targetConsole   = 1.03 // hit with the console collecting / hit without
-	targetRedisGet  = 1.3  // Redis-store hit / bare GET
+	targetRedisGet  = 1.3  // Redis-store hit / (null-database plain GORM + bare GET)
 )
 
 type Report struct {
@@ -303,32 +315,47 @@ func (rep Report) Write(w io.Writer) {
 	WriteConsole(w, append([]Results{rep.Null}, rep.DBs...))
 
 	for _, r := range rep.Redis {
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| case | plain GORM | Redis-store hit | bare GET of the entry | plain/hit | hit/GET | target | allocs plain → hit |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---:|")
-		get := r.Get("First/get")
-		for _, c := range []struct{ name, plain, hit string }{{"First by key", "First/plain", "First/hit"}, {"Find 100 rows", "Find100/plain", "Find100/hit"}} {
-			plain, hit := r.Get(c.plain), r.Get(c.hit)
-			tgt, getCol, ratioGet := "", "—", "—"
-			if c.plain == "First/plain" && get.ok && hit.ok {
-				getCol = FmtNS(get.ns)
-				ratio := hit.ns / get.ns
-				ratioGet = fmt.Sprintf("%.2f×", ratio)
-				res := "MISS"
-				if ratio <= targetRedisGet {
-					res = "PASS"
-				}
-				tgt = fmt.Sprintf("hit/GET ≤ %g×: %s", targetRedisGet, res)
-			}
-			ratio := 0.0
-			if hit.ns > 0 {
-				ratio = plain.ns / hit.ns
-			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s | %s | %d → %d |\n", c.name, FmtNS(plain.ns), FmtNS(hit.ns), getCol, ratio, ratioGet, tgt, plain.allocs, hit.allocs)
-		}
+		rep.writeRedis(w, r)
 	}
+}
+
+// writeRedis writes the table of a Redis-store environment. Its target is
+// the issue's: a First hit within targetRedisGet of GORM's own work over the
+// null database plus one bare GET of the entry's bytes, measured in turn
+// (First/hit_get) so that the machine's load weighs on both alike.
+func (rep Report) writeRedis(w io.Writer, r Results) {
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Shared store: the same %s table cached in Redis (store/redisstore, one client):\n", strings.TrimSuffix(r.Name, "+redis"))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| case | plain GORM | Redis-store hit | bare GET of the entry | plain/hit | allocs plain → hit |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	for _, c := range []struct{ name, plain, hit string }{{"First by key", "First/plain", "First/hit"}, {"Find 100 rows", "Find100/plain", "Find100/hit"}} {
+		plain, hit := r.Get(c.plain), r.Get(c.hit)
+		getCol := "—"
+		if get := r.Get("First/get"); c.plain == "First/plain" && get.ok {
+			getCol = FmtNS(get.ns)
+		}
+		ratio := 0.0
+		if hit.ns > 0 {
+			ratio = plain.ns / hit.ns
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %d → %d |\n", c.name, FmtNS(plain.ns), FmtNS(hit.ns), getCol, ratio, plain.allocs, hit.allocs)
+	}
+	hit, get, floor := r.Get("First/hit_get:hit-ns/op"), r.Get("First/hit_get:get-ns/op"), rep.Null.Get("First/plain")
+	if !hit.ok || !get.ok || !floor.ok {
+		return
+	}
+	ratio := hit.ns / (floor.ns + get.ns)
+	res := "MISS"
+	if ratio <= targetRedisGet {
+		res = "PASS"
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "A `First` hit and a bare `GET` of another entry in turn, each timed (First/hit_get), against GORM's own work over the null database:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Redis-store hit | bare GET | null db, plain GORM | hit / (null db + GET) | target | result |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---|---|")
+	fmt.Fprintf(w, "| %s | %s | %s | %.2f× | ≤ %g× | %s |\n", FmtNS(hit.ns), FmtNS(get.ns), FmtNS(floor.ns), ratio, targetRedisGet, res)
 }
 
 // WriteConsole writes the table of the console's cost: First/hit against

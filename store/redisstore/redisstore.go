@@ -117,7 +117,7 @@ type Store struct {
 	br       *breaker.Breaker
 	closed   atomic.Bool
 
-	tagCache    sync.Map // tag → tagKeys
+	tagCache    sync.Map // tag → *cachedTag
 	tagCacheLen atomic.Int64
 	reload      func(context.Context) // asks a cluster client to reload its topology
 	watch       *masterWatch          // nil for a client it cannot watch
@@ -284,14 +284,16 @@ func (s *Store) Versions(ctx context.Context, tags []string, versions []uint64) 
 // with a held-until key take a second round trip, through readScript; a
 // held tag is a miss anyway.
 func (s *Store) read(ctx context.Context, op, ek string, tags []string, versions []uint64) ([]byte, error) {
-	tks := make([]tagKeys, len(tags))
-	keys := make([]string, 0, 1+2*len(tags))
+	// keys: the entry's, then each tag's version and held-until keys, as
+	// the arguments of the MGET (boxed once per tag, in the tag cache)
+	keys := make([]any, 1, 2+2*len(tags))
+	keys[0] = "mget"
 	if ek != "" {
 		keys = append(keys, ek)
 	}
-	for i, t := range tags {
-		tks[i] = s.tagKeys(t)
-		keys = append(keys, tks[i].version, tks[i].heldUntil)
+	for _, t := range tags {
+		k := s.tagKeys(t)
+		keys = append(keys, k.versionArg, k.heldUntilArg)
 	}
 	var (
 		entry any
@@ -312,7 +314,7 @@ func (s *Store) read(ctx context.Context, op, ek string, tags []string, versions
 		for i := range tags {
 			ver, held := vals[2*i], vals[2*i+1]
 			if ver == nil || held != nil {
-				slow, slowAt = append(slow, tks[i]), append(slowAt, i)
+				slow, slowAt = append(slow, s.tagKeys(tags[i]).tagKeys), append(slowAt, i)
 				continue
 			}
 			v[i] = parseVersion(ver)
@@ -347,23 +349,27 @@ func (s *Store) read(ctx context.Context, op, ek string, tags []string, versions
 }
 
 // getAll reads string keys in one round trip: one MGET on a single node, a
-// pipeline of single-key GETs elsewhere. A missing key reads as nil.
-func (s *Store) getAll(ctx context.Context, keys []string) ([]any, error) {
+// pipeline of single-key GETs elsewhere. args is the MGET command: "mget"
+// and the keys. A missing key reads as nil.
+func (s *Store) getAll(ctx context.Context, args []any) ([]any, error) {
 	s.roundTrips.Add(1)
+	n := len(args) - 1
 	if s.oneNode {
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
-		if err == nil && len(vals) != len(keys) {
-			err = fmt.Errorf("%w: %d values for %d keys", errReply, len(vals), len(keys))
+		cmd := redis.NewSliceCmd(ctx, args...)
+		_ = s.rdb.Process(ctx, cmd)
+		vals, err := cmd.Result()
+		if err == nil && len(vals) != n {
+			err = fmt.Errorf("%w: %d values for %d keys", errReply, len(vals), n)
 		}
 		return vals, err
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.Get(ctx, k)
+	cmds := make([]*redis.StringCmd, n)
+	for i, k := range args[1:] {
+		cmds[i] = pipe.Get(ctx, k.(string))
 	}
 	_, _ = pipe.Exec(ctx) // errors are read command by command
-	vals := make([]any, len(keys))
+	vals := make([]any, n)
 	for i, c := range cmds {
 		switch err := c.Err(); err {
 		case nil:
@@ -434,12 +440,20 @@ func (s *Store) runScript(ctx context.Context, sc *script, tags []tagKeys, args 
 	return out, nil
 }
 
+// cachedTag is a tag's keys, with the two a read sends boxed once as
+// command arguments.
+type cachedTag struct {
+	tagKeys
+	versionArg, heldUntilArg any
+}
+
 // tagKeys returns the keys of tag t, from a cache of the tags met so far.
-func (s *Store) tagKeys(t string) tagKeys {
+func (s *Store) tagKeys(t string) *cachedTag {
 	if k, ok := s.tagCache.Load(t); ok {
-		return k.(tagKeys)
+		return k.(*cachedTag)
 	}
-	k := s.keys.tag(t)
+	tk := s.keys.tag(t)
+	k := &cachedTag{tagKeys: tk, versionArg: tk.version, heldUntilArg: tk.heldUntil}
 	if s.tagCacheLen.Load() < maxCachedTags {
 		if _, loaded := s.tagCache.LoadOrStore(t, k); !loaded {
 			s.tagCacheLen.Add(1)
@@ -539,7 +553,7 @@ func (s *Store) Release(ctx context.Context, tags []string, lease uint64) error 
 func (s *Store) write(ctx context.Context, op string, tags []string, holdMS int64, lease uint64, release bool) error {
 	tks := make([]tagKeys, len(tags))
 	for i, t := range tags {
-		tks[i] = s.tagKeys(t)
+		tks[i] = s.tagKeys(t).tagKeys
 	}
 	drop := "0"
 	if release {
@@ -649,7 +663,7 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 			return w.verify(ctx, changes)
 		}
 	}
-	cctx, cancel := store.WithTimeout(ctx, s.timeout)
+	cctx, cancel := s.callCtx(ctx)
 	var err error
 	if s.direct {
 		err = fn(cctx)
@@ -662,7 +676,7 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 			err = cctx.Err()
 		}
 	}
-	timedOut := cctx.Err() != nil || isTimeout(err)
+	timedOut := err != nil && (cctx.Err() != nil || isTimeout(err))
 	cancel()
 	if err == nil {
 		s.br.Success(probe)
@@ -695,6 +709,18 @@ func (s *Store) call(ctx context.Context, op string, fn func(context.Context) er
 	return s.fail(op, err)
 }
 
+// callCtx bounds a call by Config.Timeout. A caller whose own deadline
+// comes first (a cache in front bounding its store calls, with
+// store.WithTimeout) bounds it already: its context is used as it is,
+// which ends the call at the same moment with the same cause, without a
+// second timer.
+func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.timeout {
+		return ctx, func() {}
+	}
+	return store.WithTimeout(ctx, s.timeout)
+}
+
 func (s *Store) fail(op string, err error) error {
 	s.errs.Add(1)
 	return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
@@ -709,6 +735,9 @@ func masterCheckTimeout(call time.Duration) time.Duration {
 // isTimeout tells whether err is a socket deadline (go-redis sets one from
 // the context's deadline, and it may fire just before the context's).
 func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
