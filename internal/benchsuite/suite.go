@@ -395,6 +395,70 @@ func (e *Env) invLoop(b *testing.B, op func(int)) {
 	b.StopTimer()
 }
 
+// pairedLoop runs plain(i) and cached(i) in turn, b.N times each, the
+// order swapped every other iteration, timing each call (after prep(),
+// which is not timed), so that the load of a shared machine weighs on both
+// alike: it reports their times per operation as the metrics
+// "plain-ns/op" and "cached-ns/op".
+func pairedLoop(b *testing.B, prep func(), plain, cached func(int)) {
+	var tp, tc time.Duration
+	timed := func(f func(int), i int) time.Duration {
+		prep()
+		t0 := time.Now()
+		f(i)
+		return time.Since(t0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			tp += timed(plain, i)
+			tc += timed(cached, i)
+		} else {
+			tc += timed(cached, i)
+			tp += timed(plain, i)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(tp.Nanoseconds())/float64(b.N), "plain-ns/op")
+	b.ReportMetric(float64(tc.Nanoseconds())/float64(b.N), "cached-ns/op")
+}
+
+// invalidate is the untimed step of the paired misses: the next cached
+// query is a miss.
+func (e *Env) invalidate(b *testing.B) func() {
+	return func() {
+		if err := e.Plugin.Invalidate(context.Background(), Table); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FirstMissPaired: FirstPlain and FirstMiss in turn (pairedLoop), the
+// Invalidate before each outside the timing.
+func (e *Env) FirstMissPaired(b *testing.B) {
+	before := e.Plugin.Stats()
+	pairedLoop(b, e.invalidate(b), func(i int) { first(b, e.Plain, i) }, func(i int) { first(b, e.Cached, i) })
+	e.expect(b, before, 0, b.N)
+}
+
+// Find100MissPaired: Find100Plain and Find100Miss in turn (pairedLoop).
+func (e *Env) Find100MissPaired(b *testing.B) {
+	before := e.Plugin.Stats()
+	pairedLoop(b, e.invalidate(b), func(int) { find(b, e.Plain) }, func(int) { find(b, e.Cached) })
+	e.expect(b, before, 0, b.N)
+}
+
+// WritePaired: WritePlain and WriteCached in turn (pairedLoop), on
+// different rows.
+func (e *Env) WritePaired(b *testing.B) {
+	before := e.Plugin.Stats()
+	pairedLoop(b, func() {}, func(i int) { e.update(b, e.Plain, 2*i) }, func(i int) { e.update(b, e.Cached, 2*i+1) })
+	if e.Plugin.Stats().Invalidations == before.Invalidations {
+		b.Fatal("the writes bumped nothing")
+	}
+}
+
 // Invalidate measures the Invalidate call alone.
 func (e *Env) Invalidate(b *testing.B) {
 	e.invLoop(b, func(int) {})
