@@ -14,7 +14,7 @@ import (
 // struct field, GORM's field.Set of that result (gorm.Scan scans a field
 // through a **T and sets the field from it: for the unnamed types below,
 // the field gets exactly what convertAssign gave the *T). This file is the
-// one table of those rules, shared by cachedRows.Scan (assign, for any
+// one table of those rules, shared by entrySource.Scan (assign, for any
 // destination pointer) and the direct scan (setRow, for struct fields).
 //
 // Each conv function gives the value convertAssign stores into a

@@ -19,7 +19,7 @@ import (
 
 // FuzzConvert is the differential test of the hit path's conversions: for a
 // driver value and every destination kind, the cached path must give what
-// the database would. For cachedRows.Scan (assign) the reference is
+// the database would. For entrySource.Scan (assign) the reference is
 // database/sql's own Scan of the value through a replay driver; for the
 // direct scan (setRow) it is gorm.Scan's way for a struct field: the field's
 // pooled value, database/sql's Scan into it, field.Set. Values and errors
@@ -184,7 +184,7 @@ func checkScanConversions(t *testing.T, value func() driver.Value) {
 		wantErr := sqlScan(want, src)
 		gotErr := assign(got, src)
 		if gotErr != nil {
-			// as cachedRows.Scan reports it
+			// as entrySource.Scan reports it
 			gotErr = fmt.Errorf("sql: Scan error on column index %d, name %q: %w", 0, "v", gotErr)
 		}
 		w, g := show(reflect.ValueOf(want)), show(reflect.ValueOf(got))

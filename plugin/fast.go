@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +19,7 @@ import (
 // The hit fast path. For the query chain, the wrapper builds the SQL itself
 // (callbacks.BuildQuerySQL; the original callback then skips building) and
 // looks the query up. On a hit whose destination is not a map, it hands GORM
-// a cachedRows, which assigns cached driver values straight to GORM's
+// an entrySource, which assigns cached driver values straight to GORM's
 // destination pointers: no database/sql, no replay driver. Only the
 // conversion table's assignments (convert.go: database/sql's own rules) are
 // done here; anything else (another conversion, an error to report) goes
@@ -125,14 +123,11 @@ func (p *Plugin) serveHit(db *gorm.DB, e *serializer.Entry, pl *plan, coalesced 
 	if coalesced {
 		p.stats.coalesced.Add(1)
 	} else {
-		p.stats.hits.Add(1)
-		for _, c := range pl.counts {
-			c.hits.Add(1)
-		}
+		p.countHit(pl)
 	}
-	cr := &cachedRows{e: e, row: -1}
-	if !directScan(db, cr, &pl.layout, e.Rows) {
-		gorm.Scan(cr, db, 0)
+	src := newEntrySource(e)
+	if !directScan(db, src, &pl.layout, e.Rows) {
+		gorm.Scan(src, db, 0)
 	}
 	if db.Statement.Result != nil {
 		db.Statement.Result.RowsAffected = db.RowsAffected
@@ -188,7 +183,7 @@ func hideHitMarker(orig func(*gorm.DB)) func(*gorm.DB) {
 }
 
 // fastMiss runs a missed query as gorm:query does, scanning the real rows
-// itself (directScan, or gorm.Scan over a liveScan) so that each value is
+// itself (directScan, or gorm.Scan over a liveSource) so that each value is
 // converted once, and stores the result when it was read to the end.
 func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	defer pr.release()
@@ -210,17 +205,14 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 			}
 		}()
 	}
-	p.stats.misses.Add(1)
-	for _, c := range pr.pl.counts {
-		c.misses.Add(1)
-	}
+	p.countMiss(pr.pl)
 	st := db.Statement
 	rows, err := st.ConnPool.QueryContext(st.Context, pr.query, st.Vars...)
 	if err != nil {
 		db.AddError(err)
 		return
 	}
-	ls := &liveScan{rows: rows}
+	ls := &liveSource{rows: rows}
 	if cts, err := rows.ColumnTypes(); err == nil {
 		c := &ls.kept
 		p.startCapture(c, sharedColumnsOf(&pr.pl.columns, cts), false) // (see replaysTypes)
@@ -233,16 +225,38 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	if st.Result != nil {
 		st.Result.RowsAffected = db.RowsAffected
 	}
-	complete, closeErr := ls.finish()
+	complete, closeErr := ls.close()
 	db.AddError(closeErr)
-	switch c := ls.capture; {
+	// (First, Take and Last of no rows: the scan's own error, which a hit
+	// gives again)
+	p.keepMiss(pr, ls.capture, complete && (db.Error == nil || db.Error == gorm.ErrRecordNotFound && db.RowsAffected == 0))
+}
+
+// countHit and countMiss count a hit and a miss of a read of plan pl, in
+// Stats and per table.
+func (p *Plugin) countHit(pl *plan) {
+	p.stats.hits.Add(1)
+	for _, c := range pl.counts {
+		c.hits.Add(1)
+	}
+}
+
+func (p *Plugin) countMiss(pl *plan) {
+	p.stats.misses.Add(1)
+	for _, c := range pl.counts {
+		c.misses.Add(1)
+	}
+}
+
+// keepMiss stores the capture c of a missed query when its result was read
+// whole (complete), or counts why it may not be stored.
+func (p *Plugin) keepMiss(pr *probe, c *capture, complete bool) {
+	switch {
 	case c == nil:
 	case c.reason != "":
 		p.stats.bypassed(c.reason)
 		pr.pl.stat.bypassed(c.reason)
-	case complete && (db.Error == nil || db.Error == gorm.ErrRecordNotFound && db.RowsAffected == 0):
-		// (First, Take and Last of no rows: the scan's own error, which a
-		// hit gives again)
+	case complete:
 		if reason := pr.settle(&c.entry); reason != "" {
 			p.stats.bypassed(reason)
 			pr.pl.stat.bypassed(reason)
@@ -251,118 +265,6 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 			pr.pl.stat.stored(&c.entry)
 		}
 	}
-}
-
-// liveScan is a gorm.Rows (and valueRows) over real rows that keeps a copy
-// of what is read.
-type liveScan struct {
-	rowBuf
-	rows    *sql.Rows
-	capture *capture // nil: not to be stored; else &kept
-	kept    capture
-	cols    []string
-	dvals   []driver.Value
-	ended   bool
-	scanned bool // the current row's values are in vals
-	err     error
-}
-
-var _ gorm.Rows = (*liveScan)(nil)
-
-func (r *liveScan) Columns() ([]string, error) { return r.rows.Columns() } // a fresh slice each call
-
-func (r *liveScan) hasColumns(names []string) bool {
-	if r.cols == nil {
-		cols, err := r.rows.Columns()
-		if err != nil {
-			return false
-		}
-		r.cols = cols
-	}
-	return slices.Equal(r.cols, names)
-}
-
-func (r *liveScan) ColumnTypes() ([]*sql.ColumnType, error) { return r.rows.ColumnTypes() }
-
-func (r *liveScan) Next() bool {
-	if r.ended {
-		return false
-	}
-	r.scanned = false
-	if !r.rows.Next() {
-		r.ended = true
-		r.err = r.rows.Err()
-		return false
-	}
-	return true
-}
-
-func (r *liveScan) Err() error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.rows.Err()
-}
-
-func (r *liveScan) Close() error { return nil } // finish closes
-
-// values reads the current row (once) and keeps it.
-func (r *liveScan) values() ([]driver.Value, error) {
-	if r.scanned {
-		return r.dvals, nil
-	}
-	if r.vals == nil {
-		if r.cols == nil {
-			cols, err := r.rows.Columns()
-			if err != nil {
-				return nil, err
-			}
-			r.cols = cols
-		}
-		r.reset(len(r.cols))
-		r.dvals = make([]driver.Value, len(r.cols))
-	}
-	if err := r.scan(r.rows); err != nil {
-		if r.capture != nil {
-			r.capture.abandon(ReasonPartialRead)
-		}
-		return nil, err
-	}
-	for i, v := range r.vals {
-		r.dvals[i] = v
-	}
-	r.scanned = true
-	if c := r.capture; c != nil && c.reason == "" {
-		var cols []serializer.Column
-		if c.rowTypes {
-			cols = rowColumns(r.rows)
-		}
-		c.keep(r.vals, cols)
-	}
-	return r.dvals, nil
-}
-
-func (r *liveScan) Scan(dest ...any) error {
-	vals, err := r.values()
-	if err != nil {
-		return err
-	}
-	if len(dest) != len(vals) {
-		return errors.New("sql: expected " + strconv.Itoa(len(vals)) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
-	}
-	for i, d := range dest {
-		if err := assign(d, vals[i]); err != nil {
-			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, r.cols[i], err)
-		}
-	}
-	return nil
-}
-
-// finish closes the rows. complete reports whether the whole result was
-// read without error (First and Take read one row: one more Next tells
-// whether that was all).
-func (r *liveScan) finish() (complete bool, closeErr error) {
-	return closeCaptured(r.rows, r.capture, r.ended, r.err)
 }
 
 // fastDest reports whether GORM scans dest without ColumnTypes (everything
@@ -393,74 +295,6 @@ func (p *Plugin) fastProbe(db *gorm.DB, opts *queryOptions) *probe {
 		return nil // (the ordinary way counts the reason)
 	}
 	return p.probeQuery(db.Statement.Context, pool, pl, query, db.Statement.Vars, opts)
-}
-
-// cachedRows is a gorm.Rows over an entry.
-type cachedRows struct {
-	e   *serializer.Entry
-	row int
-	err error
-}
-
-var _ gorm.Rows = (*cachedRows)(nil)
-
-func (r *cachedRows) Columns() ([]string, error) {
-	// A fresh slice each time: gorm.Scan rewrites it with ColumnMapping.
-	names := make([]string, len(r.e.Columns))
-	for i := range r.e.Columns {
-		names[i] = r.e.Columns[i].Name
-	}
-	return names, nil
-}
-
-func (r *cachedRows) hasColumns(names []string) bool {
-	if len(names) != len(r.e.Columns) {
-		return false
-	}
-	for i := range names {
-		if names[i] != r.e.Columns[i].Name {
-			return false
-		}
-	}
-	return true
-}
-
-var errNoColumnTypes = errors.New("gormcache: column types are not available on the fast path")
-
-func (r *cachedRows) ColumnTypes() ([]*sql.ColumnType, error) { return nil, errNoColumnTypes }
-
-func (r *cachedRows) Next() bool {
-	if r.row+1 >= r.e.Rows {
-		r.row = r.e.Rows
-		return false
-	}
-	r.row++
-	return true
-}
-
-func (r *cachedRows) Err() error { return r.err }
-
-func (r *cachedRows) values() ([]driver.Value, error) {
-	n := len(r.e.Columns)
-	return r.e.Values[r.row*n : (r.row+1)*n], nil
-}
-func (r *cachedRows) Close() error { return nil }
-
-func (r *cachedRows) Scan(dest ...any) error {
-	if r.row < 0 || r.row >= r.e.Rows {
-		return errors.New("sql: Scan called without calling Next")
-	}
-	n := len(r.e.Columns)
-	if len(dest) != n {
-		return errors.New("sql: expected " + strconv.Itoa(n) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
-	}
-	vals := r.e.Values[r.row*n : (r.row+1)*n]
-	for i, d := range dest {
-		if err := assign(d, vals[i]); err != nil {
-			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, r.e.Columns[i].Name, err)
-		}
-	}
-	return nil
 }
 
 // assign stores src in dest as database/sql's convertAssign would.

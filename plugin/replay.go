@@ -8,11 +8,9 @@ import (
 	"errors"
 	"io"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/serializer"
@@ -21,12 +19,7 @@ import (
 // The replay driver turns a cached entry, or a live result being captured,
 // into a real *sql.Rows / *sql.Row, so that GORM and database/sql do the
 // scanning with their own conversion rules. Its connection accepts one
-// argument, a rowSource, through CheckNamedValue.
-
-// rowSource yields the driver rows of one query.
-type rowSource interface {
-	open() (driver.Rows, error)
-}
+// argument, a replayable source, through CheckNamedValue.
 
 type replayConnector struct{}
 
@@ -45,14 +38,14 @@ func (replayConn) Prepare(string) (driver.Stmt, error) { return nil, errReplayOn
 func (replayConn) Close() error                        { return nil }
 func (replayConn) Begin() (driver.Tx, error)           { return nil, errReplayOnly }
 
-// CheckNamedValue accepts the rowSource argument as it is.
+// CheckNamedValue accepts the replayable argument as it is.
 func (replayConn) CheckNamedValue(*driver.NamedValue) error { return nil }
 
 func (replayConn) QueryContext(_ context.Context, _ string, args []driver.NamedValue) (driver.Rows, error) {
 	if len(args) != 1 {
 		return nil, errReplayOnly
 	}
-	src, ok := args[0].Value.(rowSource)
+	src, ok := args[0].Value.(replayable)
 	if !ok {
 		return nil, errReplayOnly
 	}
@@ -303,13 +296,6 @@ func (c colTypes) ColumnTypePrecisionScale(i int) (int64, int64, bool) {
 
 // ---- a cached entry ----
 
-// entrySource replays a cached entry.
-type entrySource struct{ e *serializer.Entry }
-
-func (s entrySource) open() (driver.Rows, error) {
-	return &entryRows{colTypes: colTypes{s.e.Columns}, e: s.e}, nil
-}
-
 // The column types an entryRows reports are those the driver reported at
 // the same point: Columns before the first row, then the row's set when the
 // entry has per-row types.
@@ -358,201 +344,36 @@ func copyOut(dest []driver.Value, src []driver.Value) {
 
 // ---- a live result, captured as it is read ----
 
-// liveSource streams a real result to the caller and keeps a copy of it.
-type liveSource struct {
-	rows *sql.Rows
-	// rowTypes: the driver's column types depend on the row (see
-	// Plugin.rowDependentTypes); they are read again at every row.
-	rowTypes bool
-	// capture: nil when the result is not to be stored.
-	capture *capture
-	// known: the plan's last result columns (knownColumns), or nil
-	known *atomic.Pointer[knownColumns]
-	// done is called once, when the rows are closed (see finish).
-	done     func(c *capture, complete bool, err error)
-	finished bool
-}
-
-// finish calls done once.
-func (s *liveSource) finish(c *capture, complete bool, err error) {
-	if s.finished || s.done == nil {
-		return
-	}
-	s.finished = true
-	s.done(c, complete, err)
-}
-
-type capture struct {
-	entry    serializer.Entry
-	maxRows  int
-	maxBytes int
-	size     int
-	reason   Reason // why the capture was abandoned
-	// rowTypes: keep records each row's column types (see
-	// Plugin.rowDependentTypes).
-	rowTypes bool
-}
-
-func (c *capture) abandon(reason Reason) {
-	if c.reason == "" {
-		c.reason = reason
-	}
-	c.entry.Values, c.entry.ColumnSets, c.entry.RowSets = nil, nil, nil
-}
-
-func (s *liveSource) open() (driver.Rows, error) {
-	cts, err := s.rows.ColumnTypes()
-	if err != nil {
-		s.rows.Close()
-		s.finish(nil, false, err)
-		return nil, err
-	}
-	var cols []serializer.Column
-	if s.known != nil {
-		cols = sharedColumnsOf(s.known, cts)
-	} else {
-		cols = columnsOf(cts)
-	}
-	r := &liveRows{colTypes: colTypes{cols}, src: s}
-	r.reset(len(cols))
-	if s.capture != nil {
-		s.capture.entry.Columns = cols
-	}
-	return r, nil
-}
-
-// rowBuf scans the current row of real rows as driver values.
-type rowBuf struct {
-	vals []any // the current row's values
-	ptrs []any // &vals[i]
-}
-
-// reset makes room for rows of n columns.
-func (b *rowBuf) reset(n int) {
-	buf := make([]any, 2*n)
-	b.vals, b.ptrs = buf[:n:n], buf[n:]
-	for i := range b.vals {
-		b.ptrs[i] = &b.vals[i]
-	}
-}
-
-// scan reads the current row into vals.
-func (b *rowBuf) scan(rows *sql.Rows) error { return rows.Scan(b.ptrs...) }
-
 // The column types a liveRows reports are the real rows' at the same point:
 // read once before the first row and, for a driver whose types depend on the
 // row, again at every row.
 
 type liveRows struct {
 	colTypes
-	rowBuf
 	src    *liveSource
-	ended  bool
-	err    error
 	closed bool
 }
 
 func (r *liveRows) Next(dest []driver.Value) error {
-	if r.ended {
-		return io.EOF
-	}
-	rows := r.src.rows
-	if !rows.Next() {
-		r.ended = true
-		r.err = rows.Err()
-		if r.err != nil {
-			return r.err
+	s := r.src
+	if !s.advance() {
+		if s.err != nil {
+			return s.err
 		}
 		return io.EOF
 	}
-	if err := r.scan(rows); err != nil {
-		r.ended, r.err = true, err
+	cols, err := s.read()
+	if err != nil {
+		s.ended, s.err = true, err
 		return err
 	}
-	for i, v := range r.vals {
+	for i, v := range s.vals {
 		dest[i] = v
 	}
-	var cols []serializer.Column
-	if r.src.rowTypes {
-		if cols = rowColumns(rows); cols != nil {
-			r.cols = cols
-		}
-	}
-	if c := r.src.capture; c != nil && c.reason == "" {
-		c.keep(r.vals, cols)
+	if s.rowTypes && cols != nil {
+		r.cols = cols
 	}
 	return nil
-}
-
-// keep appends a row to the capture, or abandons the capture. cols are the
-// row's column types, read when c.rowTypes.
-func (c *capture) keep(vals []any, cols []serializer.Column) {
-	if c.entry.Rows >= c.maxRows {
-		c.abandon(ReasonTooManyRows)
-		return
-	}
-	if c.rowTypes && !c.keepTypes(cols) {
-		return
-	}
-	if c.entry.Values == nil {
-		c.entry.Values = make([]driver.Value, 0, len(vals)) // (one row: First, Take)
-	}
-	for _, v := range vals {
-		switch x := v.(type) {
-		case nil, int64, float64, bool, uint64, float32:
-			// (go-sql-driver/mysql returns uint64 and float32 over the binary protocol)
-			c.size += 8
-		case string:
-			c.size += len(x) + 16
-		case []byte:
-			c.size += len(x) + 24
-			v = bytes.Clone(x)
-		case time.Time:
-			c.size += 24
-		default:
-			c.abandon(ReasonUnsupportedValue)
-			return
-		}
-		c.entry.Values = append(c.entry.Values, v)
-	}
-	c.entry.Rows++
-	if c.size > c.maxBytes {
-		c.abandon(ReasonTooLarge)
-	}
-}
-
-// keepTypes records the column types of the row being kept: the index of
-// an equal set of entry.ColumnSets, or a new one. It reports false when it
-// abandoned the capture.
-func (c *capture) keepTypes(cols []serializer.Column) bool {
-	e := &c.entry
-	if len(cols) != len(e.Columns) {
-		c.abandon(ReasonPartialRead) // (no current row: the rows were closed)
-		return false
-	}
-	k := -1
-	if n := len(e.RowSets); n > 0 && slices.Equal(e.ColumnSets[e.RowSets[n-1]], cols) {
-		k = int(e.RowSets[n-1]) // the common case: as the row before
-	} else {
-		for i, set := range e.ColumnSets {
-			if slices.Equal(set, cols) {
-				k = i
-				break
-			}
-		}
-	}
-	if k < 0 {
-		if len(e.ColumnSets) == serializer.MaxColumnSets {
-			c.abandon(ReasonTooLarge)
-			return false
-		}
-		k = len(e.ColumnSets)
-		e.ColumnSets = append(e.ColumnSets, cols)
-		c.size += len(cols) * int(unsafe.Sizeof(serializer.Column{}))
-	}
-	e.RowSets = append(e.RowSets, uint8(k))
-	c.size++
-	return true
 }
 
 func (r *liveRows) Close() error {
@@ -560,31 +381,8 @@ func (r *liveRows) Close() error {
 		return nil
 	}
 	r.closed = true
-	complete, closeErr := closeCaptured(r.src.rows, r.src.capture, r.ended, r.err)
-	err := r.err
-	if err == nil {
-		err = closeErr
-	}
-	r.src.finish(r.src.capture, complete && err == nil, err)
+	_, closeErr := r.src.close()
 	return closeErr
-}
-
-// closeCaptured closes real rows read while capturing them into c (nil:
-// not captured). ended: Next returned false, with readErr the rows' error
-// then. complete reports whether the whole result was read without error:
-// First, Take and Row read one row and close, so for rows not read to the
-// end one more Next tells whether that row was all.
-func closeCaptured(rows *sql.Rows, c *capture, ended bool, readErr error) (complete bool, closeErr error) {
-	complete = ended && readErr == nil
-	if !ended && c != nil && c.reason == "" {
-		if rows.Next() {
-			c.abandon(ReasonPartialRead)
-		} else {
-			complete = rows.Err() == nil
-		}
-	}
-	closeErr = rows.Close()
-	return complete && closeErr == nil, closeErr
 }
 
 // HasNextResultSet and NextResultSet pass further result sets through (a
@@ -606,7 +404,7 @@ func (r *liveRows) NextResultSet() error {
 		return err
 	}
 	r.colTypes = colTypes{columnsOf(cts)}
-	r.reset(len(cts))
-	r.ended, r.err = false, nil
+	r.src.reset(len(cts))
+	r.src.ended, r.src.err = false, nil
 	return nil
 }

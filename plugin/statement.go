@@ -129,14 +129,16 @@ func (s *stmtPool) QueryContext(ctx context.Context, query string, args ...any) 
 
 func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	src, rows, err := s.query(ctx, query, args)
-	if src == nil {
-		if err != nil {
-			src = errSource{err}
-		} else {
-			src = &liveSource{rows: rows, rowTypes: s.p.rowDependentTypes()}
-		}
+	var r replayable = src
+	switch {
+	case src != nil:
+	case err != nil:
+		r = errSource{err}
+	default:
+		src = &liveSource{rows: rows, rowTypes: s.p.rowDependentTypes()}
+		r = src
 	}
-	row := replayDB.QueryRowContext(ctx, "", src)
+	row := replayDB.QueryRowContext(ctx, "", r)
 	if row.Err() != nil {
 		closeSource(src) // the replay never opened it: free the real rows
 	}
@@ -416,12 +418,9 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		if pr.revalidate {
 			p.revalidate(inner, pr)
 		}
-		p.stats.hits.Add(1)
-		for _, c := range pr.pl.counts {
-			c.hits.Add(1)
-		}
+		p.countHit(pr.pl)
 		p.markHit(pr.db)
-		return entrySource{pr.entry}, nil, nil
+		return newEntrySource(pr.entry), nil, nil
 	}
 	if pr.noStore != "" {
 		p.stats.bypassed(pr.noStore)
@@ -429,33 +428,15 @@ func (p *Plugin) cachedQuery(ctx context.Context, inner gorm.ConnPool, pr *probe
 		rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
 		return nil, rows, err
 	}
-	p.stats.misses.Add(1)
-	for _, c := range pr.pl.counts {
-		c.misses.Add(1)
-	}
+	p.countMiss(pr.pl)
 	rows, err := inner.QueryContext(ctx, pr.query, pr.args...)
 	if err != nil {
 		return nil, nil, err
 	}
 	c := p.newCapture(nil, true) // (the columns: when the rows are opened)
 	pr.stamp(c)
-	key, ttl := pr.key, pr.ttl
 	return &liveSource{rows: rows, rowTypes: c.rowTypes, capture: c, known: &pr.pl.columns, done: func(c *capture, complete bool, _ error) {
-		switch {
-		case c == nil:
-		case c.reason != "":
-			p.stats.bypassed(c.reason)
-			pr.pl.stat.bypassed(c.reason)
-		case complete:
-			if reason := pr.settle(&c.entry); reason != "" {
-				p.stats.bypassed(reason)
-				pr.pl.stat.bypassed(reason)
-				return
-			}
-			if p.put(key, &c.entry, ttl) {
-				pr.pl.stat.stored(&c.entry)
-			}
-		}
+		p.keepMiss(pr, c, complete) // (when the rows are closed: after pr.release, which keeps what this reads)
 	}}, nil, nil
 }
 
