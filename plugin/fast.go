@@ -125,13 +125,7 @@ func (p *Plugin) serveHit(db *gorm.DB, e *serializer.Entry, pl *plan, coalesced 
 	} else {
 		p.countHit(pl)
 	}
-	src := newEntrySource(e)
-	if !directScan(db, src, &pl.layout, e.Rows) {
-		gorm.Scan(src, db, 0)
-	}
-	if db.Statement.Result != nil {
-		db.Statement.Result.RowsAffected = db.RowsAffected
-	}
+	scanSource(db, newEntrySource(e), pl, e.Rows)
 	p.markHit(db)
 }
 
@@ -219,12 +213,7 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 		pr.stamp(c)
 		ls.capture = c
 	}
-	if !directScan(db, ls, &pr.pl.layout, 0) {
-		gorm.Scan(ls, db, 0)
-	}
-	if st.Result != nil {
-		st.Result.RowsAffected = db.RowsAffected
-	}
+	scanSource(db, ls, pr.pl, 0)
 	complete, closeErr := ls.close()
 	db.AddError(closeErr)
 	// (First, Take and Last of no rows: the scan's own error, which a hit
@@ -264,6 +253,19 @@ func (p *Plugin) keepMiss(pr *probe, c *capture, complete bool) {
 			pr.stored = &c.entry
 			pr.pl.stat.stored(&c.entry)
 		}
+	}
+}
+
+// scanSource scans src into the statement's destination, as gorm:query
+// would: directly into the fields where directScan can (sizeHint: the rows,
+// when known), else through gorm.Scan. (Maps, Row and Rows read a source
+// through the replay driver instead: stmtPool.QueryContext.)
+func scanSource(db *gorm.DB, src rowSource, pl *plan, sizeHint int) {
+	if !directScan(db, src, &pl.layout, sizeHint) {
+		gorm.Scan(src, db, 0)
+	}
+	if db.Statement.Result != nil {
+		db.Statement.Result.RowsAffected = db.RowsAffected
 	}
 }
 
