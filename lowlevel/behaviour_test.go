@@ -2,11 +2,9 @@ package lowlevel_test
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -757,29 +755,15 @@ func TestFormerFormatEntries(t *testing.T) {
 	})
 }
 
-// formerEntries reads the entries of testdata/format-L1.hex.
+// formerEntries reads the entries of testdata/format-L1.hex, checking
+// that the CLI would take each for a low-level entry that does not decode.
 func formerEntries(t *testing.T) [][]byte {
 	t.Helper()
-	text, err := os.ReadFile("testdata/format-L1.hex")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raws [][]byte
-	for line := range strings.Lines(string(text)) {
-		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		b, err := hex.DecodeString(line)
-		if err != nil {
-			t.Fatal(err)
-		}
+	raws := testsupport.HexLines(t, "testdata/format-L1.hex")
+	for _, b := range raws {
 		if _, err := lowlevel.DecodeEntry(b); err == nil || !lowlevel.IsEntry(b) {
 			t.Fatalf("a former entry: IsEntry %v, DecodeEntry error %v", lowlevel.IsEntry(b), err)
 		}
-		raws = append(raws, b)
-	}
-	if len(raws) == 0 {
-		t.Fatal("no entries in testdata/format-L1.hex")
 	}
 	return raws
 }

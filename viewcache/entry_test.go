@@ -2,17 +2,16 @@ package viewcache
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gormcache/gormcache/internal/core"
+	"github.com/gormcache/gormcache/internal/testsupport"
 )
 
 func sampleRecords() []*record {
@@ -113,21 +112,7 @@ func TestFormerFormat(t *testing.T) {
 // formerRecords reads the records of testdata/format-1.hex.
 func formerRecords(t testing.TB) [][]byte {
 	t.Helper()
-	text, err := os.ReadFile("testdata/format-1.hex")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raws [][]byte
-	for line := range strings.Lines(string(text)) {
-		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		b, err := hex.DecodeString(line)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raws = append(raws, b)
-	}
+	raws := testsupport.HexLines(t, "testdata/format-1.hex")
 	if len(raws) != 4 {
 		t.Fatalf("%d records in testdata/format-1.hex, want 4", len(raws))
 	}

@@ -1,7 +1,6 @@
 package viewcache_test
 
 import (
-	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
@@ -147,19 +146,8 @@ func TestFormerFormatEntry(t *testing.T) {
 		t.Fatal("nothing stored")
 	}
 	key := keys[len(keys)-1]
-	text, err := os.ReadFile("testdata/format-1.hex")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for line := range strings.Lines(string(text)) {
-		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		old, err := hex.DecodeString(line)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, old := range testsupport.HexLines(t, "testdata/format-1.hex") {
 		if err := ms.Set(bg, key, old, time.Minute); err != nil {
 			t.Fatal(err)
 		}
