@@ -61,6 +61,7 @@ var (
 // Head is what an envelope says about its value: everything but the
 // payload.
 type Head struct {
+	// Kind says what the payload is.
 	Kind Kind
 	// Check is the canonical key text; a hit must match it exactly ("" for
 	// caches that do not keep one).
