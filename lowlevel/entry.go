@@ -61,7 +61,7 @@ func estimate(v any) int {
 	return int(reflect.TypeOf(v).Size())
 }
 
-// envelopeSize bounds the length of e's envelope.
+// envelopeSize is the length of e's envelope.
 func (e *entry) envelopeSize() int { return core.EnvelopeSize(&e.Head, len(e.payload)) }
 
 // marshal returns e's envelope. e must hold a payload.

@@ -22,8 +22,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		newEntry([]string{}, []uint64{}, 0, []byte{1}),
 	} {
 		b := e.marshal()
-		if len(b) > e.envelopeSize() {
-			t.Fatalf("envelope of %d bytes, estimated %d", len(b), e.envelopeSize())
+		if len(b) != e.envelopeSize() {
+			t.Fatalf("envelope of %d bytes, envelopeSize %d", len(b), e.envelopeSize())
 		}
 		got, err := unmarshal(b)
 		if err != nil {

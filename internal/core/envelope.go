@@ -72,14 +72,24 @@ type Head struct {
 	Stamp
 }
 
-// EnvelopeSize returns an upper bound of the length of the uncompressed
-// envelope of h with a payload of n bytes.
+// EnvelopeSize returns the length of the uncompressed envelope of h with a
+// payload of n bytes.
 func EnvelopeSize(h *Head, n int) int {
-	size := envelopeFixed + 3*binary.MaxVarintLen64 + len(h.Check) + 8*len(h.Versions) + n
+	size := envelopeFixed + uvarintLen(len(h.Check)) + len(h.Check) +
+		uvarintLen(len(h.Tags)) + uvarintLen(len(h.Versions)) + 8*len(h.Versions) + n
 	for _, t := range h.Tags {
-		size += binary.MaxVarintLen64 + len(t)
+		size += uvarintLen(len(t)) + len(t)
 	}
 	return size
+}
+
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 // AppendEnvelope appends the envelope of h and payload to dst. With

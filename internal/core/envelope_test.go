@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gormcache/gormcache/internal/core"
@@ -26,7 +27,8 @@ func sampleEnvelopes() []struct {
 			Stamp: core.Stamp{Versions: []uint64{1 << 62, 7}, Created: 1_700_000_000_000_000_000, Deadline: math.MaxInt64}},
 			bytes.Repeat([]byte("compressible "), 1000)},
 		{core.Head{Kind: core.KindVary, Check: "base", Tags: []string{"articles"}}, []byte{0x90}},
-		{core.Head{Kind: core.KindFragment, Tags: []string{"", "ü"}, Stamp: core.Stamp{Versions: []uint64{0, 7}}}, nil},
+		{core.Head{Kind: core.KindFragment, Check: strings.Repeat("c", 200), Tags: []string{"", "ü", strings.Repeat("t", 20000)},
+			Stamp: core.Stamp{Versions: []uint64{0, 7, 9}}}, nil},
 	}
 }
 
@@ -54,7 +56,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 			if want := i == 1 && above > 0; compressed != want {
 				t.Errorf("%d (above %d): compressed = %v, want %v", i, above, compressed, want)
 			}
-			if !compressed && len(b) > core.EnvelopeSize(&s.head, len(s.payload)) {
+			if !compressed && len(b) != core.EnvelopeSize(&s.head, len(s.payload)) {
 				t.Errorf("%d: %d bytes, EnvelopeSize %d", i, len(b), core.EnvelopeSize(&s.head, len(s.payload)))
 			}
 			h, p, err := core.OpenEnvelope(b)
