@@ -105,8 +105,8 @@ func (c *Cache) read(ctx context.Context, k string, tags []string) (*current, er
 	e, st := examine(raw, tags, cur.versions)
 	cur.e, cur.st = e, st
 	if st == mismatched {
-		own := make([]uint64, len(e.Tags))
-		if err := c.versions(ctx, e.Tags, own); err != nil {
+		own := make([]uint64, len(e.tags))
+		if err := c.versions(ctx, e.tags, own); err != nil {
 			return nil, err
 		}
 		if !e.Fresh(own) {
@@ -188,7 +188,7 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error
 			return change{}, ErrNotFound
 		}
 		e := cur.e
-		next := &entry{Head: e.Head}
+		next := &entry{tags: e.tags, Stamp: e.Stamp}
 		ttl := storeTTL(e.Deadline)
 		if ttl < 0 {
 			return change{}, ErrNotFound // expired since the read

@@ -557,7 +557,7 @@ func examine(raw any, tags []string, versions []uint64) (*entry, status) {
 		return nil, corrupt
 	case e.Expired(time.Now().UnixNano()):
 		return e, expired
-	case !slices.Equal(e.Tags, tags):
+	case !slices.Equal(e.tags, tags):
 		return e, mismatched
 	case !e.Fresh(versions):
 		return e, stale

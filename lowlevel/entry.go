@@ -22,7 +22,8 @@ import (
 // made: an in-process store keeps them as they are and hands the same
 // *entry to every reader.
 type entry struct {
-	core.Head // Kind core.KindValue; Tags, Versions and Deadline
+	tags       []string
+	core.Stamp // Versions and Deadline
 
 	// value is the Go value itself, when hasValue: kept only in an
 	// in-process store, for values that may be shared (see shareable).
@@ -35,16 +36,18 @@ type entry struct {
 // newEntry returns the entry of payload for tags stamped with versions
 // (which it keeps), expiring at deadline (unix nanoseconds, 0 = none).
 func newEntry(tags []string, versions []uint64, deadline int64, payload []byte) *entry {
-	return &entry{
-		Head:    core.Head{Kind: core.KindValue, Tags: tags, Stamp: core.Stamp{Versions: versions, Deadline: deadline}},
-		payload: payload,
-	}
+	return &entry{tags: tags, Stamp: core.Stamp{Versions: versions, Deadline: deadline}, payload: payload}
+}
+
+// head returns e's envelope head.
+func (e *entry) head() core.Head {
+	return core.Head{Kind: core.KindValue, Tags: e.tags, Stamp: e.Stamp}
 }
 
 // size estimates the bytes e holds, for an in-process store's bound.
 func (e *entry) size() int {
 	n := 64 + len(e.payload) + 8*len(e.Versions)
-	for _, t := range e.Tags {
+	for _, t := range e.tags {
 		n += 16 + len(t)
 	}
 	if e.hasValue {
@@ -62,11 +65,15 @@ func estimate(v any) int {
 }
 
 // envelopeSize is the length of e's envelope.
-func (e *entry) envelopeSize() int { return core.EnvelopeSize(&e.Head, len(e.payload)) }
+func (e *entry) envelopeSize() int {
+	h := e.head()
+	return core.EnvelopeSize(&h, len(e.payload))
+}
 
 // marshal returns e's envelope. e must hold a payload.
 func (e *entry) marshal() []byte {
-	return core.AppendEnvelope(make([]byte, 0, e.envelopeSize()), &e.Head, e.payload, 0)
+	h := e.head()
+	return core.AppendEnvelope(make([]byte, 0, core.EnvelopeSize(&h, len(e.payload))), &h, e.payload, 0)
 }
 
 // unmarshal parses an envelope. Its payload aliases b. Anything that is not
@@ -85,7 +92,7 @@ func unmarshal(b []byte) (*entry, error) {
 	case len(payload) == 0:
 		return nil, fmt.Errorf("lowlevel: %w: entry without a payload", core.ErrCorrupt)
 	}
-	return &entry{Head: h, payload: payload}, nil
+	return &entry{tags: h.Tags, Stamp: h.Stamp, payload: payload}, nil
 }
 
 // parse interprets what a store returned for a key: nil (none), an *entry

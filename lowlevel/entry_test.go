@@ -29,7 +29,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got.Tags, e.Tags) || !slices.Equal(got.Versions, e.Versions) ||
+		if !slices.Equal(got.tags, e.tags) || !slices.Equal(got.Versions, e.Versions) ||
 			got.Deadline != e.Deadline || string(got.payload) != string(e.payload) {
 			t.Fatalf("round trip: %+v, want %+v", got, e)
 		}

@@ -39,7 +39,7 @@ func DecodeEntry(b []byte) (EntryInfo, error) {
 	if err != nil {
 		return EntryInfo{}, err
 	}
-	info := EntryInfo{Tags: e.Tags, Versions: e.Versions, Payload: e.payload}
+	info := EntryInfo{Tags: e.tags, Versions: e.Versions, Payload: e.payload}
 	if e.Deadline != 0 {
 		info.Deadline = time.Unix(0, e.Deadline)
 	}

@@ -140,13 +140,18 @@ func OpenEnvelope(b []byte) (Head, []byte, error) {
 		return h, nil, fmt.Errorf("%w: kind %d", ErrUnsupported, h.Kind)
 	}
 	r := reader{b: b, i: 3}
-	// The check and the tags are read twice: to check them, then, in one
-	// string, to keep them.
+	// The check and the tags are kept in one string, made once they are
+	// all read: their places are noted on the way (read again for more
+	// than a few tags).
 	checkAt, checkEnd := r.bytes()
 	nTags := r.count(1)
 	tagsAt := r.i
-	for range nTags {
-		r.bytes()
+	var spans [8][2]int
+	for i := range nTags {
+		at, end := r.bytes()
+		if i < len(spans) {
+			spans[i] = [2]int{at, end}
+		}
 	}
 	tagsEnd := r.i
 	nVersions := r.count(8)
@@ -164,10 +169,16 @@ func OpenEnvelope(b []byte) (Head, []byte, error) {
 		h.Check = text[:checkEnd-checkAt]
 		if nTags > 0 {
 			h.Tags = make([]string, nTags)
-			t := reader{b: b, i: tagsAt}
-			for i := range h.Tags {
-				at, end := t.bytes()
-				h.Tags[i] = text[at-checkAt : end-checkAt]
+			if nTags > len(spans) {
+				t := reader{b: b, i: tagsAt}
+				for i := range h.Tags {
+					at, end := t.bytes()
+					h.Tags[i] = text[at-checkAt : end-checkAt]
+				}
+			} else {
+				for i := range h.Tags {
+					h.Tags[i] = text[spans[i][0]-checkAt : spans[i][1]-checkAt]
+				}
 			}
 		}
 	}
@@ -220,8 +231,19 @@ func (r *reader) fail(what string) {
 	}
 }
 
-// uvarint reads a length or count that must not exceed limit.
+// uvarint reads a length or count that must not exceed limit. A one-byte
+// uvarint (most are) takes the inlined path.
 func (r *reader) uvarint(limit int) int {
+	if i := r.i; i < len(r.b) {
+		if c := int(r.b[i]); c < 0x80 && c <= limit {
+			r.i = i + 1
+			return c
+		}
+	}
+	return r.uvarintSlow(limit)
+}
+
+func (r *reader) uvarintSlow(limit int) int {
 	if r.err != nil {
 		return 0
 	}
