@@ -41,11 +41,13 @@
 // the in-process store keeps decoded entries (and a byte store's hit that
 // reads the same bytes again reuses its decoded entry, plugin/decoded.go),
 // so the envelope could not make them faster; reading a First-sized head
-// (BenchmarkHead) costs 0.3 µs with 2 allocations in the envelope against
-// 0.4 µs and none with serializer.ParseHeader and 0.6 µs and 2 with
-// serializer.DecodeHeader (Decode's part): at most 0.3 µs, under 1% of a
-// Redis round trip, for no fewer allocations. That does not pay for
-// changing a public, versioned format that the CLI and keys.ParseQuery
+// (BenchmarkHead, on a busy 2-core machine) costs 0.2–0.3 µs with 2
+// allocations in the envelope, 0.2–0.4 µs and none with
+// serializer.ParseHeader, 0.6–1.1 µs and 2 with serializer.DecodeHeader
+// (Decode's part): a byte-store hit that has to decode (its bytes not
+// among the decoded entries) would gain under 1 µs, under 1% of a Redis
+// round trip (27–45 µs here), for no fewer allocations. That does not pay
+// for changing a public, versioned format that the CLI and keys.ParseQuery
 // decode, and for making every query entry in a shared store a miss on
 // upgrade. (If the serializer's format changes for another reason, its
 // head can become the envelope's then.)
