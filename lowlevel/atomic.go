@@ -109,7 +109,7 @@ func (c *Cache) read(ctx context.Context, k string, tags []string) (*current, er
 		if err := c.versions(ctx, e.tags, own); err != nil {
 			return nil, err
 		}
-		if !fresh(e.versions, own) {
+		if !e.Fresh(own) {
 			cur.st = stale
 		}
 	}
@@ -188,8 +188,8 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error
 			return change{}, ErrNotFound
 		}
 		e := cur.e
-		next := &entry{tags: e.tags, versions: e.versions, deadline: e.deadline}
-		ttl := storeTTL(e.deadline)
+		next := &entry{tags: e.tags, Stamp: e.Stamp}
+		ttl := storeTTL(e.Deadline)
 		if ttl < 0 {
 			return change{}, ErrNotFound // expired since the read
 		}
@@ -308,7 +308,7 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 			return change{del: true}, nil
 		}
 		next := *cur.e
-		next.deadline = deadline(ttl)
+		next.Deadline = deadline(ttl)
 		st := ttl
 		if ttl == plugin.Forever {
 			st = 0

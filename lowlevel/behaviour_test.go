@@ -3,6 +3,7 @@ package lowlevel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"runtime"
@@ -721,6 +722,50 @@ func TestCorruptEntries(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFormerFormatEntries: entries written by the format before the
+// shared envelope (testdata/format-L1.hex, as that version wrote them) in
+// a shared store are a miss, counted as corrupt and deleted; the value is
+// computed again and stored in the current format.
+func TestFormerFormatEntries(t *testing.T) {
+	t.Parallel()
+	raws := formerEntries(t)
+	eachStore(t, lowlevel.Config{Logger: quiet}, func(t *testing.T, st store.Store, c *lowlevel.Cache) {
+		for i, raw := range raws {
+			key := fmt.Sprintf("old%d", i)
+			must(t, st.Set(bg, "ll:"+key, raw, 0))
+			mustMiss[map[string]any](t, c, key, "orders")
+			if got, _ := st.Get(bg, "ll:"+key, nil, nil); got != nil {
+				t.Fatalf("%s: the former entry was kept", key)
+			}
+			must(t, st.Set(bg, "ll:"+key, raw, 0))
+			v, err := lowlevel.Remember(bg, c, key, time.Hour, nil, func(context.Context) (int64, error) { return 8, nil })
+			if v != 8 || err != nil {
+				t.Fatalf("Remember over a former entry: %d, %v", v, err)
+			}
+			if got := mustGet[int64](t, c, key); got != 8 {
+				t.Fatalf("got %d", got)
+			}
+		}
+		// Each is met twice: by Get, and (stored again) by Remember.
+		if s := c.Stats(); s.CorruptEntries != uint64(2*len(raws)) {
+			t.Fatalf("stats %+v, want %d corrupt entries", s, 2*len(raws))
+		}
+	})
+}
+
+// formerEntries reads the entries of testdata/format-L1.hex, checking
+// that the CLI would take each for a low-level entry that does not decode.
+func formerEntries(t *testing.T) [][]byte {
+	t.Helper()
+	raws := testsupport.HexLines(t, "testdata/format-L1.hex")
+	for _, b := range raws {
+		if _, err := lowlevel.DecodeEntry(b); err == nil || !lowlevel.IsEntry(b) {
+			t.Fatalf("a former entry: IsEntry %v, DecodeEntry error %v", lowlevel.IsEntry(b), err)
+		}
+	}
+	return raws
 }
 
 func TestForeignGoValue(t *testing.T) {

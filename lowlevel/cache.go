@@ -313,7 +313,7 @@ func (c *Cache) Stamp(ctx context.Context, tables ...string) (Stamp, error) {
 	}
 	s := Stamp{tags: tags, versions: make([]uint64, len(tags))}
 	err = c.versions(ctx, tags, s.versions)
-	if err == nil && anyZero(s.versions) {
+	if err == nil && !core.Known(s.versions) {
 		err = c.versions(ctx, tags, s.versions) // as in loadAgain
 	}
 	if err != nil {
@@ -455,7 +455,7 @@ func (c *Cache) record(ctx context.Context, tags []string, versions []uint64, er
 // version (an in-process store answers 0 to the loser of that race).
 func (c *Cache) loadAgain(ctx context.Context, k string, tags []string, versions []uint64) (any, error) {
 	raw, err := c.load(ctx, k, tags, versions)
-	if err == nil && anyZero(versions) {
+	if err == nil && !core.Known(versions) {
 		raw, err = c.load(ctx, k, tags, versions)
 	}
 	return raw, err
@@ -555,11 +555,11 @@ func examine(raw any, tags []string, versions []uint64) (*entry, status) {
 	switch {
 	case err != nil:
 		return nil, corrupt
-	case e.expired(time.Now().UnixNano()):
+	case e.Expired(time.Now().UnixNano()):
 		return e, expired
 	case !slices.Equal(e.tags, tags):
 		return e, mismatched
-	case !fresh(e.versions, versions):
+	case !e.Fresh(versions):
 		return e, stale
 	}
 	return e, live
@@ -595,7 +595,7 @@ func makeEntry[T any](c *Cache, v T, tags []string, versions []uint64, ttl time.
 	if err != nil {
 		return nil, &valueError{err}
 	}
-	e := &entry{tags: tags, versions: slices.Clone(versions), deadline: deadline(ttl), payload: payload}
+	e := newEntry(tags, slices.Clone(versions), deadline(ttl), payload)
 	if n := e.envelopeSize(); n > c.max {
 		return nil, &valueError{fmt.Errorf("%d bytes, more than MaxBytes (%d): %w", n, c.max, store.ErrTooLarge)}
 	}

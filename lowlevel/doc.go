@@ -21,8 +21,9 @@
 // [Remember]. Values are
 // encoded with msgpack (exported fields, msgpack tags; a time.Time keeps
 // its instant, not its location), in an envelope that records the value's
-// tables and their versions. An entry that will not decode — corrupt,
-// written by something else, or of another type than asked — is a miss,
+// tables and their versions (the page cache's envelope too). An entry that
+// will not decode — corrupt, written by something else or by an older
+// version of gormcache, or of another type than asked — is a miss,
 // counted in [Stats], and is deleted or overwritten. Fields that T lacks
 // count as another type, so entries written before a field was removed
 // are misses rather than half-read values.

@@ -2,41 +2,28 @@ package lowlevel
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"reflect"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The envelope of an entry in a byte store:
-//
-//	'L' formatVersion
-//	deadline   int64, little-endian: unix nanoseconds, 0 = none
-//	n          uvarint: number of tags
-//	n × (len uvarint, tag bytes, version uint64 little-endian): the stamp
-//	payload    msgpack of the value, to the end
-//
-// The tags are the entry's sorted, normalised tables followed by the cache's
-// namespace tag and store.GlobalTag; the versions are theirs as read before
-// the value was computed.
-const (
-	magic         = 'L'
-	formatVersion = 1
-	headerFixed   = 2 + 8 // magic, version, deadline
-	maxTags       = 1 << 12
-)
+// In a byte store an entry is a core envelope of kind core.KindValue (see
+// internal/core's envelope.go): its tags are the entry's sorted, normalised
+// tables followed by the cache's namespace tag and store.GlobalTag, their
+// versions as read before the value was computed, its deadline, and the
+// msgpack of the value as payload. It keeps no check text (the key is the
+// user's) and no creation time, and is never compressed.
 
 // entry is one cached value with its stamp. Entries are immutable once
 // made: an in-process store keeps them as they are and hands the same
 // *entry to every reader.
 type entry struct {
-	tags     []string
-	versions []uint64
-	deadline int64 // unix nanoseconds; 0 = no expiry
+	tags       []string
+	core.Stamp // Versions and Deadline
 
 	// value is the Go value itself, when hasValue: kept only in an
 	// in-process store, for values that may be shared (see shareable).
@@ -46,29 +33,20 @@ type entry struct {
 	payload []byte
 }
 
-// expired reports whether e's deadline has passed at now (unix nanoseconds).
-func (e *entry) expired(now int64) bool { return e.deadline != 0 && now >= e.deadline }
-
-// fresh reports whether the stamp equals current, a vector of current
-// versions of the same tags in which 0 means unknown or held.
-func fresh(stamp, current []uint64) bool {
-	if len(stamp) != len(current) {
-		return false
-	}
-	for i, v := range current {
-		if v == 0 || stamp[i] != v {
-			return false
-		}
-	}
-	return true
+// newEntry returns the entry of payload for tags stamped with versions
+// (which it keeps), expiring at deadline (unix nanoseconds, 0 = none).
+func newEntry(tags []string, versions []uint64, deadline int64, payload []byte) *entry {
+	return &entry{tags: tags, Stamp: core.Stamp{Versions: versions, Deadline: deadline}, payload: payload}
 }
 
-// anyZero reports whether a version is unknown or held.
-func anyZero(vs []uint64) bool { return slices.Contains(vs, 0) }
+// head returns e's envelope head.
+func (e *entry) head() core.Head {
+	return core.Head{Kind: core.KindValue, Tags: e.tags, Stamp: e.Stamp}
+}
 
 // size estimates the bytes e holds, for an in-process store's bound.
 func (e *entry) size() int {
-	n := 64 + len(e.payload) + 8*len(e.versions)
+	n := 64 + len(e.payload) + 8*len(e.Versions)
 	for _, t := range e.tags {
 		n += 16 + len(t)
 	}
@@ -88,63 +66,33 @@ func estimate(v any) int {
 
 // envelopeSize is the length of e's envelope.
 func (e *entry) envelopeSize() int {
-	n := headerFixed + binary.MaxVarintLen64
-	for _, t := range e.tags {
-		n += binary.MaxVarintLen64 + len(t) + 8
-	}
-	return n + len(e.payload)
+	h := e.head()
+	return core.EnvelopeSize(&h, len(e.payload))
 }
 
 // marshal returns e's envelope. e must hold a payload.
 func (e *entry) marshal() []byte {
-	b := make([]byte, 0, e.envelopeSize())
-	b = append(b, magic, formatVersion)
-	b = binary.LittleEndian.AppendUint64(b, uint64(e.deadline))
-	b = binary.AppendUvarint(b, uint64(len(e.tags)))
-	for i, t := range e.tags {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-		b = binary.LittleEndian.AppendUint64(b, e.versions[i])
-	}
-	return append(b, e.payload...)
+	h := e.head()
+	return core.AppendEnvelope(make([]byte, 0, core.EnvelopeSize(&h, len(e.payload))), &h, e.payload, 0)
 }
 
 // unmarshal parses an envelope. Its payload aliases b. Anything that is not
-// a well-formed envelope of this format is an error, never a panic.
+// a well-formed envelope of a value is an error wrapping core.ErrCorrupt or
+// core.ErrUnsupported (an entry of an older format among them), never a
+// panic.
 func unmarshal(b []byte) (*entry, error) {
-	if len(b) < headerFixed || b[0] != magic {
-		return nil, fmt.Errorf("lowlevel: not an entry")
+	h, payload, err := core.OpenEnvelope(b)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("lowlevel: %w", err)
+	case h.Kind != core.KindValue:
+		return nil, fmt.Errorf("lowlevel: %w: kind %d, not a value", core.ErrUnsupported, h.Kind)
+	case len(h.Tags) != len(h.Versions):
+		return nil, fmt.Errorf("lowlevel: %w: %d tags, %d versions", core.ErrCorrupt, len(h.Tags), len(h.Versions))
+	case len(payload) == 0:
+		return nil, fmt.Errorf("lowlevel: %w: entry without a payload", core.ErrCorrupt)
 	}
-	if b[1] != formatVersion {
-		return nil, fmt.Errorf("lowlevel: entry format %d, want %d", b[1], formatVersion)
-	}
-	e := &entry{deadline: int64(binary.LittleEndian.Uint64(b[2:]))}
-	if e.deadline < 0 {
-		return nil, fmt.Errorf("lowlevel: entry with a negative deadline")
-	}
-	b = b[headerFixed:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > maxTags || n > uint64(len(b)) {
-		return nil, fmt.Errorf("lowlevel: bad tag count")
-	}
-	b = b[k:]
-	e.tags = make([]string, n)
-	e.versions = make([]uint64, n)
-	for i := range e.tags {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) || uint64(len(b)-k)-l < 8 {
-			return nil, fmt.Errorf("lowlevel: truncated tag %d", i)
-		}
-		b = b[k:]
-		e.tags[i] = string(b[:l])
-		e.versions[i] = binary.LittleEndian.Uint64(b[l:])
-		b = b[l+8:]
-	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("lowlevel: entry without a payload")
-	}
-	e.payload = b
-	return e, nil
+	return &entry{tags: h.Tags, Stamp: h.Stamp, payload: payload}, nil
 }
 
 // parse interprets what a store returned for a key: nil (none), an *entry
@@ -156,7 +104,7 @@ func parse(raw any) (*entry, error) {
 	case []byte:
 		return unmarshal(r)
 	}
-	return nil, fmt.Errorf("lowlevel: foreign value of type %T", raw)
+	return nil, fmt.Errorf("lowlevel: %w: foreign value of type %T", core.ErrUnsupported, raw)
 }
 
 // encode returns the msgpack encoding of v.

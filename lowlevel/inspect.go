@@ -18,19 +18,30 @@ type EntryInfo struct {
 	Payload  []byte
 }
 
-// IsEntry reports whether b looks like a low-level entry (its first byte);
-// DecodeEntry says whether it is one.
-func IsEntry(b []byte) bool { return len(b) > 0 && b[0] == magic }
+// IsEntry reports whether b looks like a low-level entry (its first
+// bytes): an envelope of a value, or an entry of the format before it
+// (first byte 'L'), which DecodeEntry reports as unsupported. DecodeEntry
+// says whether it is one.
+func IsEntry(b []byte) bool {
+	k, ok := core.EnvelopeKind(b)
+	return ok && k == core.KindValue || len(b) > 0 && b[0] == formerMagic
+}
 
-// DecodeEntry decodes an entry as a byte store holds it.
+// formerMagic is the first byte of the entries written before the shared
+// envelope (format 'L' 1): they read as a miss, counted as corrupt.
+const formerMagic = 'L'
+
+// DecodeEntry decodes an entry as a byte store holds it. Its errors wrap
+// the internal core's ErrCorrupt or ErrUnsupported (an entry of an older
+// format).
 func DecodeEntry(b []byte) (EntryInfo, error) {
 	e, err := unmarshal(b)
 	if err != nil {
 		return EntryInfo{}, err
 	}
-	info := EntryInfo{Tags: e.tags, Versions: e.versions, Payload: e.payload}
-	if e.deadline != 0 {
-		info.Deadline = time.Unix(0, e.deadline)
+	info := EntryInfo{Tags: e.tags, Versions: e.Versions, Payload: e.payload}
+	if e.Deadline != 0 {
+		info.Deadline = time.Unix(0, e.Deadline)
 	}
 	return info, nil
 }

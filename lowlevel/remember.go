@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gormcache/gormcache/internal/core"
 )
 
 // Remember returns the live value under key (stored with the same tables),
@@ -61,7 +63,7 @@ func Remember[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	if err != nil || anyZero(versions) {
+	if err != nil || !core.Known(versions) {
 		// Versions unknown: this call cannot tell whether a run under way
 		// began before a write that committed before it, so it shares
 		// none, and what it computes cannot be stored.
@@ -136,7 +138,7 @@ func fill[T any](ctx context.Context, c *Cache, k, key string, tags []string, tt
 		}
 	}
 	storable := err == nil && ttl != Skip
-	if storable && anyZero(versions) {
+	if storable && !core.Known(versions) {
 		storable = false
 		c.stats.notStored.Add(1)
 	}
@@ -164,7 +166,7 @@ func fill[T any](ctx context.Context, c *Cache, k, key string, tags []string, tt
 	if c.swap == nil {
 		defer lockKey(k)()
 	}
-	if err := c.write(ctx, k, e, storeTTL(e.deadline)); err != nil {
+	if err := c.write(ctx, k, e, storeTTL(e.Deadline)); err != nil {
 		c.failOpen("remember", key, err)
 	}
 	return r

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gormcache/gormcache/internal/core"
 )
 
 // Get returns the value stored under key as a T, and whether there was a
@@ -62,7 +64,7 @@ func SetStamped[T any](ctx context.Context, c *Cache, key string, v T, ttl time.
 	}
 	k := c.key(key)
 	var e *entry
-	if ttl == Skip || anyZero(s.versions) {
+	if ttl == Skip || !core.Known(s.versions) {
 		if ttl != Skip {
 			c.stats.notStored.Add(1)
 		}
@@ -75,7 +77,7 @@ func SetStamped[T any](ctx context.Context, c *Cache, key string, v T, ttl time.
 	if e == nil {
 		err = c.apply(ctx, k, change{del: true})
 	} else {
-		err = c.write(ctx, k, e, storeTTL(e.deadline))
+		err = c.write(ctx, k, e, storeTTL(e.Deadline))
 	}
 	if err != nil {
 		return c.opErr("set", key, err)
@@ -105,7 +107,7 @@ func Add[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 		if cur.alive() {
 			return change{}, nil
 		}
-		if anyZero(cur.versions) {
+		if !core.Known(cur.versions) {
 			c.stats.notStored.Add(1)
 			return change{}, nil
 		}
@@ -114,7 +116,7 @@ func Add[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 			return change{}, err
 		}
 		added = true
-		return change{next: e, ttl: storeTTL(e.deadline)}, nil
+		return change{next: e, ttl: storeTTL(e.Deadline)}, nil
 	})
 	if err != nil {
 		return false, c.opErr("add", key, err)
@@ -155,7 +157,7 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Du
 		if ttl == Skip {
 			return change{}, nil
 		}
-		if anyZero(cur.versions) {
+		if !core.Known(cur.versions) {
 			c.stats.notStored.Add(1)
 			return change{}, nil
 		}
@@ -163,7 +165,7 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Du
 		if err != nil {
 			return change{}, err
 		}
-		return change{next: e, ttl: storeTTL(e.deadline)}, nil
+		return change{next: e, ttl: storeTTL(e.Deadline)}, nil
 	})
 	if err != nil {
 		var ve *valueError

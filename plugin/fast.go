@@ -184,7 +184,7 @@ func (p *Plugin) fastMiss(db *gorm.DB, pr *probe) {
 	// Stampede protection: identical misses wait for the first one.
 	f, leader := p.flight.Join(pr.key)
 	if !leader {
-		if e, _ := f.Wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && sameVersions(e.Versions, pr.versions, pr.loose, pr.marker) {
+		if e, _ := f.Wait(db.Statement.Context); e != nil && bytes.Equal(e.Check, pr.canonical) && pr.fresh(e) {
 			// (the same versions: no write committed between the leader's
 			// reading of them and ours, so its rows are fresh for us too)
 			p.serveHit(db, e, pr.pl, true)

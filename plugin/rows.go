@@ -115,21 +115,6 @@ func (r *rowRead) withTags(base []string, args []any) (tags []string, n int, ok 
 	return append(tags, r.wide[0], r.wide[1], base[last]), n, true
 }
 
-// sameVersions reports whether an entry stamped with stamp is fresh for
-// versions read now; at loose-1 (a row-level read's table tag) the stamp
-// may hold marker (the tag's core.LooseVersion) instead.
-func sameVersions(stamp, versions []uint64, loose int, marker uint64) bool {
-	if len(stamp) != len(versions) {
-		return false
-	}
-	for i, v := range stamp {
-		if v != versions[i] && !(i == loose-1 && v == marker) {
-			return false
-		}
-	}
-	return true
-}
-
 // ---- writes ----
 
 // rowWriteTags returns the tags a write bumps beyond its tables' own: for

@@ -149,14 +149,14 @@ func (s *shapeStat) wrote() {
 // versions differ are what invalidated it.
 func noteStale(pr *probe, e *serializer.Entry) {
 	s := pr.pl.stat
-	if s == nil || e == nil || sameVersions(e.Versions, pr.versions, pr.loose, pr.marker) {
+	if s == nil || e == nil || pr.fresh(e) {
 		return // (not collecting, or an entry of other scan types)
 	}
 	s.stale.Add(1)
 	var by []string
 	if len(e.Versions) == len(pr.versions) {
-		for i, v := range e.Versions {
-			if v != pr.versions[i] && !(i == pr.loose-1 && v == pr.marker) {
+		for i := range e.Versions {
+			if !core.FreshAt(e.Versions, pr.versions, i, pr.loose-1, pr.marker) {
 				by = append(by, tagLabel(pr.tags[i]))
 			}
 		}

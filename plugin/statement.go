@@ -283,6 +283,13 @@ type probe struct {
 	vbuf         [4]uint64 // versions' storage, for up to four tags
 }
 
+// fresh reports whether e, found under the probe's key, is fresh for the
+// versions the probe read (core.FreshExcept: a row-level entry ignores its
+// table's tag, at loose-1).
+func (pr *probe) fresh(e *serializer.Entry) bool {
+	return core.FreshExcept(e.Versions, pr.versions, pr.loose-1, pr.marker)
+}
+
 // settle makes a captured entry of a row-level read depend on its rows
 // alone when it is keyed on a column other than the primary key or found
 // one row per value, or else on its table too; it returns why it may not
@@ -379,7 +386,7 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 		switch {
 		case !bytes.Equal(entry.Check, canonical):
 			p.stats.collisions.Add(1)
-		case sameVersions(entry.Versions, pr.versions, pr.loose, pr.marker) && entryKnowsScanTypes(entry):
+		case pr.fresh(entry) && entryKnowsScanTypes(entry):
 			pr.entry = entry
 			if fresh := p.policy.freshTTL(optTTL, pl.ttl); fresh > 0 && p.policy.swr > 0 {
 				// stale-while-revalidate: past its TTL (not invalidated)

@@ -5,29 +5,21 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/klauspost/compress/s2"
 )
 
 // DefaultCompressAbove is a good [Options.CompressAbove] for network stores:
 // bodies below it gain little from compression, in size or in time.
-const DefaultCompressAbove = 1 << 10
+const DefaultCompressAbove = core.DefaultCompressAbove
 
 // MaxDecodedSize bounds the decompressed body of an entry. A compressed
-// entry that declares more is [ErrCorrupt].
-const MaxDecodedSize = 256 << 20
-
-// maxRatio bounds the declared decompressed size of a body by its
-// compressed size, so that a few damaged bytes cannot make Decode allocate
-// much: at most 64 KiB plus maxRatio times the input. Bodies that compress
-// better than that (thousands of identical rows) are stored uncompressed.
-const (
-	maxRatio = 64
-	ratioMin = 64 << 10
-)
-
-// minSaving is the fraction of the body compression must save (1/minSaving)
-// for the compressed form to be kept: decompressing costs time on every hit.
-const minSaving = 8
+// entry that declares more, or more than 64 KiB plus 64 times its
+// compressed size, is [ErrCorrupt]: a few damaged bytes cannot make Decode
+// allocate much. (Bodies that compress better than that, thousands of
+// identical rows, are stored uncompressed.) The guards are those of the
+// low-level and page caches too (internal/core).
+const MaxDecodedSize = core.MaxDecodedSize
 
 // Options configure [AppendEncodeOptions]. The zero Options encodes as
 // [AppendEncode] does: uncompressed.
@@ -62,7 +54,7 @@ func compressBody(dst []byte, start, body int) []byte {
 		p = &b
 	}
 	c := s2.Encode((*p)[:n], src)
-	if len(c) <= len(src)-len(src)/minSaving && len(src) <= ratioMin+maxRatio*len(c) {
+	if core.CompressionPays(len(src), len(c)) {
 		dst = append(dst[:body], c...)
 		dst[start] |= FlagCompressed
 	}
@@ -75,20 +67,9 @@ func compressBody(dst []byte, start, body int) []byte {
 // inflate replaces the decoder's input, positioned at an S2 block that runs
 // to the end of the entry, with the decompressed body.
 func (s *decodeState) inflate() error {
-	block := s.data[len(s.data)-s.r.Len():]
-	n, err := s2.DecodedLen(block)
+	body, err := core.Inflate(s.data[len(s.data)-s.r.Len():])
 	if err != nil {
-		return corrupt("compressed body: %v", err)
-	}
-	if n > MaxDecodedSize || n > ratioMin+maxRatio*len(block) {
-		return corrupt("compressed body of %d bytes declares %d", len(block), n)
-	}
-	if n == 0 {
-		return corrupt("empty compressed body")
-	}
-	body, err := s2.Decode(make([]byte, n), block)
-	if err != nil || len(body) != n {
-		return corrupt("compressed body: %v", err)
+		return corrupt("%v", err)
 	}
 	s.data = body
 	s.r.Reset(body)

@@ -99,8 +99,11 @@
 //
 // The cache uses the plugin's store (plugin.Plugin.Store): the in-process
 // memstore, Redis, Memcached, or any store.Store. Entries in byte stores
-// are a format byte followed by msgpack (S2-compressed above 1 KiB when that
-// saves an eighth); an entry of another format, or that does not decode, is
-// a miss, counted in [Stats], and deleted. The cache fails open: a store
+// are the envelope the low-level cache uses too (a format byte, the kind,
+// the key text, the tables and their versions, the times), followed by the
+// response in msgpack (S2-compressed above 1 KiB when that saves an
+// eighth); an entry of another format (one written by an older version
+// among them), or that does not decode, is a miss, counted in [Stats], and
+// deleted. The cache fails open: a store
 // error is a miss, and the handler runs.
 package viewcache

@@ -6,41 +6,30 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
-	"github.com/klauspost/compress/s2"
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The envelope of a record in a byte store:
-//
-//	format  1 byte: low seven bits formatVersion, high bit flagCompressed
-//	body    msgpack array of the record's fields (see encode), or, with
-//	        flagCompressed, one S2 block holding it
-//
-// A record of another format version, or one that does not decode, is a
-// miss (counted as corrupt) and is deleted.
+// In a byte store a record is a core envelope (see internal/core's
+// envelope.go) of kind core.KindPage, core.KindVary or core.KindFragment:
+// its check text, tags, versions, creation time and deadline are the
+// envelope's; its payload is a msgpack array of the rest (see encode),
+// compressed with S2 when it is longer than core.DefaultCompressAbove and
+// that pays. A record of another format (format 1, before the envelope),
+// or one that does not decode, is a miss (counted as corrupt) and is
+// deleted.
 const (
-	formatVersion  = 1
-	flagCompressed = 0x80
-	recordFields   = 11
-
-	// compressAbove is the body size above which compression is tried; it
-	// is kept when it saves at least an eighth.
-	compressAbove = 1 << 10
-	// maxDecoded bounds a decompressed body, and maxRatio the ratio of a
-	// decompressed to a compressed body, so that damaged bytes cannot make
-	// the decoder allocate much.
-	maxDecoded = 256 << 20
-	maxRatio   = 64
-	ratioMin   = 64 << 10
-	maxItems   = 1 << 16 // tags, vary names, header fields or values
+	payloadFields = 5
+	maxItems      = 1 << 16 // vary names, header fields or values
 )
 
 // Record kinds.
 const (
-	kindPage     = 1 // a stored response
-	kindVary     = 2 // at a URL's base key: the headers its response varies on
-	kindFragment = 3 // a rendered fragment
+	kindPage     = core.KindPage     // a stored response
+	kindVary     = core.KindVary     // at a URL's base key: the headers its response varies on
+	kindFragment = core.KindFragment // a rendered fragment
 )
 
 var errCorrupt = errors.New("viewcache: corrupt entry")
@@ -49,23 +38,28 @@ var errCorrupt = errors.New("viewcache: corrupt entry")
 // in-process store keeps them as they are and hands the same *record to
 // every reader.
 type record struct {
-	kind     uint8
-	check    string   // the canonical key text: a hit must match it exactly
-	tags     []string // sorted; kindVary: the tags last stored (a hint)
-	versions []uint64 // the versions of tags read before the handler ran
-	created  int64    // unix nanoseconds
-	deadline int64    // unix nanoseconds; 0 = none
-	status   int
-	header   http.Header // canonical keys; every value slice clipped
-	body     []byte
-	vary     []string // canonical header names, sorted (kindVary; kindPage: the names in its key)
-	etag     string   // the ETag sent with it, "" if none
+	// Kind; Check, the canonical key text (a hit must match it exactly);
+	// Tags, sorted (kindVary: the tags last stored, a hint); Versions, of
+	// the tags, read before the handler ran (none for kindVary); Created;
+	// Deadline (0 = none).
+	core.Head
+	status int
+	header http.Header // canonical keys; every value slice clipped
+	body   []byte
+	vary   []string // canonical header names, sorted (kindVary; kindPage: the names in its key)
+	etag   string   // the ETag sent with it, "" if none
+}
+
+// head returns the head of a record of kind for the key text check,
+// depending on tags stamped with versions, made at now (no deadline).
+func head(kind core.Kind, check string, tags []string, versions []uint64, now time.Time) core.Head {
+	return core.Head{Kind: kind, Check: check, Tags: tags, Stamp: core.Stamp{Versions: versions, Created: now.UnixNano()}}
 }
 
 // size estimates the bytes r holds, for an in-process store's bound.
 func (r *record) size() int {
-	n := 160 + len(r.check) + len(r.body) + len(r.etag) + 8*len(r.versions)
-	for _, t := range r.tags {
+	n := 160 + len(r.Check) + len(r.body) + len(r.etag) + 8*len(r.Versions)
+	for _, t := range r.Tags {
 		n += 16 + len(t)
 	}
 	for _, v := range r.vary {
@@ -80,48 +74,22 @@ func (r *record) size() int {
 	return n
 }
 
-// fresh reports whether r is stamped with exactly current, a vector of the
-// versions of r.tags in which 0 means unknown or held.
-func (r *record) fresh(current []uint64) bool {
-	if len(current) != len(r.versions) {
-		return false
-	}
-	for i, v := range current {
-		if v == 0 || v != r.versions[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// expired reports whether r's deadline has passed at now (unix nanoseconds).
-func (r *record) expired(now int64) bool { return r.deadline != 0 && now >= r.deadline }
-
-// marshal returns r's envelope, compressed when that pays.
+// marshal returns r's envelope, its payload compressed when that pays.
 func (r *record) marshal() ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(64 + len(r.body) + 32*len(r.header))
-	buf.WriteByte(formatVersion)
+	buf.Grow(32 + len(r.body) + 32*len(r.header))
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
 	if err := r.encode(enc); err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
-	if body := b[1:]; len(body) > compressAbove {
-		if n := s2.MaxEncodedLen(len(body)); n > 0 {
-			out := make([]byte, 1+n)
-			c := s2.Encode(out[1:], body) // written in place: out[1:] is large enough
-			if len(c) <= len(body)-len(body)/8 && len(body) <= ratioMin+maxRatio*len(c) {
-				out[0] = formatVersion | flagCompressed
-				return out[:1+len(c)], nil
-			}
-		}
-	}
-	return b, nil
+	payload := buf.Bytes()
+	dst := make([]byte, 0, core.EnvelopeSize(&r.Head, len(payload)))
+	return core.AppendEnvelope(dst, &r.Head, payload, core.DefaultCompressAbove), nil
 }
 
+// encode writes the payload: what the envelope's head does not hold.
 func (r *record) encode(enc *msgpack.Encoder) error {
 	keys := make([]string, 0, len(r.header))
 	for k := range r.header {
@@ -134,16 +102,7 @@ func (r *record) encode(enc *msgpack.Encoder) error {
 			err = e
 		}
 	}
-	try(enc.EncodeArrayLen(recordFields))
-	try(enc.EncodeUint8(r.kind))
-	try(enc.EncodeString(r.check))
-	try(encodeStrings(enc, r.tags))
-	try(enc.EncodeArrayLen(len(r.versions)))
-	for _, v := range r.versions {
-		try(enc.EncodeUint64(v))
-	}
-	try(enc.EncodeInt64(r.created))
-	try(enc.EncodeInt64(r.deadline))
+	try(enc.EncodeArrayLen(payloadFields))
 	try(enc.EncodeInt64(int64(r.status)))
 	try(enc.EncodeArrayLen(2 * len(keys)))
 	for _, k := range keys {
@@ -169,52 +128,29 @@ func encodeStrings(enc *msgpack.Encoder, ss []string) error {
 }
 
 // unmarshal parses an envelope. Anything that is not a well-formed record
-// of this format is an error wrapping errCorrupt, never a panic, and never
-// an allocation much larger than b (or than its declared decompressed
-// size, itself bounded by b's length).
+// is an error wrapping errCorrupt (and core.ErrCorrupt or
+// core.ErrUnsupported, for a record of an older format), never a panic,
+// and never an allocation much larger than b (or than its payload's
+// declared decompressed size, bounded by the envelope's guards).
 func unmarshal(b []byte) (r *record, err error) {
-	if len(b) < 2 {
-		return nil, fmt.Errorf("%w: %d bytes", errCorrupt, len(b))
-	}
-	if b[0]&^flagCompressed != formatVersion {
-		return nil, fmt.Errorf("%w: format %d, want %d", errCorrupt, b[0]&^flagCompressed, formatVersion)
-	}
-	body := b[1:]
-	if b[0]&flagCompressed != 0 {
-		n, err := s2.DecodedLen(body)
-		if err != nil || n <= 0 || n > maxDecoded || n > ratioMin+maxRatio*len(body) {
-			return nil, fmt.Errorf("%w: compressed body", errCorrupt)
-		}
-		if body, err = s2.Decode(make([]byte, n), body); err != nil || len(body) != n {
-			return nil, fmt.Errorf("%w: compressed body: %v", errCorrupt, err)
-		}
+	h, payload, err := core.OpenEnvelope(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	defer func() {
 		if p := recover(); p != nil { // the decoder should not panic; never let it crash a request
 			r, err = nil, fmt.Errorf("%w: decoder panicked: %v", errCorrupt, p)
 		}
 	}()
-	rd := bytes.NewReader(body)
+	rd := bytes.NewReader(payload)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(rd)
 	d := decoder{dec: dec, rd: rd}
-	r = &record{}
-	if d.arrayLen() != recordFields {
+	r = &record{Head: h}
+	if d.arrayLen() != payloadFields {
 		return nil, fmt.Errorf("%w: not a record", errCorrupt)
 	}
-	r.kind = uint8(d.uint(255))
-	r.check = d.str()
-	r.tags = d.strs()
-	n := d.arrayLen()
-	if n > 0 {
-		r.versions = make([]uint64, n)
-		for i := range r.versions {
-			r.versions[i] = d.uint(1<<64 - 1)
-		}
-	}
-	r.created = d.int()
-	r.deadline = d.int()
 	r.status = int(d.int())
 	if n := d.arrayLen(); n > 0 {
 		if n%2 != 0 {
@@ -238,14 +174,12 @@ func unmarshal(b []byte) (r *record, err error) {
 		return nil, fmt.Errorf("%w: %v", errCorrupt, d.err)
 	case rd.Len() != 0:
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, rd.Len())
-	case r.kind < kindPage || r.kind > kindFragment:
-		return nil, fmt.Errorf("%w: kind %d", errCorrupt, r.kind)
-	case len(r.tags) != len(r.versions) && r.kind != kindVary:
-		return nil, fmt.Errorf("%w: %d tags, %d versions", errCorrupt, len(r.tags), len(r.versions))
-	case r.kind == kindPage && (r.status < 100 || r.status > 999):
+	case r.Kind != kindPage && r.Kind != kindVary && r.Kind != kindFragment:
+		return nil, fmt.Errorf("%w: kind %d", errCorrupt, r.Kind)
+	case len(r.Tags) != len(r.Versions) && r.Kind != kindVary:
+		return nil, fmt.Errorf("%w: %d tags, %d versions", errCorrupt, len(r.Tags), len(r.Versions))
+	case r.Kind == kindPage && (r.status < 100 || r.status > 999):
 		return nil, fmt.Errorf("%w: status %d", errCorrupt, r.status)
-	case r.created < 0 || r.deadline < 0:
-		return nil, fmt.Errorf("%w: negative time", errCorrupt)
 	}
 	return r, nil
 }

@@ -2,28 +2,34 @@ package viewcache
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gormcache/gormcache/internal/core"
+	"github.com/gormcache/gormcache/internal/testsupport"
 )
 
 func sampleRecords() []*record {
+	stamp := func(kind core.Kind, check string, tags []string, versions []uint64, created, deadline int64) core.Head {
+		return core.Head{Kind: kind, Check: check, Tags: tags, Stamp: core.Stamp{Versions: versions, Created: created, Deadline: deadline}}
+	}
 	return []*record{
 		{
-			kind: kindPage, check: "p\x00GET…", tags: []string{"*", "*Viewcache:vc", "articles"},
-			versions: []uint64{1 << 62, 7, 1<<64 - 1}, created: 1_700_000_000_000_000_000, deadline: 1_700_000_300_000_000_000,
+			Head:   stamp(kindPage, "p\x00GET…", []string{"*", "*Viewcache:vc", "articles"}, []uint64{1 << 62, 7, 1<<64 - 1}, 1_700_000_000_000_000_000, 1_700_000_300_000_000_000),
 			status: 200, header: http.Header{"Content-Type": {"text/html"}, "X-Multi": {"a", "b"}},
 			body: []byte("<p>hello</p>"), vary: []string{"Accept-Language"}, etag: `"abc"`,
 		},
 		{
-			kind: kindPage, check: "big", tags: []string{"*"}, versions: []uint64{1}, status: 404,
-			body: bytes.Repeat([]byte("compressible "), 1000),
+			Head:   stamp(kindPage, "big", []string{"*"}, []uint64{1}, 0, 0),
+			status: 404, body: bytes.Repeat([]byte("compressible "), 1000),
 		},
-		{kind: kindVary, check: "base", tags: []string{"articles"}, vary: []string{"Accept", "Cookie"}},
-		{kind: kindFragment, check: "f\x00sidebar", tags: []string{"*", "a"}, versions: []uint64{3, 4}, body: []byte("<ul></ul>")},
+		{Head: stamp(kindVary, "base", []string{"articles"}, nil, 0, 0), vary: []string{"Accept", "Cookie"}},
+		{Head: stamp(kindFragment, "f\x00sidebar", []string{"*", "a"}, []uint64{3, 4}, 0, 0), body: []byte("<ul></ul>")},
 	}
 }
 
@@ -33,7 +39,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		compressed := b[0]&flagCompressed != 0
+		compressed := b[1]&core.FlagCompressed != 0
 		if compressed != (i == 1) {
 			t.Errorf("record %d: compressed = %v (%d bytes)", i, compressed, len(b))
 		}
@@ -50,11 +56,11 @@ func TestRecordRoundTrip(t *testing.T) {
 // normal makes empty and nil slices and maps alike.
 func normal(r *record) record {
 	c := *r
-	if len(c.tags) == 0 {
-		c.tags = nil
+	if len(c.Tags) == 0 {
+		c.Tags = nil
 	}
-	if len(c.versions) == 0 {
-		c.versions = nil
+	if len(c.Versions) == 0 {
+		c.Versions = nil
 	}
 	if len(c.header) == 0 {
 		c.header = nil
@@ -70,19 +76,47 @@ func normal(r *record) record {
 
 func TestUnmarshalRejects(t *testing.T) {
 	good, _ := sampleRecords()[0].marshal()
+	big, _ := sampleRecords()[1].marshal()
+	flagged := append([]byte(nil), good...)
+	flagged[1] |= core.FlagCompressed
+	value := core.AppendEnvelope(nil, &core.Head{Kind: core.KindValue}, []byte{0xc0}, 0)
 	cases := map[string][]byte{
-		"empty":           nil,
-		"one byte":        {formatVersion},
-		"future format":   append([]byte{formatVersion + 1}, good[1:]...),
-		"truncated":       good[:len(good)-3],
-		"trailing bytes":  append(append([]byte(nil), good...), 0xc0),
-		"bad compression": {formatVersion | flagCompressed, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2},
+		"empty":                              nil,
+		"one byte":                           {'E'},
+		"future format":                      append([]byte{'E', core.EnvelopeVersion + 1}, good[2:]...),
+		"truncated":                          good[:len(good)-3],
+		"trailing bytes":                     append(append([]byte(nil), good...), 0xc0),
+		"compressed flag on a plain payload": flagged,
+		"truncated compressed payload":       big[:len(big)-5],
+		"a low-level value":                  value,
 	}
 	for name, b := range cases {
-		if _, err := unmarshal(b); err == nil {
-			t.Errorf("%s: no error", name)
+		if _, err := unmarshal(b); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: %v, want errCorrupt", name, err)
 		}
 	}
+}
+
+// TestFormerFormat: the records format 1 wrote before the envelope
+// (testdata/format-1.hex: a page, a compressed page, a Vary record and a
+// fragment, as that version wrote them) are corrupt entries of an
+// unsupported format.
+func TestFormerFormat(t *testing.T) {
+	for i, b := range formerRecords(t) {
+		if _, err := unmarshal(b); !errors.Is(err, errCorrupt) || !errors.Is(err, core.ErrUnsupported) {
+			t.Errorf("record %d: %v, want errCorrupt and core.ErrUnsupported", i, err)
+		}
+	}
+}
+
+// formerRecords reads the records of testdata/format-1.hex.
+func formerRecords(t testing.TB) [][]byte {
+	t.Helper()
+	raws := testsupport.HexLines(t, "testdata/format-1.hex")
+	if len(raws) != 4 {
+		t.Fatalf("%d records in testdata/format-1.hex, want 4", len(raws))
+	}
+	return raws
 }
 
 // FuzzUnmarshal: whatever the bytes, unmarshal returns a record or an
@@ -92,7 +126,10 @@ func FuzzUnmarshal(f *testing.F) {
 		b, _ := r.marshal()
 		f.Add(b)
 	}
-	f.Add([]byte{formatVersion, 0x9b, 0xdd, 0xff, 0xff, 0xff, 0xff})
+	for _, b := range formerRecords(f) {
+		f.Add(b)
+	}
+	f.Add([]byte{'E', core.EnvelopeVersion, byte(kindPage), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x95, 0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := unmarshal(b)
 		if err != nil {

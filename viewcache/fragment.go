@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
@@ -58,14 +59,14 @@ func (c *Cache) Fragment(ctx context.Context, w io.Writer, key string, ttl time.
 
 	rec, versions, err := c.get(ctx, k, tags)
 	now := time.Now()
-	if err == nil && rec != nil && rec.kind == kindFragment && rec.check == text &&
-		slices.Equal(rec.tags, tags) && !rec.expired(now.UnixNano()) && rec.fresh(versions) {
+	if err == nil && rec != nil && rec.Kind == kindFragment && rec.Check == text &&
+		slices.Equal(rec.Tags, tags) && !rec.Expired(now.UnixNano()) && rec.Fresh(versions) {
 		c.stats.fragHits.Add(1)
 		remaining := time.Duration(0)
-		if rec.deadline != 0 {
-			remaining = time.Duration(rec.deadline - now.UnixNano())
+		if rec.Deadline != 0 {
+			remaining = time.Duration(rec.Deadline - now.UnixNano())
 		}
-		depend(ctx, rec.tags, rec.versions, remaining)
+		depend(ctx, rec.Tags, rec.Versions, remaining)
 		_, err := w.Write(rec.body)
 		return err
 	}
@@ -79,12 +80,12 @@ func (c *Cache) Fragment(ctx context.Context, w io.Writer, key string, ttl time.
 	if versions == nil { // the store failed: the page cannot know the versions either
 		versions = make([]uint64, len(tags))
 	}
-	storable := err == nil && !slices.Contains(versions, 0) && len(body) <= c.maxBytes
+	storable := err == nil && core.Known(versions) && len(body) <= c.maxBytes
 	if storable {
-		rec := &record{kind: kindFragment, check: text, tags: tags, versions: versions, created: now.UnixNano(), body: body}
+		rec := &record{Head: head(kindFragment, text, tags, versions, now), body: body}
 		storeTTL := time.Duration(0)
 		if ttl != plugin.Forever {
-			rec.deadline = now.Add(ttl).UnixNano()
+			rec.Deadline = now.Add(ttl).UnixNano()
 			storeTTL = ttl
 		}
 		if err := c.put(k, rec, storeTTL); err != nil && !errors.Is(err, store.ErrTooLarge) {

@@ -90,7 +90,7 @@ func (c *Cache) lookup(ctx context.Context, r *http.Request, scope string, base 
 			// The hint's Vary may be out of date: the base key tells.
 			text, key, tags = base.text, base.store, fixed
 			continue
-		case rec.kind == kindVary && key == base.store && rec.check == base.text:
+		case rec.Kind == kindVary && key == base.store && rec.Check == base.text:
 			res.sawVary = rec.vary
 			text, key = c.fullKey(base, rec.vary, r)
 			if slices.Contains(tried, key) {
@@ -98,23 +98,23 @@ func (c *Cache) lookup(ctx context.Context, r *http.Request, scope string, base 
 				return res
 			}
 			res.varyMiss = true
-			tags = union(rec.tags, fixed)
+			tags = union(rec.Tags, fixed)
 			continue
-		case rec.kind == kindPage && rec.check == text:
-			if rec.expired(time.Now().UnixNano()) {
+		case rec.Kind == kindPage && rec.Check == text:
+			if rec.Expired(time.Now().UnixNano()) {
 				res.found = true
 				return res
 			}
-			current, err := c.versionsOf(ctx, rec.tags, tags, versions)
+			current, err := c.versionsOf(ctx, rec.Tags, tags, versions)
 			if err != nil {
 				return res
 			}
-			if !rec.fresh(current) {
+			if !rec.Fresh(current) {
 				res.stale = true
 				return res
 			}
 			res.hit, res.varyMiss = rec, false
-			c.remember(base, scope, rec.vary, rec.tags)
+			c.remember(base, scope, rec.vary, rec.Tags)
 			return res
 		default:
 			// Another kind of record, or another key's: a hash collision or
@@ -141,14 +141,14 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, rec *record, st st
 	h := w.Header()
 	copyHeader(h, rec.header)
 	remaining := time.Duration(-1)
-	if rec.deadline != 0 {
-		remaining = time.Duration(rec.deadline - now.UnixNano())
+	if rec.Deadline != 0 {
+		remaining = time.Duration(rec.Deadline - now.UnixNano())
 	}
 	st.ttl = remaining
-	age := max(0, (now.UnixNano()-rec.created)/int64(time.Second))
+	age := max(0, (now.UnixNano()-rec.Created)/int64(time.Second))
 	h.Set("Age", strconv.FormatInt(age, 10))
 	h.Add("Cache-Status", st.String())
-	depend(r.Context(), rec.tags, rec.versions, max(remaining, 0))
+	depend(r.Context(), rec.Tags, rec.Versions, max(remaining, 0))
 	if c.browser && remaining > 0 {
 		addBrowserMaxAge(h, remaining, now)
 	}
@@ -380,14 +380,14 @@ func (h *handler) store(r *http.Request, base baseKey, snap, pre http.Header, bo
 		body = slices.Clone(body) // do not keep the buffer's spare room
 	}
 	rec := &record{
-		kind: kindPage, check: text, tags: tags, versions: versions, created: now.UnixNano(),
+		Head:   head(kindPage, text, tags, versions, now),
 		status: code, header: storedHeader(snap, pre), body: body, vary: vary, etag: etag,
 	}
 	storeTTL := ttl
 	if forever {
 		storeTTL = 0
 	} else {
-		rec.deadline = now.Add(ttl).UnixNano()
+		rec.Deadline = now.Add(ttl).UnixNano()
 	}
 	if err := c.put(key, rec, storeTTL); err != nil {
 		if errors.Is(err, store.ErrTooLarge) {
@@ -397,7 +397,8 @@ func (h *handler) store(r *http.Request, base baseKey, snap, pre http.Header, bo
 		return ReasonStoreError
 	}
 	if len(vary) > 0 && !slices.Equal(lk.sawVary, vary) {
-		vr := &record{kind: kindVary, check: base.text, tags: tags, vary: vary, created: rec.created, deadline: rec.deadline}
+		vr := &record{Head: head(kindVary, base.text, tags, nil, now), vary: vary}
+		vr.Deadline = rec.Deadline
 		if err := c.put(base.store, vr, storeTTL); err != nil {
 			c.storeFailed("set", err)
 			return ReasonStoreError

@@ -130,3 +130,36 @@ func TestCorruptEntry(t *testing.T) {
 		t.Fatalf("Corrupt = %d, want 3", st.Corrupt)
 	}
 }
+
+// TestFormerFormatEntry: records that the format before the shared
+// envelope wrote (testdata/format-1.hex) in a shared store are a miss,
+// counted as corrupt, and replaced by the next response.
+func TestFormerFormatEntry(t *testing.T) {
+	t.Parallel()
+	ms, _ := memstore.New(memstore.Config{})
+	rs := &testsupport.RecordingStore{Store: ms}
+	e := newEnv(t, envOptions{store: rs})
+	e.mux.Handle("GET /articles", e.c.Page(e.list("list")))
+	want := e.get("/articles").body
+	keys := rs.SetKeys()
+	if len(keys) == 0 {
+		t.Fatal("nothing stored")
+	}
+	key := keys[len(keys)-1]
+	n := 0
+	for _, old := range testsupport.HexLines(t, "testdata/format-1.hex") {
+		if err := ms.Set(bg, key, old, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		r := e.get("/articles")
+		mustMiss(t, "former format", r, "stored")
+		if r.body != want {
+			t.Fatalf("former format: served %q, want %q", r.body, want)
+		}
+		mustHit(t, "replaced", e.get("/articles"))
+		n++
+	}
+	if st := e.c.Stats(); st.Corrupt != uint64(n) || n != 4 {
+		t.Fatalf("Corrupt = %d, want %d (of 4 records)", st.Corrupt, n)
+	}
+}
