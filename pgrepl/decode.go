@@ -1,6 +1,7 @@
 package pgrepl
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type decoder struct {
 
 // txChanges are the changes of one transaction, by table tag.
 type txChanges struct {
+	xid     uint32 // from its Begin (0: never seen)
 	tables  map[string]*plugin.Change
 	rows    int
 	unclear bool // a message could not be told: everything watched goes
@@ -66,6 +68,9 @@ func parse(data []byte) (m pglogrepl.Message, err error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrMalformed)
 	}
+	if !sized(data) {
+		return nil, fmt.Errorf("%w: %c message: lengths exceed the message", ErrMalformed, data[0])
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			m, err = nil, fmt.Errorf("%w: %c message: %v", ErrMalformed, data[0], r)
@@ -76,6 +81,57 @@ func parse(data []byte) (m pglogrepl.Message, err error) {
 		return nil, fmt.Errorf("%w: %c message: %v", ErrMalformed, data[0], err)
 	}
 	return m, nil
+}
+
+// sized reports whether the lengths a row or TRUNCATE message declares fit
+// in it (pglogrepl allocates what they say before reading).
+func sized(data []byte) bool {
+	rest := data[1:]
+	take := func(n int) bool {
+		if n < 0 || len(rest) < n {
+			return false
+		}
+		rest = rest[n:]
+		return true
+	}
+	tuple := func() bool {
+		if !take(2) {
+			return false
+		}
+		n := int(binary.BigEndian.Uint16(data[len(data)-len(rest)-2:]))
+		for range n {
+			if !take(1) {
+				return false
+			}
+			if k := data[len(data)-len(rest)-1]; k == 't' || k == 'b' {
+				if !take(4) {
+					return false
+				}
+				if !take(int(binary.BigEndian.Uint32(data[len(data)-len(rest)-4:]))) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	switch data[0] {
+	case 'I', 'D':
+		return take(5) && tuple()
+	case 'U':
+		if !take(5) {
+			return false
+		}
+		if k := data[5]; k == 'K' || k == 'O' {
+			return tuple() && take(1) && tuple()
+		}
+		return tuple()
+	case 'T':
+		if !take(5) {
+			return false
+		}
+		return int64(len(rest)) >= 4*int64(binary.BigEndian.Uint32(data[1:5]))
+	}
+	return true
 }
 
 // handle decodes one message of the stream. An error wraps ErrMalformed;
@@ -100,6 +156,7 @@ func (d *decoder) handle(data []byte) (decoded, error) {
 		d.rels[m.RelationID] = rel
 	case *pglogrepl.BeginMessage:
 		d.tx = newTx()
+		d.tx.xid = m.Xid
 	case *pglogrepl.InsertMessage:
 		return decoded{}, d.row(m.RelationID, false, 0, nil, m.Tuple)
 	case *pglogrepl.UpdateMessage:

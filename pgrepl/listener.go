@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +123,7 @@ type Listener struct {
 	nErrors                                               atomic.Uint64
 	closeOnce                                             sync.Once
 	closeErr                                              error
+	side                                                  *pgconn.PgConn // the bump loop's, for visible
 }
 
 // batch is what a bump covers: the changes of the commits up to end.
@@ -129,6 +132,7 @@ type batch struct {
 	end     pglogrepl.LSN             // every commit ending at or before it is in the batch, or was bumped
 	oldest  time.Time                 // commit time of the oldest commit in it (zero: none)
 	latest  time.Time                 // of the newest
+	xids    []uint32                  // its transactions, until seen visible (see visible)
 }
 
 func (b *batch) empty() bool { return len(b.changes) == 0 }
@@ -159,6 +163,7 @@ func (b *batch) absorb(o *batch) {
 		b.merge(c)
 	}
 	b.end = max(b.end, o.end)
+	b.xids = append(b.xids, o.xids...)
 	if !o.oldest.IsZero() && (b.oldest.IsZero() || o.oldest.Before(b.oldest)) {
 		b.oldest = o.oldest
 	}
@@ -557,6 +562,14 @@ func (l *Listener) commit(d decoded) {
 		b.merge(c)
 	}
 	b.end, b.oldest, b.latest = d.end, d.commitTime, d.commitTime
+	if d.tx.xid != 0 {
+		b.xids = []uint32{d.tx.xid}
+	} else {
+		// No Begin, so no xid whose visibility to wait for: everything
+		// watched again once it is surely visible.
+		w := l.watched
+		time.AfterFunc(time.Second, func() { l.enqueueAll(w) })
+	}
 	l.mu.Lock()
 	l.pending.absorb(&b)
 	l.mu.Unlock()
@@ -613,6 +626,11 @@ func (l *Listener) putBack(b *batch) {
 func (l *Listener) bumpLoop() {
 	defer l.wg.Done()
 	defer close(l.bumpDone)
+	defer func() {
+		if l.side != nil {
+			closeQuietly(l.side)
+		}
+	}()
 	retry := l.cfg.ReconnectMin
 	for {
 		select {
@@ -652,13 +670,16 @@ func (l *Listener) bumpLoop() {
 	}
 }
 
-// bump invalidates a batch's changes and moves the position to its end.
+// bump invalidates a batch's changes, once its transactions are visible,
+// and moves the position to its end.
 func (l *Listener) bump(b *batch, timeout time.Duration) error {
 	if !b.empty() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), timeout)
-		err := l.inv.InvalidateRows(ctx, b.list()...)
-		cancel()
-		if err != nil {
+		defer cancel()
+		if err := l.visible(ctx, b); err != nil {
+			return err
+		}
+		if err := l.inv.InvalidateRows(ctx, b.list()...); err != nil {
 			return err
 		}
 		l.bumps.Add(1)
@@ -676,4 +697,96 @@ func (l *Listener) bump(b *batch, timeout time.Duration) error {
 	l.flight = time.Time{}
 	l.mu.Unlock()
 	return nil
+}
+
+// visible waits until the transactions of b are visible to new snapshots.
+//
+// The walsender may decode a commit as soon as its record is flushed,
+// before the committing backend has left the proc array: for a moment
+// other sessions still see the rows as they were. A read that missed in
+// that moment, after the bump, would store the old rows under the new
+// versions. So the bump waits for every transaction of the batch to be
+// visible in a snapshot taken after the commit (usually the first one
+// already shows it), on an ordinary connection of the bump loop's own.
+func (l *Listener) visible(ctx context.Context, b *batch) error {
+	for pause := 100 * time.Microsecond; len(b.xids) > 0; pause = min(2*pause, 10*time.Millisecond) {
+		if l.side == nil || l.side.IsClosed() {
+			conn, err := pgconn.ConnectConfig(ctx, l.pgcfg.Copy())
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "57P03" && strings.Contains(pgErr.Message, "shutting down") {
+				// A shutdown has ended every session but the walsenders,
+				// which wait for the listener to confirm the WAL before
+				// they let the server stop: the transactions are
+				// visible, and no read can run before the restart.
+				b.xids = nil
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("visibility check: connect: %w", err)
+			}
+			l.side = conn
+		}
+		rows, err := queryRows(ctx, l.side, `SELECT pg_catalog.pg_current_snapshot()::text`)
+		if err != nil {
+			closeQuietly(l.side)
+			l.side = nil
+			return fmt.Errorf("visibility check: %w", err)
+		}
+		snap, err := parseSnapshot(rows[0][0])
+		if err != nil {
+			return err
+		}
+		b.xids = slices.DeleteFunc(b.xids, snap.visible)
+		if len(b.xids) == 0 {
+			return nil
+		}
+		if !sleep(ctx, pause) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// snapshot is a pg_snapshot: xmin:xmax:xip,….
+type snapshot struct {
+	xmin, xmax uint64
+	xip        []uint64
+}
+
+func parseSnapshot(s string) (snapshot, error) {
+	var snap snapshot
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 {
+		return snap, fmt.Errorf("%w: snapshot %q", ErrServer, s)
+	}
+	var err1, err2 error
+	snap.xmin, err1 = strconv.ParseUint(parts[0], 10, 64)
+	snap.xmax, err2 = strconv.ParseUint(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return snap, fmt.Errorf("%w: snapshot %q", ErrServer, s)
+	}
+	if parts[2] != "" {
+		for _, x := range strings.Split(parts[2], ",") {
+			n, err := strconv.ParseUint(x, 10, 64)
+			if err != nil {
+				return snap, fmt.Errorf("%w: snapshot %q", ErrServer, s)
+			}
+			snap.xip = append(snap.xip, n)
+		}
+	}
+	return snap, nil
+}
+
+// visible reports whether the committed transaction xid (32 bits, as the
+// stream gives it) is visible in the snapshot: it completed before xmax
+// and is not among those in progress. A decoded transaction is recent
+// (PostgreSQL keeps every xid in use within 2^31 of the newest), so xid is
+// placed within 2^31 of xmax.
+func (s snapshot) visible(xid uint32) bool {
+	d := int32(xid - uint32(s.xmax))
+	if d >= 0 || uint64(-int64(d)) > s.xmax {
+		return false // not completed when the snapshot was taken
+	}
+	full := s.xmax - uint64(-int64(d))
+	return full < s.xmin || !slices.Contains(s.xip, full)
 }

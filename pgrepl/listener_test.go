@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -258,4 +259,40 @@ func TestSetupErrors(t *testing.T) {
 	if err := openSQL(t, dsn).QueryRow(`SELECT count(*) FROM pg_publication`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("a failed setup left %d publications (%v)", n, err)
 	}
+}
+
+func TestSnapshotVisible(t *testing.T) {
+	t.Parallel()
+	epoch := uint64(3) << 32
+	for _, c := range []struct {
+		snap string
+		xid  uint32
+		want bool
+	}{
+		{"100:105:", 99, true},
+		{"100:105:101,103", 102, true},
+		{"100:105:101,103", 103, false},
+		{"100:105:", 105, false}, // not completed yet
+		{"100:105:", 200, false},
+		{fmtSnap(epoch+10, epoch+20), 0xFFFFFFF0, true}, // the previous epoch's
+		{fmtSnap(epoch+10, epoch+20), 15, true},
+		{fmtSnap(epoch+10, epoch+20), 25, false},
+	} {
+		s, err := parseSnapshot(c.snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.visible(c.xid); got != c.want {
+			t.Errorf("%s: xid %d visible = %v, want %v", c.snap, c.xid, got, c.want)
+		}
+	}
+	for _, bad := range []string{"", "1:2", "x:2:", "1:2:a"} {
+		if _, err := parseSnapshot(bad); !errors.Is(err, ErrServer) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func fmtSnap(xmin, xmax uint64) string {
+	return strconv.FormatUint(xmin, 10) + ":" + strconv.FormatUint(xmax, 10) + ":"
 }
