@@ -81,7 +81,7 @@ func init() {
 		invalidateCommand, flushCommand, versionsCommand,
 		inspectCommand,
 		getCommand, setCommand, deleteCommand,
-		pgInstallCommand, pgRemoveCommand, pgListenCommand,
+		pgInstallCommand, pgRemoveCommand, pgListenCommand, pgReplicateCommand,
 		benchCommand,
 	}
 }
