@@ -234,6 +234,15 @@ func Listen(ctx context.Context, dsn string, inv Invalidator, cfg Config) (*List
 		kick: make(chan struct{}, 1), bumpDone: make(chan struct{}),
 	}
 	conn, err := l.connect(ctx)
+	// A slot still held by the walsender of a listener that just stopped
+	// is let go within moments (or at the server's wal_sender_timeout, when
+	// that listener's connection died silently).
+	for wait, until := l.cfg.ReconnectMin, time.Now().Add(connectTimeout); errors.Is(err, ErrSlotActive) && time.Now().Before(until); wait = min(2*wait, l.cfg.ReconnectMax) {
+		if !sleep(ctx, wait) {
+			break
+		}
+		conn, err = l.connect(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pgrepl: listen: %w", err)
 	}
