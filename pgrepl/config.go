@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 )
 
@@ -96,12 +97,10 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 func (c *Config) validate() error {
-	switch {
-	case c.ReconnectMin < 0 || c.ReconnectMax < 0:
-		return fmt.Errorf("%w: negative reconnect delay", ErrInvalidConfig)
-	case c.ReconnectMin > 0 && c.ReconnectMax > 0 && c.ReconnectMin > c.ReconnectMax:
-		return fmt.Errorf("%w: ReconnectMin %s exceeds ReconnectMax %s", ErrInvalidConfig, c.ReconnectMin, c.ReconnectMax)
-	case c.StatusInterval < 0:
+	if problem := core.BackoffProblem(c.ReconnectMin, c.ReconnectMax); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, problem)
+	}
+	if c.StatusInterval < 0 {
 		return fmt.Errorf("%w: negative StatusInterval", ErrInvalidConfig)
 	}
 	for _, t := range c.Tables {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -199,17 +200,5 @@ func walPosition(t testing.TB, conn *pgx.Conn) pglogrepl.LSN {
 // bumped waits until the listener has bumped every commit up to lsn.
 func bumped(t testing.TB, l *Listener, lsn pglogrepl.LSN) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("position %s", lsn), 30*time.Second, func() bool { return l.Stats().Position >= lsn })
-}
-
-// waitFor polls cond until it holds, failing t after within.
-func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for pause := time.Millisecond; !cond(); pause = min(2*pause, 20*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(pause)
-	}
+	testsupport.EventuallyWithin(t, fmt.Sprintf("position %s", lsn), 30*time.Second, func() bool { return l.Stats().Position >= lsn })
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -238,7 +237,7 @@ func Listen(ctx context.Context, dsn string, inv Invalidator, cfg Config) (*List
 	// is let go within moments (or at the server's wal_sender_timeout, when
 	// that listener's connection died silently).
 	for wait, until := l.cfg.ReconnectMin, time.Now().Add(connectTimeout); errors.Is(err, ErrSlotActive) && time.Now().Before(until); wait = min(2*wait, l.cfg.ReconnectMax) {
-		if !sleep(ctx, wait) {
+		if !core.Sleep(ctx, wait) {
 			break
 		}
 		conn, err = l.connect(ctx)
@@ -389,7 +388,7 @@ func (l *Listener) reconnect() *pgconn.PgConn {
 	down := time.Now()
 	delay := l.cfg.ReconnectMin
 	for attempt := 1; ; attempt++ {
-		if !sleep(l.ctx, l.jitter(delay)) {
+		if !core.Sleep(l.ctx, l.backoff().Jitter(delay)) {
 			return nil
 		}
 		conn, err := l.connect(l.ctx)
@@ -403,27 +402,8 @@ func (l *Listener) reconnect() *pgconn.PgConn {
 			return nil
 		}
 		l.nErrors.Add(1)
-		delay = min(2*delay, l.cfg.ReconnectMax)
+		delay = l.backoff().Next(delay)
 		l.log.Limited(slog.LevelWarn, "pgrepl: reconnect failed", "slot", l.cfg.Slot, "attempt", attempt, "retry_in", delay, "err", err)
-	}
-}
-
-// jitter takes up to a quarter off d, staying within the configured bounds.
-func (l *Listener) jitter(d time.Duration) time.Duration {
-	if q := int64(d / 4); q > 0 {
-		d -= time.Duration(rand.Int64N(q))
-	}
-	return min(max(d, l.cfg.ReconnectMin), l.cfg.ReconnectMax)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -668,10 +648,10 @@ func (l *Listener) bumpLoop() {
 				l.nErrors.Add(1)
 				l.log.Limited(slog.LevelError, "pgrepl: bump failed; retrying before confirming", "tables", len(b.changes), "retry_in", retry, "err", err)
 				l.putBack(&b)
-				if !sleep(l.ctx, retry) {
+				if !core.Sleep(l.ctx, retry) {
 					break // the listener stops: the last attempt is made above
 				}
-				retry = min(2*retry, l.cfg.ReconnectMax)
+				retry = l.backoff().Next(retry)
 				continue
 			}
 			retry = l.cfg.ReconnectMin
@@ -749,7 +729,7 @@ func (l *Listener) visible(ctx context.Context, b *batch) error {
 		if len(b.xids) == 0 {
 			return nil
 		}
-		if !sleep(ctx, pause) {
+		if !core.Sleep(ctx, pause) {
 			return ctx.Err()
 		}
 	}
@@ -798,4 +778,8 @@ func (s snapshot) visible(xid uint32) bool {
 	}
 	full := s.xmax - uint64(-int64(d))
 	return full < s.xmin || !slices.Contains(s.xip, full)
+}
+
+func (l *Listener) backoff() core.Backoff {
+	return core.Backoff{Min: l.cfg.ReconnectMin, Max: l.cfg.ReconnectMax}
 }

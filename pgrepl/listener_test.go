@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"gorm.io/gorm"
 )
@@ -63,7 +64,7 @@ func TestOutsideWrites(t *testing.T) {
 	cfg := names(t, testdb.PostgresAdmin)
 	cfg.Tables = []string{"users", "posts"}
 	l := listen(t, dsn, p, cfg)
-	waitFor(t, "the new slot's resync bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
+	testsupport.EventuallyWithin(t, "the new slot's resync bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
 	if s := l.Stats(); s.Resyncs != 1 || !s.Connected {
 		t.Fatalf("after Listen on a new slot: %+v", s)
 	}
@@ -160,7 +161,7 @@ func TestResume(t *testing.T) {
 	}
 	cfg.Tables = nil // the publication exists: its tables
 	l2 := listen(t, dsn, p, cfg)
-	waitFor(t, "the write made while down", 30*time.Second, func() bool { return titles(t, db, 1)[0] == "a2" })
+	testsupport.EventuallyWithin(t, "the write made while down", 30*time.Second, func() bool { return titles(t, db, 1)[0] == "a2" })
 	if s := l2.Stats(); s.Resyncs != 0 || s.Position < before {
 		t.Errorf("a resumed listener: %+v (position before: %s)", s, before)
 	}
@@ -191,7 +192,7 @@ func TestBumpRetried(t *testing.T) {
 	bumped(t, l, outside(t, raw, `UPDATE posts SET title = 'x' WHERE id = 3`))
 	fail.Store(true)
 	lsn := outside(t, raw, `UPDATE posts SET title = 'y' WHERE id = 2`)
-	waitFor(t, "a failed bump", 30*time.Second, func() bool { return l.Stats().Errors >= 2 })
+	testsupport.EventuallyWithin(t, "a failed bump", 30*time.Second, func() bool { return l.Stats().Errors >= 2 })
 	// (keepalives may move the position up to the commit, not past it)
 	if s := l.Stats(); s.Position >= lsn || s.Lag == 0 {
 		t.Fatalf("confirmed past a commit whose bump failed: %+v (the commit ends before %s)", s, lsn)

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/jackc/pgx/v5"
 )
@@ -82,7 +82,7 @@ func delays(t testing.TB, n int) (fromCommit, fromStart []time.Duration) {
 			return time.Time{}
 		}
 	}
-	waitFor(t, "the first bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
+	testsupport.EventuallyWithin(t, "the first bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
 	for len(ti.ch) > 0 {
 		<-ti.ch
 	}
@@ -102,21 +102,14 @@ func delays(t testing.TB, n int) (fromCommit, fromStart []time.Duration) {
 	return fromCommit, fromStart
 }
 
-// percentile returns the p-th percentile (0 < p ≤ 100) of ds, sorted in place.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	slices.Sort(ds)
-	i := int(float64(len(ds))*p/100+0.999999) - 1
-	return ds[min(max(i, 0), len(ds)-1)]
-}
-
 // TestCommitToBumpDelay logs the delay from commit to bump; it asserts
 // only a generous bound (the target, p99 < 50ms on loopback, is for
 // README, measured without -race on a quiet machine).
 func TestCommitToBumpDelay(t *testing.T) {
 	fromCommit, fromStart := delays(t, *delayWrites)
-	p50, p99, worst := percentile(fromCommit, 50), percentile(fromCommit, 99), percentile(fromCommit, 100)
+	p50, p99, worst := testsupport.Percentile(fromCommit, 50), testsupport.Percentile(fromCommit, 99), testsupport.Percentile(fromCommit, 100)
 	t.Logf("commit → bump over %d writes: p50 %s, p99 %s, max %s (statement sent → bump: p50 %s, p99 %s)",
-		len(fromCommit), p50, p99, worst, percentile(fromStart, 50), percentile(fromStart, 99))
+		len(fromCommit), p50, p99, worst, testsupport.Percentile(fromStart, 50), testsupport.Percentile(fromStart, 99))
 	if p99 > 5*time.Second {
 		t.Fatalf("commit → bump p99 %s, want well under 5s", p99)
 	}
@@ -129,10 +122,7 @@ func TestCommitToBumpDelay(t *testing.T) {
 func BenchmarkCommitToBump(b *testing.B) {
 	fromCommit, fromStart := delays(b, b.N)
 	b.StopTimer()
-	b.ReportMetric(float64(percentile(fromCommit, 50))/1e3, "p50-µs")
-	b.ReportMetric(float64(percentile(fromCommit, 99))/1e3, "p99-µs")
-	b.ReportMetric(float64(percentile(fromStart, 50))/1e3, "sent-p50-µs")
-	b.ReportMetric(float64(percentile(fromStart, 99))/1e3, "sent-p99-µs")
+	testsupport.ReportDelays(b, fromCommit, fromStart)
 }
 
 // loadMode is one of the write loads compared.
@@ -256,7 +246,7 @@ func TestWriteThroughput(t *testing.T) {
 	caughtUp := func() {
 		// (a listener started again decodes what was written without it
 		// first: not during the next slice)
-		waitFor(t, "the listener caught up", 2*time.Minute, func() bool { s := r.l.Stats(); return s.Lag == 0 && s.LagBytes < 1<<20 })
+		testsupport.EventuallyWithin(t, "the listener caught up", 2*time.Minute, func() bool { s := r.l.Stats(); return s.Lag == 0 && s.LagBytes < 1<<20 })
 	}
 	for slice := range slices {
 		for k := range loadModes {
@@ -283,7 +273,7 @@ func TestWriteThroughput(t *testing.T) {
 		}
 	}
 	r.setListener(t, true)
-	waitFor(t, "every watched write received", 2*time.Minute, func() bool { return r.seen() >= uint64(watchedWrites) })
+	testsupport.EventuallyWithin(t, "every watched write received", 2*time.Minute, func() bool { return r.seen() >= uint64(watchedWrites) })
 	var report string
 	base := float64(writes[0]) / took[0].Seconds()
 	for i, m := range loadModes {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
+	"github.com/gormcache/gormcache/internal/testsupport"
 )
 
 type Item struct {
@@ -62,7 +63,7 @@ func TestInvalidatedSlot(t *testing.T) {
 	if s := l.Stats(); s.Resyncs != 1 {
 		t.Errorf("a listener on an invalidated slot: %+v", s)
 	}
-	waitFor(t, "the resync bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
+	testsupport.EventuallyWithin(t, "the resync bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
 	if n := read(); n != 2 {
 		t.Fatalf("after the resync, item 1 reads %d, want 2", n)
 	}

@@ -187,6 +187,12 @@ func listen(ctx context.Context, e *env, t *target, dsn, channel string, tables 
 	}
 	out.printf("listening on channel %q of %s for %s; bumping in %s; Ctrl-C to stop\n", channel, describePG(dsn), watched, t.describe())
 
+	return untilInterrupted(ctx, out, every, func() string { return statsLine(l.Stats()) }, l.Close)
+}
+
+// untilInterrupted prints a listener's stats every every (0: never) and,
+// when ctx ends, closes it and prints them a last time.
+func untilInterrupted(ctx context.Context, out *syncWriter, every time.Duration, stats func() string, closeListener func() error) error {
 	var tick <-chan time.Time
 	if every > 0 {
 		tk := time.NewTicker(every)
@@ -196,10 +202,10 @@ func listen(ctx context.Context, e *env, t *target, dsn, channel string, tables 
 	for {
 		select {
 		case <-tick:
-			out.printf("%s\n", statsLine(l.Stats()))
+			out.printf("%s\n", stats())
 		case <-ctx.Done():
-			err := l.Close()
-			out.printf("stopped; %s\n", statsLine(l.Stats()))
+			err := closeListener()
+			out.printf("stopped; %s\n", stats())
 			if err != nil {
 				return fmt.Errorf("close the listener: %w", err)
 			}
@@ -325,25 +331,7 @@ func replicate(ctx context.Context, e *env, t *target, sqlDB *sql.DB, dsn string
 		watched = strings.Join(cfg.Tables, ", ")
 	}
 	out.printf("replicating slot %q of %s for %s; bumping in %s; Ctrl-C to stop\n", cfg.Slot, describePG(dsn), watched, t.describe())
-	var tick <-chan time.Time
-	if every > 0 {
-		tk := time.NewTicker(every)
-		defer tk.Stop()
-		tick = tk.C
-	}
-	for {
-		select {
-		case <-tick:
-			out.printf("%s\n", replStatsLine(l.Stats()))
-		case <-ctx.Done():
-			err := l.Close()
-			out.printf("stopped; %s\n", replStatsLine(l.Stats()))
-			if err != nil {
-				return fmt.Errorf("close the listener: %w", err)
-			}
-			return nil
-		}
-	}
+	return untilInterrupted(ctx, out, every, func() string { return replStatsLine(l.Stats()) }, l.Close)
 }
 
 func replStatsLine(s pgrepl.Stats) string {

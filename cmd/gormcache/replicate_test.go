@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gormcache/gormcache/internal/testdb"
-	"github.com/jackc/pgx/v5"
 )
 
 // lineReader collects a process's output lines.
@@ -55,25 +54,6 @@ func (lr *lineReader) wait(what string, match func(string) bool) string {
 		case <-deadline:
 			lr.t.Fatalf("no %s within 60s:\n%s", what, strings.Join(lr.seen, "\n"))
 		}
-	}
-}
-
-// psqlExec runs one statement through the psql program: another process,
-// outside the application and the plugin.
-func psqlExec(t *testing.T, dsn, statement string) {
-	t.Helper()
-	path, err := exec.LookPath("psql")
-	if err != nil {
-		testdb.Unavailable(t, "psql", err)
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(path, "-X", "-v", "ON_ERROR_STOP=1", "-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)),
-		"-U", cfg.User, "-d", cfg.Database, "-c", statement).CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql -c %q: %v\n%s", statement, err, out)
 	}
 }
 
@@ -182,12 +162,12 @@ func TestPGReplicateKeepsRESTFresh(t *testing.T) {
 		t.Fatalf("article 7's title %q", before)
 	}
 	cached("/articles")
-	psqlExec(t, dsn, `UPDATE articles SET title = 'Written by psql' WHERE id = 7`)
+	testdb.Psql(t, dsn, `UPDATE articles SET title = 'Written by psql' WHERE id = 7`)
 	fresh("after a psql UPDATE", "/articles/7", func(code int, body string) bool { return title(body) == "Written by psql" })
 	fresh("the list after a psql UPDATE", "/articles", func(code int, body string) bool { return strings.Contains(body, "Written by psql") })
 
 	cached("/articles/8")
-	psqlExec(t, dsn, `DELETE FROM articles WHERE id = 8`)
+	testdb.Psql(t, dsn, `DELETE FROM articles WHERE id = 8`)
 	fresh("after a psql DELETE", "/articles/8", func(code int, _ string) bool { return code == http.StatusNotFound })
 
 	if err := side.Process.Signal(os.Interrupt); err != nil {
