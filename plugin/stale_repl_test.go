@@ -53,6 +53,7 @@ func TestNoStaleReadsReplication(t *testing.T) {
 			l, err := pgrepl.Listen(context.Background(), dsn, p, pgrepl.Config{
 				Tables: []string{"counters"}, Slot: name, Publication: name, Logger: quiet,
 				ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond,
+				StatusInterval: 20 * time.Millisecond, // (keepalives, which move the position when idle, answer status updates)
 			})
 			must(t, err)
 			t.Cleanup(func() {
@@ -234,5 +235,73 @@ func dropReplSlot(t *testing.T, dsn, name string) {
 	}
 	if err != nil {
 		t.Logf("drop slot %s: %v", name, err)
+	}
+}
+
+// TestNoStaleRowReadsReplication is the row checker (reads keyed on a
+// foreign key, writes that move items between bins, soft-delete, delete
+// and insert them, upsert them) with every write made by a *gorm.DB
+// without the plugin, and a pgrepl listener as the only invalidation:
+// under the default REPLICA IDENTITY (an UPDATE's old bin is unknown: the
+// column tag) and FULL (the old bin is told: its row tag).
+func TestNoStaleRowReadsReplication(t *testing.T) {
+	t.Parallel()
+	for _, identity := range []string{"default", "full"} {
+		t.Run(identity, func(t *testing.T) {
+			t.Parallel()
+			dsn := testdb.FreshPostgres(t)
+			open := func() *gorm.DB {
+				db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+				must(t, err)
+				t.Cleanup(func() {
+					if sqlDB, err := db.DB(); err == nil {
+						sqlDB.Close()
+					}
+				})
+				return db
+			}
+			writer := open()
+			must(t, writer.AutoMigrate(&Bin{}, &BinItem{}))
+			if identity == "full" {
+				must(t, writer.Exec("ALTER TABLE bin_items REPLICA IDENTITY FULL").Error)
+			}
+			db := open()
+			p := plugin.New(plugin.Config{Logger: quiet})
+			must(t, db.Use(p))
+			t.Cleanup(func() { p.Close() })
+
+			name := testdb.RandomName("gctest_repl_" + fmt.Sprint(time.Now().Unix()) + "_")
+			l, err := pgrepl.Listen(context.Background(), dsn, p, pgrepl.Config{
+				Tables: []string{"bins", "bin_items"}, Slot: name, Publication: name, Logger: quiet,
+				StatusInterval: 20 * time.Millisecond, // (keepalives, which move the position when idle, answer status updates)
+			})
+			must(t, err)
+			t.Cleanup(func() { l.Close(); dropReplSlot(t, testdb.PostgresAdmin, name) })
+			settle := func() error {
+				var s string
+				if err := writer.Raw(`SELECT pg_current_wal_lsn()::text`).Scan(&s).Error; err != nil {
+					return err
+				}
+				lsn, err := pglogrepl.ParseLSN(s)
+				if err != nil {
+					return err
+				}
+				for deadline := time.Now().Add(60 * time.Second); l.Stats().Position < lsn; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						return fmt.Errorf("a write at WAL %s not bumped within 60s (lost invalidation): %+v", lsn, l.Stats())
+					}
+				}
+				return nil
+			}
+			res := runRowChecker(t, db, writer, settle, "autocommit", 2*time.Second, func() uint64 { return p.Stats().Hits })
+			st := p.Stats()
+			t.Logf("%d writes, %d reads (%d checked), hits=%d misses=%d; listener %+v", res.Writes, res.Reads, res.Checked, st.Hits, st.Misses, l.Stats())
+			if res.Stale != 0 {
+				t.Fatalf("%d stale reads; first: %s", res.Stale, res.FirstStale)
+			}
+			if st.Hits == 0 || res.Checked == 0 {
+				t.Fatal("no hits or no checked reads: the checker did not exercise the cache")
+			}
+		})
 	}
 }
