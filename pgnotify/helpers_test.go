@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -154,23 +152,5 @@ func mustExec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
 	t.Helper()
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
-// psql runs one statement through the psql program: another process.
-func psql(t testing.TB, dsn, statement string) {
-	t.Helper()
-	path, err := exec.LookPath("psql")
-	if err != nil {
-		testdb.Unavailable(t, "psql", err)
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(path, "-X", "-v", "ON_ERROR_STOP=1", "-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)),
-		"-U", cfg.User, "-d", cfg.Database, "-c", statement).CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql -c %q: %v\n%s", statement, err, out)
 	}
 }

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/invalidation"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -63,11 +63,8 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 func (c *Config) validate() error {
-	switch {
-	case c.ReconnectMin < 0 || c.ReconnectMax < 0:
-		return fmt.Errorf("%w: negative reconnect delay", ErrInvalidConfig)
-	case c.ReconnectMin > 0 && c.ReconnectMax > 0 && c.ReconnectMin > c.ReconnectMax:
-		return fmt.Errorf("%w: ReconnectMin %s exceeds ReconnectMax %s", ErrInvalidConfig, c.ReconnectMin, c.ReconnectMax)
+	if problem := core.BackoffProblem(c.ReconnectMin, c.ReconnectMax); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, problem)
 	}
 	for _, t := range c.Tables {
 		if invalidation.TableName(t) == "" {
@@ -336,7 +333,7 @@ func (l *Listener) reconnect() *pgconn.PgConn {
 	down := time.Now()
 	delay := l.cfg.ReconnectMin
 	for attempt := 1; ; attempt++ {
-		if !sleep(l.ctx, l.jitter(delay)) {
+		if !core.Sleep(l.ctx, l.backoff().Jitter(delay)) {
 			return nil
 		}
 		conn, watched, err := l.connect(l.ctx)
@@ -353,28 +350,9 @@ func (l *Listener) reconnect() *pgconn.PgConn {
 			return nil
 		}
 		l.nErrors.Add(1)
-		delay = min(2*delay, l.cfg.ReconnectMax)
+		delay = l.backoff().Next(delay)
 		l.log.Warn("pgnotify: listener reconnect failed", "channel", l.cfg.Channel, "attempt", attempt,
 			"retry_in", delay, "err", err)
-	}
-}
-
-// jitter takes up to a quarter off d, staying within the configured bounds.
-func (l *Listener) jitter(d time.Duration) time.Duration {
-	if q := int64(d / 4); q > 0 {
-		d -= time.Duration(rand.Int64N(q))
-	}
-	return min(max(d, l.cfg.ReconnectMin), l.cfg.ReconnectMax)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -562,10 +540,10 @@ func (l *Listener) bumpLoop() {
 			l.nErrors.Add(1)
 			l.log.Error("pgnotify: bump failed; retrying", "tables", tables, "retry_in", retry, "err", err)
 			l.enqueueArgs(tables)
-			if !sleep(l.ctx, retry) {
+			if !core.Sleep(l.ctx, retry) {
 				break // the listener stops: the last attempt is made above
 			}
-			retry = min(2*retry, l.cfg.ReconnectMax)
+			retry = l.backoff().Next(retry)
 		}
 	}
 }
@@ -577,4 +555,8 @@ func (l *Listener) enqueueArgs(tables []string) {
 		tags[i] = invalidation.TableName(t)
 	}
 	l.enqueue(tags)
+}
+
+func (l *Listener) backoff() core.Backoff {
+	return core.Backoff{Min: l.cfg.ReconnectMin, Max: l.cfg.ReconnectMax}
 }

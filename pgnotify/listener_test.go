@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store/memstore"
@@ -387,7 +388,7 @@ func TestPsqlWriteIsSeen(t *testing.T) {
 
 	for i, title := range []string{"second", "third"} {
 		s := app.l.Stats()
-		psql(t, app.dsn, `UPDATE articles SET title = '`+title+`' WHERE id = 1`)
+		testdb.Psql(t, app.dsn, `UPDATE articles SET title = '`+title+`' WHERE id = 1`)
 		testsupport.Eventually(t, "the listener's bump", func() bool {
 			n := app.l.Stats()
 			return n.Notifications > s.Notifications && n.Bumps > s.Bumps
@@ -442,7 +443,7 @@ func TestTerminatedListenerLosesNothing(t *testing.T) {
 	}
 	app.cache(t, "while down")
 
-	psql(t, app.dsn, `UPDATE articles SET title = 'after' WHERE id = 1`)
+	testdb.Psql(t, app.dsn, `UPDATE articles SET title = 'after' WHERE id = 1`)
 	testsupport.Eventually(t, "a notification after reconnecting", func() bool {
 		s := app.l.Stats()
 		return s.Notifications > after.Notifications && s.Bumps > after.Bumps

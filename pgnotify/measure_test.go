@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,21 +51,14 @@ func delays(t testing.TB, n int) (fromCommit, fromStart []time.Duration) {
 	return fromCommit, fromStart
 }
 
-// percentile returns the p-th percentile (0 < p ≤ 100) of ds, sorted in place.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	slices.Sort(ds)
-	i := int(float64(len(ds))*p/100+0.999999) - 1
-	return ds[min(max(i, 0), len(ds)-1)]
-}
-
 // TestCommitToBumpDelay logs the delay from commit to bump over 500 writes;
 // it asserts only a generous bound (the target, p99 < 50ms on loopback, is
 // for README, measured without -race).
 func TestCommitToBumpDelay(t *testing.T) {
 	fromCommit, fromStart := delays(t, 500)
-	p50, p99, worst := percentile(fromCommit, 50), percentile(fromCommit, 99), percentile(fromCommit, 100)
+	p50, p99, worst := testsupport.Percentile(fromCommit, 50), testsupport.Percentile(fromCommit, 99), testsupport.Percentile(fromCommit, 100)
 	t.Logf("commit → bump over %d writes: p50 %s, p99 %s, max %s (statement sent → bump: p50 %s, p99 %s)",
-		len(fromCommit), p50, p99, worst, percentile(fromStart, 50), percentile(fromStart, 99))
+		len(fromCommit), p50, p99, worst, testsupport.Percentile(fromStart, 50), testsupport.Percentile(fromStart, 99))
 	if p99 > time.Second {
 		t.Fatalf("commit → bump p99 %s, want well under 1s", p99)
 	}
@@ -81,10 +73,7 @@ func TestCommitToBumpDelay(t *testing.T) {
 func BenchmarkCommitToBump(b *testing.B) {
 	fromCommit, fromStart := delays(b, b.N)
 	b.StopTimer()
-	b.ReportMetric(float64(percentile(fromCommit, 50))/1e3, "p50-µs")
-	b.ReportMetric(float64(percentile(fromCommit, 99))/1e3, "p99-µs")
-	b.ReportMetric(float64(percentile(fromStart, 50))/1e3, "sent-p50-µs")
-	b.ReportMetric(float64(percentile(fromStart, 99))/1e3, "sent-p99-µs")
+	testsupport.ReportDelays(b, fromCommit, fromStart)
 }
 
 // loadMode is one of the write loads compared.

@@ -81,6 +81,14 @@ type RowCheckResult struct {
 // hits as for RunStaleChecker (quiet windows).
 func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits func() uint64) RowCheckResult {
 	t.Helper()
+	return runRowChecker(t, db, db, nil, mode, d, hits)
+}
+
+// runRowChecker is RunRowChecker with the writes made through writer;
+// settle, if not nil, runs after each write, before the readers count it
+// as committed (it waits for an outside writer's invalidation).
+func runRowChecker(t *testing.T, db, writer *gorm.DB, settle func() error, mode string, d time.Duration, hits func() uint64) RowCheckResult {
+	t.Helper()
 	must(t, db.AutoMigrate(&Bin{}, &BinItem{}))
 	for b := 1; b <= checkerBins; b++ {
 		must(t, db.Create(&Bin{ID: b}).Error)
@@ -121,7 +129,7 @@ func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits
 		defer gen[i].Add(1)
 		cur := state[i].Load()
 		v := next.Add(1)
-		wdb := db
+		wdb := writer
 		run := func(fn func(tx *gorm.DB) error) error {
 			if mode == "transaction" {
 				return wdb.Transaction(fn)
@@ -168,6 +176,11 @@ func RunRowChecker(t *testing.T, db *gorm.DB, mode string, d time.Duration, hits
 		}
 		if err != nil {
 			return err
+		}
+		if settle != nil {
+			if err := settle(); err != nil {
+				return err
+			}
 		}
 		s, err := truth(i)
 		if err != nil {

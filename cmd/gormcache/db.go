@@ -74,7 +74,7 @@ func openPG(ctx context.Context, e *env, dsn string) (*sql.DB, error) {
 		return nil, usagef("give --dsn (or set GORMCACHE_DSN): the PostgreSQL database, as 'host=127.0.0.1 port=5432 user=app dbname=app' or postgres://app@127.0.0.1/app")
 	}
 	if name, _ := dialectOf(dsn); name != dialectPostgres {
-		return nil, usagef("--dsn names a %s database: LISTEN/NOTIFY triggers are PostgreSQL's (on MySQL and MariaDB, writes made outside the application are bounded by the TTL)", name)
+		return nil, usagef("--dsn names a %s database: LISTEN/NOTIFY triggers and logical replication are PostgreSQL's (on MySQL and MariaDB, writes made outside the application are bounded by the TTL)", name)
 	}
 	if _, err := pgconn.ParseConfig(dsn); err != nil {
 		return nil, usagef("--dsn is not a PostgreSQL DSN: %v", err)

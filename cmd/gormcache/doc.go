@@ -1,8 +1,8 @@
 // Command gormcache looks at and invalidates the store of a gormcache
 // application from the shell: after a write made outside the application,
 // to see what a cached entry holds, to read and write low-level entries, to
-// run the PostgreSQL notification triggers and listener, and to measure the
-// cache on one's own database.
+// run the PostgreSQL notification triggers and listener or the logical
+// replication listener, and to measure the cache on one's own database.
 //
 //	go install github.com/gormcache/gormcache/cmd/gormcache@latest
 //
@@ -23,6 +23,8 @@
 //	pg install-triggers --dsn … TABLE…
 //	pg remove-triggers --dsn … TABLE…
 //	pg listen --dsn … [TABLE…]     bump tables as their notifications arrive, until interrupted
+//	pg replicate --dsn … [TABLE…]  bump the rows of every commit, read from logical replication
+//	                               (a slot and a publication), until interrupted
 //	bench --dsn … [--redis ADDR]   the README benchmark table on your own database
 //
 // Global flags, accepted before or after the command's name: --store URL

@@ -81,7 +81,7 @@ func init() {
 		invalidateCommand, flushCommand, versionsCommand,
 		inspectCommand,
 		getCommand, setCommand, deleteCommand,
-		pgInstallCommand, pgRemoveCommand, pgListenCommand,
+		pgInstallCommand, pgRemoveCommand, pgListenCommand, pgReplicateCommand,
 		benchCommand,
 	}
 }
@@ -329,8 +329,8 @@ Run 'gormcache COMMAND --help' for a command's flags and examples.
 }
 
 func pgHelp(w io.Writer) {
-	fmt.Fprint(w, `gormcache pg: PostgreSQL's LISTEN/NOTIFY for writes made outside the application
-(package pgnotify).
+	fmt.Fprint(w, `gormcache pg: writes made outside the application, seen on PostgreSQL through
+LISTEN/NOTIFY triggers (package pgnotify) or logical replication (package pgrepl).
 
 Commands:
 `)

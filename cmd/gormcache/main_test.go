@@ -243,7 +243,7 @@ func TestUsageErrors(t *testing.T) {
 		{"pg unknown command", []string{"pg", "nope"}, `unknown command "pg nope"`},
 		{"pg install without tables", []string{"pg", "install-triggers", "--dsn", "host=x"}, "name at least one table"},
 		{"pg install without dsn", []string{"pg", "install-triggers", "users"}, "give --dsn"},
-		{"pg on mysql", []string{"pg", "remove-triggers", "--dsn", "mysql://u@tcp(h:3306)/d", "users"}, "LISTEN/NOTIFY triggers are PostgreSQL's"},
+		{"pg on mysql", []string{"pg", "remove-triggers", "--dsn", "mysql://u@tcp(h:3306)/d", "users"}, "LISTEN/NOTIFY triggers and logical replication are PostgreSQL's"},
 		{"bench without dsn", []string{"bench"}, "give --dsn"},
 		{"bench count", []string{"bench", "--dsn", "host=x", "--count", "0"}, "--count must be at least 1"},
 	} {

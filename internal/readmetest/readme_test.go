@@ -61,6 +61,7 @@ var imports = map[string]string{
 	"lowlevel":   "github.com/gormcache/gormcache/lowlevel",
 	"viewcache":  "github.com/gormcache/gormcache/viewcache",
 	"pgnotify":   "github.com/gormcache/gormcache/pgnotify",
+	"pgrepl":     "github.com/gormcache/gormcache/pgrepl",
 	"store":      "github.com/gormcache/gormcache/store",
 	"memstore":   "github.com/gormcache/gormcache/store/memstore",
 	"redisstore": "github.com/gormcache/gormcache/store/redisstore",

@@ -12,10 +12,18 @@ const Within = 10 * time.Second
 // condition in the failure. It polls cond every few milliseconds.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Within)
+	EventuallyWithin(t, what, Within, cond)
+}
+
+// EventuallyWithin is [Eventually] with a deadline of d: for what a busy
+// machine may take long to bring about (a server restarted, a stream
+// caught up).
+func EventuallyWithin(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for pause := time.Millisecond; !cond(); pause = min(2*pause, 10*time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, Within)
+			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(pause)
 	}
