@@ -107,13 +107,18 @@ func (r *entrySource) Scan(dest ...any) error {
 		return errors.New("sql: Scan called without calling Next")
 	}
 	n := len(r.e.Columns)
-	if len(dest) != n {
-		return errors.New("sql: expected " + strconv.Itoa(n) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
+	return scanRow(dest, r.e.Values[r.row*n:(r.row+1)*n], func(i int) string { return r.e.Columns[i].Name })
+}
+
+// scanRow assigns a row's values to dest as *sql.Rows.Scan would, with
+// its errors; name gives a column's name, for them.
+func scanRow(dest []any, vals []driver.Value, name func(int) string) error {
+	if len(dest) != len(vals) {
+		return errors.New("sql: expected " + strconv.Itoa(len(vals)) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
 	}
-	vals := r.e.Values[r.row*n : (r.row+1)*n]
 	for i, d := range dest {
 		if err := assign(d, vals[i]); err != nil {
-			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, r.e.Columns[i].Name, err)
+			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, name(i), err)
 		}
 	}
 	return nil
@@ -281,15 +286,7 @@ func (s *liveSource) Scan(dest ...any) error {
 	if err != nil {
 		return err
 	}
-	if len(dest) != len(vals) {
-		return errors.New("sql: expected " + strconv.Itoa(len(vals)) + " destination arguments in Scan, not " + strconv.Itoa(len(dest)))
-	}
-	for i, d := range dest {
-		if err := assign(d, vals[i]); err != nil {
-			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, s.names[i], err)
-		}
-	}
-	return nil
+	return scanRow(dest, vals, func(i int) string { return s.names[i] })
 }
 
 // ---- what a miss keeps ----
