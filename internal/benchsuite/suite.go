@@ -401,7 +401,13 @@ func (e *Env) invLoop(b *testing.B, op func(int)) {
 // alike: it reports their times per operation as the metrics
 // "plain-ns/op" and "cached-ns/op".
 func pairedLoop(b *testing.B, prep func(), plain, cached func(int)) {
-	var tp, tc time.Duration
+	inTurn(b, prep, plain, cached, "plain-ns/op", "cached-ns/op")
+}
+
+// inTurn is pairedLoop with the metrics named by the caller: unitA for
+// a's time per operation, unitC for c's.
+func inTurn(b *testing.B, prep func(), a, c func(int), unitA, unitC string) {
+	var ta, tc time.Duration
 	timed := func(f func(int), i int) time.Duration {
 		prep()
 		t0 := time.Now()
@@ -412,16 +418,16 @@ func pairedLoop(b *testing.B, prep func(), plain, cached func(int)) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if i%2 == 0 {
-			tp += timed(plain, i)
-			tc += timed(cached, i)
+			ta += timed(a, i)
+			tc += timed(c, i)
 		} else {
-			tc += timed(cached, i)
-			tp += timed(plain, i)
+			tc += timed(c, i)
+			ta += timed(a, i)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(tp.Nanoseconds())/float64(b.N), "plain-ns/op")
-	b.ReportMetric(float64(tc.Nanoseconds())/float64(b.N), "cached-ns/op")
+	b.ReportMetric(float64(ta.Nanoseconds())/float64(b.N), unitA)
+	b.ReportMetric(float64(tc.Nanoseconds())/float64(b.N), unitC)
 }
 
 // invalidate is the untimed step of the paired misses: the next cached
@@ -510,10 +516,10 @@ func (e *Env) WriteCached(b *testing.B) {
 	}
 }
 
-// FirstHitGet alternates, in each iteration, FirstHit's query and
-// FirstGet's bare GET of another id's entry, timing each: so that the load
-// of a shared machine weighs on both alike. It reports their times per
-// operation as the metrics "hit-ns/op" and "get-ns/op" (ns/op is their sum).
+// FirstHitGet runs FirstHit's query and FirstGet's bare GET of another
+// id's entry in turn (inTurn), so that the load of a shared machine weighs
+// on both alike. It reports their times per operation as the metrics
+// "hit-ns/op" and "get-ns/op" (ns/op is their sum).
 func (e *Env) FirstHitGet(b *testing.B) {
 	keys := e.rawKeys(b)
 	ctx := context.Background()
@@ -521,22 +527,12 @@ func (e *Env) FirstHitGet(b *testing.B) {
 		first(b, e.Cached, i)
 	}
 	before := e.Plugin.Stats()
-	var hit, get time.Duration
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		first(b, e.Cached, i)
-		t1 := time.Now()
+	inTurn(b, func() {}, func(i int) { first(b, e.Cached, i) }, func(i int) {
 		if _, err := e.rawGet(ctx, keys[(i+Rows/2)%Rows]); err != nil {
 			b.Fatal(err)
 		}
-		hit, get = hit+t1.Sub(t0), get+time.Since(t1)
-	}
-	b.StopTimer()
+	}, "hit-ns/op", "get-ns/op")
 	e.expect(b, before, b.N, 0)
-	b.ReportMetric(float64(hit.Nanoseconds())/float64(b.N), "hit-ns/op")
-	b.ReportMetric(float64(get.Nanoseconds())/float64(b.N), "get-ns/op")
 }
 
 // rawKeys caches every id's First and returns the store keys of their
