@@ -14,7 +14,6 @@ import (
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -26,17 +25,7 @@ import (
 func TestSchemaChangedElsewhere(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.FreshPostgres(t)
-	open := func() *gorm.DB {
-		db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
-		must(t, err)
-		t.Cleanup(func() {
-			if s, err := db.DB(); err == nil {
-				s.Close()
-			}
-		})
-		return db
-	}
-	db, other := open(), open()
+	db, other := openPostgres(t, dsn), openPostgres(t, dsn)
 	p := plugin.New(plugin.Config{Logger: quiet, CatalogRefresh: 100 * time.Millisecond})
 	must(t, db.Use(p))
 	t.Cleanup(func() { p.Close() })

@@ -8,7 +8,6 @@ import (
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/plugin"
 	mysqldriver "gorm.io/driver/mysql"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -232,19 +231,11 @@ func TestRowLevelReviewPostgresReturningPrivilege(t *testing.T) {
 		}
 	})
 	dsn := testdb.FreshPostgres(t)
-	owner, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
-	must(t, err)
-	if sqlDB, err := owner.DB(); err == nil {
-		t.Cleanup(func() { sqlDB.Close() })
-	}
+	owner := openPostgres(t, dsn)
 	movableTable(t, owner, "ruled")
 	must(t, owner.Exec(`CREATE ROLE `+role+` LOGIN`).Error)
 	must(t, owner.Exec(`GRANT SELECT (id, code), UPDATE (code) ON ruled TO `+role).Error)
-	db, err := gorm.Open(postgres.Open(strings.Replace(dsn, "user=postgres", "user="+role, 1)), &gorm.Config{Logger: logger.Discard})
-	must(t, err)
-	if sqlDB, err := db.DB(); err == nil {
-		t.Cleanup(func() { sqlDB.Close() })
-	}
+	db := openPostgres(t, strings.Replace(dsn, "user=postgres", "user="+role, 1))
 	p := plugin.New(plugin.Config{Logger: quiet})
 	must(t, db.Use(p))
 	t.Cleanup(func() { p.Close() })

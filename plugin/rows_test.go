@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/gormcache/gormcache/plugin"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // hitOf reports whether read was answered from the cache.
@@ -116,6 +118,18 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openPostgres opens a GORM handle (no plugin, GORM's logger silent) on a
+// PostgreSQL DSN, closed when t ends.
+func openPostgres(t *testing.T, dsn string) *gorm.DB {
+	t.Helper()
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	must(t, err)
+	if sqlDB, err := db.DB(); err == nil {
+		t.Cleanup(func() { sqlDB.Close() })
+	}
+	return db
 }
 
 // Explain names the row tags of a read by key and of a write by key, and

@@ -13,9 +13,7 @@ import (
 	"github.com/gormcache/gormcache/pgrepl"
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/jackc/pglogrepl"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // TestNoStaleReadsReplication is the staleness checker with every write
@@ -39,8 +37,7 @@ func TestNoStaleReadsReplication(t *testing.T) {
 			} else {
 				dsn, admin = testdb.FreshPostgres(t), testdb.PostgresAdmin
 			}
-			db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
-			must(t, err)
+			db := openPostgres(t, dsn)
 			p := plugin.New(plugin.Config{Logger: quiet})
 			must(t, db.Use(p))
 			t.Cleanup(func() { p.Close() })
@@ -250,16 +247,7 @@ func TestNoStaleRowReadsReplication(t *testing.T) {
 		t.Run(identity, func(t *testing.T) {
 			t.Parallel()
 			dsn := testdb.FreshPostgres(t)
-			open := func() *gorm.DB {
-				db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
-				must(t, err)
-				t.Cleanup(func() {
-					if sqlDB, err := db.DB(); err == nil {
-						sqlDB.Close()
-					}
-				})
-				return db
-			}
+			open := func() *gorm.DB { return openPostgres(t, dsn) }
 			writer := open()
 			must(t, writer.AutoMigrate(&Bin{}, &BinItem{}))
 			if identity == "full" {
