@@ -79,6 +79,22 @@ type Shape struct {
 	// the byte offset just past its last token, where a RETURNING clause
 	// may be inserted; 0 otherwise.
 	Tail int
+	// Filtered: a SELECT with a WHERE clause (whatever Where holds).
+	Filtered bool
+	// Order and Limit: a SELECT that ends with ORDER BY and a LIMIT of a
+	// number literal or a positional parameter (no OFFSET, FETCH or
+	// locking clause): its ORDER BY items, each a column of the table with
+	// an optional ASC or DESC (and NULLS FIRST or LAST), and the limit (a
+	// parameter: OperandArg). Both are empty otherwise, and Order is nil
+	// when an item is anything else (an expression, a position, COLLATE).
+	Order []OrderTerm
+	Limit Operand
+}
+
+// An OrderTerm is one ORDER BY item of a Shape.
+type OrderTerm struct {
+	Column string // as Conjunct.Column
+	Desc   bool
 }
 
 // Unvalued returns s with every value it assigns or inserts unknown
@@ -308,6 +324,7 @@ func (r *rowParser) selectShape() Shape {
 	if r.pos < len(r.toks) && r.at(r.pos).is(kwWhere) {
 		end = r.clauseEnd(r.pos+1, tailWords...)
 		s.Where = r.conjuncts(r.pos+1, end, name, alias)
+		s.Filtered = true
 	}
 	if r.hasQuery(r.pos, len(r.toks)) {
 		return Shape{}
@@ -326,8 +343,47 @@ func (r *rowParser) selectShape() Shape {
 				return Shape{}
 			}
 		}
+		s.Order, s.Limit = r.orderLimit(end, name, alias)
 	}
 	return s
+}
+
+// orderLimit reads "ORDER BY item, … LIMIT n" at toks[from:], to the end
+// of the statement (see Shape.Order); it returns nil, 0 for anything else.
+func (r *rowParser) orderLimit(from int, table, alias string) ([]OrderTerm, Operand) {
+	if !r.at(from).is(kwOrder) || !r.at(from+1).is(kwBy) {
+		return nil, Operand{}
+	}
+	lim := r.clauseEnd(from+2, "limit")
+	if lim+2 != len(r.toks) {
+		return nil, Operand{} // (LIMIT a, b; LIMIT … OFFSET; FETCH; FOR UPDATE)
+	}
+	n := r.operand(lim+1, lim+2)
+	if n.Kind != OperandArg && (n.Kind != OperandNumber || n.Text[0] == '-') {
+		return nil, Operand{}
+	}
+	var order []OrderTerm
+	for _, item := range r.split(from+2, lim) {
+		end := item[1]
+		t := OrderTerm{}
+		if end-1 > item[0] && r.word(end-2, "nulls") && (r.word(end-1, "first") || r.word(end-1, "last")) {
+			end -= 2
+		}
+		if end-1 > item[0] && (r.word(end-1, "asc") || r.word(end-1, "desc")) {
+			t.Desc = r.word(end-1, "desc")
+			end--
+		}
+		c, ok := r.colRef(item[0], end, table, alias)
+		if !ok {
+			return nil, Operand{}
+		}
+		t.Column = c
+		order = append(order, t)
+	}
+	if len(order) == 0 {
+		return nil, Operand{}
+	}
+	return order, n
 }
 
 func (r *rowParser) updateShape() Shape {

@@ -88,7 +88,8 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `INSERT INTO posts (id, title) VALUES (1)`, Shape{}},
 	} {
 		got := RowShape(c.d, c.sql)
-		got.Tail = 0 // (TestRowShapeTail)
+		got.Tail = 0                                               // (TestRowShapeTail)
+		got.Filtered, got.Order, got.Limit = false, nil, Operand{} // (TestRowShapeOrder)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s\n got %+v\nwant %+v", c.sql, got, c.want)
 		}
@@ -137,4 +138,44 @@ func FuzzRowShape(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Order and Limit: a SELECT that ends with ORDER BY columns and LIMIT n.
+func TestRowShapeOrder(t *testing.T) {
+	type want struct {
+		filtered bool
+		order    []OrderTerm
+		limit    Operand
+	}
+	desc := func(c string) OrderTerm { return OrderTerm{Column: c, Desc: true} }
+	asc := func(c string) OrderTerm { return OrderTerm{Column: c} }
+	for _, c := range []struct {
+		d   Dialect
+		sql string
+		want
+	}{
+		{Postgres, `SELECT * FROM "users" ORDER BY visits desc, id LIMIT 10`, want{false, []OrderTerm{desc("visits"), asc("id")}, num("10")}},
+		{Postgres, `SELECT * FROM "users" ORDER BY "users"."visits" DESC NULLS LAST LIMIT 3`, want{false, []OrderTerm{desc("visits")}, num("3")}},
+		{MySQL, "SELECT * FROM `users` u ORDER BY u.`score` ASC,`id` DESC LIMIT 5", want{false, []OrderTerm{asc("score"), desc("id")}, num("5")}},
+		{SQLite, `SELECT * FROM users WHERE deleted_at IS NULL ORDER BY id LIMIT 2`, want{true, []OrderTerm{asc("id")}, num("2")}},
+		{Postgres, `SELECT * FROM users WHERE id > 3`, want{true, nil, Operand{}}},
+		// Not this shape: no limit, a parameter, an offset, an expression,
+		// a position, a collation, locking, another table's column.
+		{Postgres, `SELECT * FROM users ORDER BY visits DESC`, want{}},
+		{Postgres, `SELECT * FROM users WHERE id > $1 ORDER BY visits DESC LIMIT $2`, want{true, []OrderTerm{desc("visits")}, arg(1)}},
+		{Postgres, `SELECT * FROM users ORDER BY visits DESC LIMIT -1`, want{}},
+		{Postgres, `SELECT * FROM users ORDER BY visits DESC LIMIT 10 OFFSET 10`, want{}},
+		{MySQL, `SELECT * FROM users ORDER BY visits DESC LIMIT 10, 10`, want{}},
+		{Postgres, `SELECT * FROM users ORDER BY visits + 1 DESC LIMIT 10`, want{}},
+		{Postgres, `SELECT * FROM users ORDER BY 2 DESC LIMIT 10`, want{}},
+		{Postgres, `SELECT * FROM users ORDER BY name COLLATE "C" LIMIT 10`, want{}},
+		{Postgres, `SELECT * FROM users ORDER BY visits LIMIT 10 FOR UPDATE`, want{}},
+		{Postgres, `SELECT * FROM users ORDER BY other.visits LIMIT 10`, want{}},
+		{Postgres, `SELECT * FROM users LIMIT 10`, want{}},
+	} {
+		got := RowShape(c.d, c.sql)
+		if !got.OK || got.Filtered != c.filtered || !reflect.DeepEqual(got.Order, c.order) || !reflect.DeepEqual(got.Limit, c.limit) {
+			t.Errorf("%s\n got filtered=%v order=%+v limit=%+v (ok %v)\nwant %+v", c.sql, got.Filtered, got.Order, got.Limit, got.OK, c.want)
+		}
+	}
 }

@@ -147,8 +147,27 @@ func changedRowTags(table, pk string, cols []string, rows []ChangedRow) []string
 		if !known {
 			tags = append(tags[:start], core.Column(table, c))
 		}
+		tags = append(tags, changedRangeTags(table, c, rows)...)
 	}
 	return tags
+}
+
+// changedRangeTags returns the range tags (ranges.go) of the values rows
+// have in table's column c after the change (an insert's, an update's:
+// whether it changed c or not), or c's range column tag when one is not
+// told or is no integer, or there are too many.
+func changedRangeTags(table, c string, rows []ChangedRow) []string {
+	var set rangeTagSet
+	for _, r := range rows {
+		if r.After == nil {
+			continue // (a deleted row: entries holding it depend on its key)
+		}
+		v, ok := columnValue(r.After, c)
+		if !ok || !set.add(table, c, v) {
+			return []string{core.RangeColumn(table, c)}
+		}
+	}
+	return set.tags
 }
 
 // columnValue returns the canonical text (core.RowValue's) of column c in

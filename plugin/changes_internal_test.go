@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gormcache/gormcache/internal/core"
@@ -44,7 +45,7 @@ func TestChangeTags(t *testing.T) {
 		{"unknown trigger", &depGraph{loaded: true, writeAll: map[string]bool{"posts": true}}, []Change{{Table: "posts"}}, globalOnly},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := changeTags(c.g, c.changes)
+			got := withoutRanges(changeTags(c.g, c.changes)) // (TestChangeRangeTags)
 			if !slices.Equal(got, c.want) {
 				t.Errorf("tags\n got %q\nwant %q", got, c.want)
 			}
@@ -56,8 +57,49 @@ func TestChangeTags(t *testing.T) {
 	for i := range core.MaxRowValues + 1 {
 		rows = append(rows, ChangedRow{After: map[string]any{"id": i, "user_id": 1}})
 	}
-	got := changeTags(g, []Change{{Table: "posts", Rows: rows}})
+	got := withoutRanges(changeTags(g, []Change{{Table: "posts", Rows: rows}}))
 	if !slices.Equal(got, []string{"posts", core.Column("posts", "id"), row("posts", "user_id", "i1")}) {
 		t.Errorf("many rows: %q", got)
+	}
+}
+
+// withoutRanges drops the range tags (ranges.go) from tags.
+func withoutRanges(tags []string) []string {
+	return slices.DeleteFunc(slices.Clone(tags), isRangeTag)
+}
+
+func isRangeTag(t string) bool {
+	i := strings.IndexByte(t, '=')
+	return i >= 0 && strings.HasPrefix(t[i+1:], "r")
+}
+
+// An outside change bumps the range tags of its rows' new values of each
+// keyed column (inserts and updates; deleted rows are in entries by their
+// keys), or the column's range column tag when one is not told.
+func TestChangeRangeTags(t *testing.T) {
+	t.Parallel()
+	g := &depGraph{loaded: true, keys: map[string]string{"users": "id"}, columns: map[string][]string{"users": {"visits"}}}
+	rng := func(c string, v int64) []string { return core.RangeTags(nil, "users", c, v) }
+	ranges := func(changes ...Change) []string {
+		return slices.DeleteFunc(changeTags(g, changes), func(t string) bool { return !isRangeTag(t) })
+	}
+	for _, c := range []struct {
+		name string
+		ch   Change
+		want []string
+	}{
+		{"insert", Change{Table: "users", Rows: []ChangedRow{{After: map[string]any{"id": 3, "visits": 100}}}},
+			slices.Concat(rng("id", 3), rng("visits", 100))},
+		{"update", Change{Table: "users", Rows: []ChangedRow{{Before: map[string]any{"id": 3}, After: map[string]any{"id": 3, "visits": nil}}}},
+			slices.Concat(rng("id", 3), []string{core.RangeNull("users", "visits")})},
+		{"delete", Change{Table: "users", Rows: []ChangedRow{{Before: map[string]any{"id": 3, "visits": 100}}}}, nil},
+		{"a value not told", Change{Table: "users", Rows: []ChangedRow{{After: map[string]any{"id": 3}}}},
+			slices.Concat(rng("id", 3), []string{core.RangeColumn("users", "visits")})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := ranges(c.ch); !slices.Equal(got, c.want) {
+				t.Errorf("range tags\n got %q\nwant %q", got, c.want)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,8 +181,12 @@ type Explanation struct {
 	// found every row it names): "table\x1fcolumn=i<value>" per value, then
 	// "table\x1fcolumn=*", which writes that cannot tell their rows' values
 	// in that column bump, and "table\x1f*", which writes that cannot tell
-	// their rows at all bump. For a write, the row tags it bumps beside its
-	// tables. Empty for a table-level statement.
+	// their rows at all bump. A read of a table's first rows in a column's
+	// order (ORDER BY c LIMIT n, no WHERE) depends, once one result has
+	// been read, on the row tags of that result's primary keys and on range
+	// tags of c past its last row's value ("table\x1fc=r<level>.<bucket>",
+	// "table\x1fc=r*" and "table\x1fc=rn"). For a write, the row tags it
+	// bumps beside its tables. Empty for a table-level statement.
 	Rows []string
 	Key  string        // the store key of its result (cacheable reads)
 	TTL  time.Duration // how long its result is kept (0: until invalidated)
@@ -244,6 +249,12 @@ func (p *Plugin) Explain(tx *gorm.DB) (Explanation, error) {
 	if pl.rows != nil {
 		if rt, _, ok := pl.rows.tags(tx.Statement.Vars); ok {
 			ex.Rows = rt
+		}
+	}
+	if pl.ranged != nil {
+		if h := pl.ranged.hint.Load(); h != nil {
+			ex.Rows = slices.Clone(h.tags)
+			canonical = append(canonical, h.suffix...)
 		}
 	}
 	ex.Key = p.keys.Key(canonical)

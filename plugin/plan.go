@@ -23,6 +23,7 @@ type plan struct {
 	ttl       time.Duration       // from Config.TableTTL (0: none)
 	counts    []*tableCount       // per-table counters of a cacheable read's tables
 	rows      *rowRead            // a cacheable read's row condition (rows.go), or nil
+	ranged    *rangeRead          // a cacheable read's order and limit (ranges.go), or nil
 	shape     *invalidation.Shape // a write's rows (rows.go)
 	temp      string              // the temporary table or view a DDL statement creates
 	stat      *shapeStat          // per-shape figures (shapes.go); nil unless collecting
@@ -130,6 +131,9 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 		}
 		pl.cacheable, pl.tags = true, tags
 		pl.rows = p.rowReadOf(sql, st, g)
+		if pl.rows == nil {
+			pl.ranged = p.rangeReadOf(sql, st, g)
+		}
 		pl.ttl = p.policy.planTTL(tags)
 		pl.counts = p.stats.tables.forTags(tags)
 	}

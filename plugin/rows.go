@@ -125,7 +125,7 @@ func (r *rowRead) withTags(base []string, args []any) (tags []string, n int, ok 
 // learn are keyed columns whose values the write learns as it runs
 // (learnable): it bumps their row tags then (learned), not their column
 // tags now.
-func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, count bool, learn []string) []string {
+func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, count bool, learn *learning) []string {
 	if len(tags) == 1 && tags[0] == core.Global {
 		return tags
 	}
@@ -168,10 +168,11 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 // keyedRows returns the row and column tags a write of shape sh bumps for
 // its table's primary key pk ("" for none) and its other keyed columns:
 // per column, the row tags of the values its rows had and have there, or
-// the column's tag (but nothing for the columns in learn). named reports
+// the column's tag (but nothing for the columns learn learns), and the
+// range tags of the values it gives the column (ranges.go). named reports
 // whether some column's values were named (entries of other values stay
 // cached).
-func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, learn []string) (tags []string, named bool) {
+func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, learn *learning) (tags []string, named bool) {
 	for i := -1; i < len(cols); i++ {
 		c, key := pk, true
 		if i >= 0 {
@@ -182,9 +183,10 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, lear
 		}
 		if rt, ok := namedRows(sh, c, args, key); ok {
 			tags, named = append(tags, rt...), true
-		} else if !slices.Contains(learn, c) {
+		} else if !learn.rows(c) {
 			tags = append(tags, core.Column(sh.Table, c))
 		}
+		tags = append(tags, rangeWriteTags(sh, c, args, learn.ranges(c))...)
 	}
 	return tags, named
 }
@@ -256,19 +258,35 @@ func namedRows(sh invalidation.Shape, col string, args []any, key bool) (tags []
 	return nil, false
 }
 
-// learnable returns the keyed columns whose values a write of plan pl in
-// a transaction of ours learns as it runs, by a RETURNING clause the
-// plugin adds to it (PostgreSQL, SQLite): the keyed columns other than
-// the primary key that the statement does not name, of an UPDATE or DELETE that names its rows by
-// primary key (at most core.MaxRowValues rows come back), does not SET
-// them, and ends with its WHERE clause, on a table without triggers or
-// rules (a rule may not return rows), and that the catalog's user may
-// read (RETURNING needs the SELECT privilege; a SET ROLE to a user who
-// may not is not seen). Their row tags are bumped and held
-// once the statement has run, before the transaction commits (learned),
-// instead of the column tags before it runs: `Update("title", …)` of a
-// post then leaves the other users' post lists cached.
-func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) []string {
+// learning is what a write learns as it runs (learnable): the keyed
+// columns it returns, cols[:ranged] for the row tags of their values,
+// cols[ranged:] (columns it SETs to a value it does not name) for the
+// range tags of their new values.
+type learning struct {
+	cols   []string
+	ranged int
+}
+
+// rows reports whether l learns the row tags of column c (l may be nil).
+func (l *learning) rows(c string) bool { return l != nil && slices.Contains(l.cols[:l.ranged], c) }
+
+// ranges reports whether l learns the range tags of column c.
+func (l *learning) ranges(c string) bool { return l != nil && slices.Contains(l.cols[l.ranged:], c) }
+
+// learnable returns what a write of plan pl in a transaction of ours
+// learns as it runs, by a RETURNING clause the plugin adds to it
+// (PostgreSQL, SQLite), or nil: for an UPDATE or DELETE that names its
+// rows by primary key (at most core.MaxRowValues rows come back) and ends
+// with its WHERE clause, on a table without triggers or rules (a rule may
+// not return rows), the keyed columns that the catalog's user may read
+// (RETURNING needs the SELECT privilege; a SET ROLE to a user who may not
+// is not seen) and that the statement does not name (their row tags), and
+// those an UPDATE SETs to a value it does not name, such as visits + 1
+// (their range tags, ranges.go). Their tags are bumped and held once the
+// statement has run, before the transaction commits (learned), instead of
+// the column tags before it runs: `Update("title", …)` of a post then
+// leaves the other users' post lists cached.
+func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) *learning {
 	sh := pl.shape
 	if p.cfg.TableLevel || sh == nil || !sh.OK || sh.Tail == 0 || sh.SetAll ||
 		sh.Op != invalidation.ShapeUpdate && sh.Op != invalidation.ShapeDelete ||
@@ -277,7 +295,7 @@ func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) []string {
 	}
 	t := sh.Table
 	pk, cols := g.keys[t], g.columns[t]
-	if pk == "" || len(cols) == 0 || g.selfWrite[t] || g.writeAll[t] || len(g.write[t]) > 0 {
+	if pk == "" || g.selfWrite[t] || g.writeAll[t] || len(g.write[t]) > 0 {
 		return nil
 	}
 	if _, ok := namedRows(*sh, pk, args, true); !ok {
@@ -287,19 +305,32 @@ func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) []string {
 	if g.facts != nil {
 		unreadable = g.facts.unreadable[t]
 	}
-	var learn []string
-	for _, c := range cols {
-		if slices.Contains(sh.Set, c) {
-			continue // (RETURNING gives its values after, not before)
+	l := &learning{}
+	var ranged []string
+	for i := -1; i < len(cols); i++ {
+		c := pk
+		if i >= 0 {
+			c = cols[i]
 		}
 		if slices.Contains(unreadable, c) {
 			continue // (RETURNING it would fail: the column tag instead)
 		}
-		if _, ok := namedRows(*sh, c, args, false); !ok {
-			learn = append(learn, c)
+		if j := slices.Index(sh.Set, c); j >= 0 {
+			if _, ok := rangeValueTags(t, c, sh.SetValues[j:j+1], args); !ok {
+				ranged = append(ranged, c) // (RETURNING gives its values after: their range tags)
+			}
+			continue
+		}
+		if _, ok := namedRows(*sh, c, args, false); !ok && i >= 0 {
+			l.cols = append(l.cols, c)
 		}
 	}
-	return learn
+	if len(l.cols)+len(ranged) == 0 {
+		return nil
+	}
+	l.ranged = len(l.cols)
+	l.cols = append(l.cols, ranged...)
+	return l
 }
 
 // returning is query with a RETURNING clause of cols inserted at tail.
@@ -318,17 +349,20 @@ func returning(query string, tail int, cols []string) string {
 	return b.String()
 }
 
-// learned returns the tags of the values of table's columns cols that
-// rows (from returning) hold, and how many rows there were: per column,
-// the row tags of its values, or its column tag when a value is no
-// certain integer or there are too many.
-func learned(table string, cols []string, rows *sql.Rows) (tags []string, n int64, err error) {
+// learned returns the tags of the values of table's columns that rows
+// (from returning, l's columns) hold, and how many rows there were: per
+// column learned for its row tags, the row tags of its values, or its
+// column tag when a value is no certain integer or there are too many;
+// per column learned for its range tags, theirs, or its range column tag.
+func learned(table string, l *learning, rows *sql.Rows) (tags []string, n int64, err error) {
+	cols := l.cols
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
 	per := make([][]string, len(cols))
+	ranges := make([]rangeTagSet, len(cols))
 	wide := make([]bool, len(cols))
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
@@ -340,6 +374,10 @@ func learned(table string, cols []string, rows *sql.Rows) (tags []string, n int6
 				continue
 			}
 			text := core.RowValue(invalidation.Operand{Kind: invalidation.OperandArg}, []any{v})
+			if i >= l.ranged {
+				wide[i] = !ranges[i].add(table, cols[i], text)
+				continue
+			}
 			if text == "" {
 				wide[i] = true
 				continue
@@ -354,13 +392,32 @@ func learned(table string, cols []string, rows *sql.Rows) (tags []string, n int6
 		return nil, n, err
 	}
 	for i, c := range cols {
-		if wide[i] {
+		switch {
+		case i >= l.ranged && wide[i]:
+			tags = append(tags, core.RangeColumn(table, c))
+		case i >= l.ranged:
+			tags = append(tags, ranges[i].tags...)
+		case wide[i]:
 			tags = append(tags, core.Column(table, c))
-		} else {
+		default:
 			tags = append(tags, per[i]...)
 		}
 	}
 	return tags, n, nil
+}
+
+// wideTags returns the tags a write that learns l bumps when what it
+// returned cannot be read: each column's column tag, or range column tag.
+func wideTags(table string, l *learning) []string {
+	var tags []string
+	for i, c := range l.cols {
+		if i >= l.ranged {
+			tags = append(tags, core.RangeColumn(table, c))
+		} else {
+			tags = append(tags, core.Column(table, c))
+		}
+	}
+	return tags
 }
 
 // learnedResult is the sql.Result of a write run with a RETURNING clause

@@ -92,7 +92,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 		}
 		return s.inner.ExecContext(ctx, query, args...)
 	}
-	var learn []string
+	var learn *learning
 	tx := ourTx(s.inner)
 	if tx != nil {
 		learn = s.p.learnable(pl, s.p.currentDeps(), args)
@@ -280,7 +280,8 @@ type probe struct {
 	// than the primary key, it ignores the table's tag whatever it finds)
 	loose, nrows int
 	marker       uint64
-	vbuf         [4]uint64 // versions' storage, for up to four tags
+	hint         *rangeHint // a ranged read's (ranges.go), when its plan has one
+	vbuf         [4]uint64  // versions' storage, for up to four tags
 }
 
 // fresh reports whether e, found under the probe's key, is fresh for the
@@ -295,6 +296,9 @@ func (pr *probe) fresh(e *serializer.Entry) bool {
 // one row per value, or else on its table too; it returns why it may not
 // be stored ("" when it may).
 func (pr *probe) settle(e *serializer.Entry) Reason {
+	if r := pr.pl.ranged; r != nil {
+		return r.settle(pr.hint, e, pr.loose-1, pr.args)
+	}
 	if pr.loose == 0 {
 		return ""
 	}
@@ -345,8 +349,17 @@ func (p *Plugin) probeQuery(ctx context.Context, pool gorm.ConnPool, pl *plan, q
 			pr.loose, pr.nrows, pr.marker = slices.Index(pr.tags, pl.rows.table)+1, n, pl.rows.marker
 		}
 	}
+	if pl.ranged != nil {
+		if h := pl.ranged.hint.Load(); h != nil {
+			pr.tags, pr.hint = h.withTags(pr.tags), h
+			pr.loose, pr.marker = slices.Index(pr.tags, pl.ranged.table)+1, pl.ranged.marker
+		}
+	}
 	pr.ttl = p.policy.entryTTL(optTTL, pl.ttl)
 	canonical, err := keys.AppendQuery((*pr.buf)[:0], p.dialName, p.identity, query, args)
+	if err == nil && pr.hint != nil {
+		canonical = append(canonical, pr.hint.suffix...) // (its own entry: other rows, other tags)
+	}
 	pr.canonical = canonical
 	if err != nil {
 		pr.bypass = ReasonUnsupportedArg

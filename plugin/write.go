@@ -35,7 +35,7 @@ import (
 //
 // learn are the keyed columns whose values the statement will return
 // (learnable; see execLearning).
-func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any, learn []string) (func(error), error) {
+func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any, learn *learning) (func(error), error) {
 	p := s.p
 	tags := pl.writeTags
 	if s.db != nil && len(tags) > 0 && tags[0] != store.GlobalTag {
@@ -104,21 +104,18 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any, learn [
 // error is the statement's, so that the transaction rolls back; the
 // refusal began an outage (nothing is served until the epoch bump lands),
 // so a transaction committed anyway leaves nothing stale.
-func (s *stmtPool) execLearning(ctx context.Context, tx *txPool, pl *plan, query string, args []any, cols []string) (sql.Result, error) {
-	rows, err := s.inner.QueryContext(ctx, returning(query, pl.shape.Tail, cols), args...)
+func (s *stmtPool) execLearning(ctx context.Context, tx *txPool, pl *plan, query string, args []any, learn *learning) (sql.Result, error) {
+	rows, err := s.inner.QueryContext(ctx, returning(query, pl.shape.Tail, learn.cols), args...)
 	if err != nil {
 		return nil, err
 	}
 	table := pl.shape.Table
-	tags, n, err := learned(table, cols, rows)
+	tags, n, err := learned(table, learn, rows)
 	if cerr := rows.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		tags = tags[:0]
-		for _, c := range cols {
-			tags = append(tags, core.Column(table, c))
-		}
+		tags = wideTags(table, learn)
 	}
 	if len(tags) > 0 {
 		if herr := tx.hold(ctx, tags); herr != nil {
