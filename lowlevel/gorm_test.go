@@ -81,22 +81,23 @@ func TestGORMWritesInvalidate(t *testing.T) {
 				check(w.name+", cached", w.want, runs)
 			}
 
-			// While a transaction that wrote orders is open, values of
-			// orders are computed (from the committed rows) but not stored;
-			// once it commits, the new total is computed and stored.
+			// While a transaction that wrote orders is open, the value of
+			// the committed rows stays cached (the plugin's transactions
+			// on SQLite and PostgreSQL hold what they wrote when they
+			// commit); once it commits, the new total is computed and
+			// stored.
 			tx := db.Begin()
 			must(t, tx.Create(&Order{ID: 3, Amount: 100}).Error)
-			check("during the transaction", 0, runs+1)
-			check("during the transaction, again", 0, runs+1)
+			check("during the transaction", 0, runs)
 			must(t, tx.Commit().Error)
 			check("after the commit", 100, runs+1)
 			check("after the commit, cached", 100, runs)
 
-			// A rolled-back write invalidates too (harmless), and the value is right.
+			// A rolled-back write changed nothing: the value stays cached.
 			tx = db.Begin()
 			must(t, tx.Create(&Order{ID: 4, Amount: 1}).Error)
 			must(t, tx.Rollback().Error)
-			check("after a rollback", 100, runs+1)
+			check("after a rollback", 100, runs)
 
 			// Other tables' writes leave the value alone.
 			must(t, db.Exec("CREATE TABLE unrelated (id integer)").Error)
@@ -105,7 +106,7 @@ func TestGORMWritesInvalidate(t *testing.T) {
 			must(t, db.Exec("INSERT INTO unrelated (id) VALUES (2)").Error)
 			check("after a second write elsewhere", 100, runs)
 
-			if s := c.Stats(); s.NotStored < 2 || s.StoreErrors != 0 {
+			if s := c.Stats(); s.StoreErrors != 0 {
 				t.Fatalf("stats %+v", s)
 			}
 		})

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/gormcache/gormcache/invalidation"
 	"gorm.io/gorm"
 )
 
@@ -109,6 +111,16 @@ func (r *rootPool) Ping() error {
 // txPool is a transaction begun through the root pool. It implements gorm.Tx
 // (but not BeginTx, so GORM nests with savepoints), records the tables
 // written inside, holds them while it is open, and bumps them when it ends.
+//
+// On PostgreSQL and SQLite, where no other session sees a transaction's
+// writes before it commits (neither has dirty reads), the holds are placed
+// when it commits instead (late): until then the entries of what it wrote
+// are as fresh as the database, so they are served, and reads stamped
+// before the hold that read the rows before the commit are stored under
+// versions the hold replaces. A transaction that rolls back has changed
+// nothing: it bumps nothing. On MySQL, whose READ UNCOMMITTED readers see
+// uncommitted rows, a write is held from when it runs, as outside a
+// transaction.
 type txPool struct {
 	p         *Plugin
 	root      *rootPool
@@ -118,7 +130,14 @@ type txPool struct {
 
 	mu     sync.Mutex
 	writes writeSet
+	late   []string    // tags written, to hold when it commits (lateHolds)
 	ddl    atomic.Bool // the transaction may have changed the schema
+}
+
+// lateHolds reports whether the plugin's transactions hold what they
+// write when they commit (see txPool).
+func (p *Plugin) lateHolds() bool {
+	return p.dialect == invalidation.Postgres || p.dialect == invalidation.SQLite
 }
 
 var _ gorm.TxCommitter = (*txPool)(nil)
@@ -149,6 +168,14 @@ func (t *txPool) Commit() error {
 	// A context done before the commit: database/sql does not send it (it
 	// returns ErrTxDone or the context's error) and rolls back.
 	rolledBack := t.ctx != nil && t.ctx.Err() != nil
+	if !rolledBack {
+		if err := t.holdLate(); err != nil {
+			// (refused, FailWrite: nothing of it may commit)
+			rerr := t.committer.Rollback()
+			t.end(false)
+			return errors.Join(err, rerr)
+		}
+	}
 	err := t.committer.Commit()
 	t.end(!rolledBack && !errors.Is(err, sql.ErrTxDone) && outcomeUnknown(err))
 	return err
@@ -163,11 +190,37 @@ func (t *txPool) Rollback() error {
 	return err
 }
 
-// hold records tags as written by the transaction (see writeSet.add).
+// hold records tags as written by the transaction (see writeSet.add), to
+// hold now or, late, when it commits.
 func (t *txPool) hold(ctx context.Context, tags []string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.p.lateHolds() {
+		for _, tag := range tags {
+			if !slices.Contains(t.late, tag) {
+				t.late = append(t.late, tag)
+			}
+		}
+		return nil
+	}
 	return t.writes.add(ctx, t.p, tags)
+}
+
+// holdLate places the holds of the tags recorded late, before the commit
+// is sent; an error (Config.BumpFailure) means it must not commit.
+func (t *txPool) holdLate() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.late) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	if t.ctx != nil {
+		ctx = context.WithoutCancel(t.ctx) // (the commit is sent whatever the context: so is its bump)
+	}
+	err := t.writes.add(ctx, t.p, t.late)
+	t.late = nil
+	return err
 }
 
 // end ends the holds of the transaction's writes, once it is over (when
@@ -176,6 +229,7 @@ func (t *txPool) hold(ctx context.Context, tags []string) error {
 func (t *txPool) end(unknown bool) {
 	t.mu.Lock()
 	holds := t.writes.take()
+	t.late = nil // (rolled back: nothing changed)
 	t.mu.Unlock()
 	for _, h := range holds {
 		h.End(context.Background(), unknown)

@@ -226,13 +226,14 @@ func TestCancelledTransactionReleases(t *testing.T) {
 	}
 }
 
-// TestLongTransactionRenewsHold: a transaction open for longer than
-// WriteLease keeps its tables held (renewed), so that no other reader
-// stores or serves rows while it may still commit.
+// TestLongTransactionRenewsHold: on MySQL (whose READ UNCOMMITTED readers
+// see a transaction's rows before it commits), a transaction open for
+// longer than WriteLease keeps its tables held (renewed), so that no other
+// reader stores or serves rows while it may still commit.
 func TestLongTransactionRenewsHold(t *testing.T) {
 	t.Parallel()
 	const lease = time.Second
-	db, p := cachedDB(t, "postgres", plugin.Config{WriteLease: lease})
+	db, p := cachedDB(t, "mysql", plugin.Config{WriteLease: lease})
 	tx := db.Begin()
 	if err := tx.Model(&Account{ID: 1}).Update("balance", 66).Error; err != nil {
 		t.Fatal(err)
@@ -353,5 +354,45 @@ func TestClosedPluginStillBumpsSharedStore(t *testing.T) {
 	db1.Model(&Account{}).Where("id = 1").Update("balance", 777)
 	if a := account(t, db2, 1); a.Balance != 777 {
 		t.Fatalf("after a write through a closed instance: balance %d, want 777", a.Balance)
+	}
+}
+
+// TestLateHolds: on PostgreSQL and SQLite a transaction holds what it
+// wrote when it commits: until then the rows it changed are served from
+// the cache as the database still has them (no other session sees its
+// writes), and once Commit has returned, no read sees them old.
+func TestLateHolds(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, p := cachedDB(t, dialect, plugin.Config{})
+			readID(t, db, 1)
+			tx := db.Begin()
+			must(t, tx.Model(&Account{ID: 1}).Update("balance", 66).Error)
+			before := p.Stats()
+			if got := readID(t, db, 1); got != 10 {
+				t.Fatalf("during the transaction: %d, want 10", got)
+			}
+			if after := p.Stats(); after.Hits != before.Hits+1 {
+				t.Fatalf("a row written by an open transaction was not served from the cache: %+v", after.Bypasses)
+			}
+			must(t, tx.Commit().Error)
+			if got := readID(t, db, 1); got != 66 {
+				t.Fatalf("after the commit: %d, want 66", got)
+			}
+			// A rolled-back transaction changed nothing, and bumps nothing.
+			readID(t, db, 1)
+			tx = db.Begin()
+			must(t, tx.Model(&Account{ID: 1}).Update("balance", 77).Error)
+			must(t, tx.Rollback().Error)
+			before = p.Stats()
+			if got := readID(t, db, 1); got != 66 {
+				t.Fatalf("after the rollback: %d, want 66", got)
+			}
+			if after := p.Stats(); after.Hits != before.Hits+1 {
+				t.Fatal("the read after a rollback missed")
+			}
+		})
 	}
 }
