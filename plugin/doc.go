@@ -34,9 +34,12 @@
 // they are unchanged. A write bumps its tables and holds them before it runs
 // (reads of held tables go to the database, and nothing is stored for them),
 // and bumps them again when it is over — for a transaction, when it commits
-// or rolls back. A reader that raced a write therefore stores its rows under
-// versions nobody reads. Invalidation is one store write per table, whatever
-// the number of entries.
+// or rolls back. (A transaction on PostgreSQL or SQLite places its holds
+// just before its COMMIT: no other session sees its rows before, so its
+// tables stay served meanwhile; one that rolls back bumps nothing.) A
+// reader that raced a write therefore stores its rows under versions nobody
+// reads. Invalidation is one store write per table, whatever the number of
+// entries.
 //
 // # Limits
 //
