@@ -79,8 +79,11 @@ type Shape struct {
 	// the byte offset just past its last token, where a RETURNING clause
 	// may be inserted; 0 otherwise.
 	Tail int
-	// Filtered: a SELECT with a WHERE clause (whatever Where holds).
-	Filtered bool
+	// Filtered: a SELECT with a WHERE clause (whatever Where holds);
+	// WhereAll: every top-level conjunct of it is in Where.
+	Filtered, WhereAll bool
+	// CountAll: a SELECT whose list is count(*) or count(1) alone.
+	CountAll bool
 	// Order and Limit: a SELECT that ends with ORDER BY and a LIMIT of a
 	// number literal or a positional parameter (no OFFSET, FETCH or
 	// locking clause): its ORDER BY items, each a column of the table with
@@ -323,9 +326,12 @@ func (r *rowParser) selectShape() Shape {
 	end := r.pos
 	if r.pos < len(r.toks) && r.at(r.pos).is(kwWhere) {
 		end = r.clauseEnd(r.pos+1, tailWords...)
-		s.Where = r.conjuncts(r.pos+1, end, name, alias)
-		s.Filtered = true
+		var n int
+		s.Where, n = r.conjuncts(r.pos+1, end, name, alias)
+		s.Filtered, s.WhereAll = true, n > 0 && n == len(s.Where)
 	}
+	s.CountAll = from == 5 && r.word(1, "count") && r.at(2).kind == tLParen && r.at(4).kind == tRParen &&
+		(r.at(3).kind == tStar || r.at(3).kind == tNumber && r.text(r.at(3)) == "1")
 	if r.hasQuery(r.pos, len(r.toks)) {
 		return Shape{}
 	}
@@ -421,7 +427,7 @@ func (r *rowParser) updateShape() Shape {
 	end := setEnd
 	if r.pos < len(r.toks) && r.at(r.pos).is(kwWhere) {
 		end = r.clauseEnd(r.pos+1, tailWords...)
-		s.Where = r.conjuncts(r.pos+1, end, name, alias)
+		s.Where, _ = r.conjuncts(r.pos+1, end, name, alias)
 	}
 	s.Tail = r.tail(end)
 	return s
@@ -461,7 +467,7 @@ func (r *rowParser) deleteShape() Shape {
 			}
 		} else {
 			end = r.clauseEnd(r.pos+1, tailWords...)
-			s.Where = r.conjuncts(r.pos+1, end, name, alias)
+			s.Where, _ = r.conjuncts(r.pos+1, end, name, alias)
 		}
 	}
 	s.Tail = r.tail(end)
@@ -648,8 +654,9 @@ func (r *rowParser) assignments(from, to int, table, alias string) (cols []strin
 }
 
 // conjuncts reads the top-level conjuncts of a WHERE clause toks[from:to]
-// that bind a column of the table to values.
-func (r *rowParser) conjuncts(from, to int, table, alias string) []Conjunct {
+// that bind a column of the table to values, and counts the top-level
+// conjuncts (0 when it is no conjunction).
+func (r *rowParser) conjuncts(from, to int, table, alias string) ([]Conjunct, int) {
 	var parts [][2]int
 	depth, start, between := 0, from, false
 	for i := from; i < to; i++ {
@@ -661,11 +668,11 @@ func (r *rowParser) conjuncts(from, to int, table, alias string) []Conjunct {
 			depth--
 		case depth > 0:
 		case t.is(kwOr), t.is(kwNot) && i == start, r.word(i, "xor"):
-			return nil // not a conjunction (NOT at the top: NOT a AND b is (NOT a) AND b, fine, but keep it simple)
+			return nil, 0 // not a conjunction (NOT at the top: NOT a AND b is (NOT a) AND b, fine, but keep it simple)
 		case t.is(kwCase):
-			return nil // CASE … END holds ANDs at depth 0 that are not the WHERE's
+			return nil, 0 // CASE … END holds ANDs at depth 0 that are not the WHERE's
 		case t.kind == tOp && r.src[t.start] == '|' && r.at(i+1).kind == tOp && r.src[r.at(i+1).start] == '|' && (r.d == MySQL || r.d == Generic):
-			return nil // MySQL's || is OR (unless PIPES_AS_CONCAT)
+			return nil, 0 // MySQL's || is OR (unless PIPES_AS_CONCAT)
 		case t.is(kwBetween):
 			between = true
 		case t.is(kwAnd):
@@ -684,7 +691,7 @@ func (r *rowParser) conjuncts(from, to int, table, alias string) []Conjunct {
 			out = append(out, c)
 		}
 	}
-	return out
+	return out, len(parts)
 }
 
 // conjunct reads col = v, v = col, col IN (v, …), col IS NULL.

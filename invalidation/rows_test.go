@@ -88,8 +88,8 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `INSERT INTO posts (id, title) VALUES (1)`, Shape{}},
 	} {
 		got := RowShape(c.d, c.sql)
-		got.Tail = 0                                               // (TestRowShapeTail)
-		got.Filtered, got.Order, got.Limit = false, nil, Operand{} // (TestRowShapeOrder)
+		got.Tail = 0                                                                                         // (TestRowShapeTail)
+		got.Filtered, got.WhereAll, got.CountAll, got.Order, got.Limit = false, false, false, nil, Operand{} // (TestRowShapeOrder, TestRowShapeCount)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s\n got %+v\nwant %+v", c.sql, got, c.want)
 		}
@@ -176,6 +176,30 @@ func TestRowShapeOrder(t *testing.T) {
 		got := RowShape(c.d, c.sql)
 		if !got.OK || got.Filtered != c.filtered || !reflect.DeepEqual(got.Order, c.order) || !reflect.DeepEqual(got.Limit, c.limit) {
 			t.Errorf("%s\n got filtered=%v order=%+v limit=%+v (ok %v)\nwant %+v", c.sql, got.Filtered, got.Order, got.Limit, got.OK, c.want)
+		}
+	}
+}
+
+// WhereAll: every top-level conjunct binds a column; CountAll: the list
+// is count(*) or count(1).
+func TestRowShapeCount(t *testing.T) {
+	for _, c := range []struct {
+		d               Dialect
+		sql             string
+		whereAll, count bool
+	}{
+		{Postgres, `SELECT count(*) FROM "posts" WHERE user_id = $1 AND "posts"."deleted_at" IS NULL`, true, true},
+		{MySQL, "SELECT COUNT(1) FROM `posts` WHERE `posts`.`user_id` IN (?,?)", true, true},
+		{SQLite, `SELECT count(*) FROM posts WHERE user_id = ? AND title LIKE 'a%'`, false, true},
+		{Postgres, `SELECT count(*) FROM posts WHERE user_id = 1 OR user_id = 2`, false, true},
+		{Postgres, `SELECT count(id) FROM posts WHERE user_id = 1`, true, false},
+		{Postgres, `SELECT count(*), max(id) FROM posts WHERE user_id = 1`, true, false},
+		{Postgres, `SELECT * FROM posts WHERE user_id = 1`, true, false},
+		{Postgres, `SELECT count(*) FROM posts`, false, true},
+	} {
+		got := RowShape(c.d, c.sql)
+		if !got.OK || got.WhereAll != c.whereAll || got.CountAll != c.count {
+			t.Errorf("%s: ok %v, WhereAll %v, CountAll %v; want %v, %v", c.sql, got.OK, got.WhereAll, got.CountAll, c.whereAll, c.count)
 		}
 	}
 }

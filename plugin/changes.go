@@ -147,6 +147,11 @@ func changedRowTags(table, pk string, cols []string, rows []ChangedRow) []string
 		if !known {
 			tags = append(tags[:start], core.Column(table, c))
 		}
+		for _, t := range tags[start:] {
+			if m := core.MemberTag(t); m != "" {
+				tags = append(tags, m) // (which columns changed is not told)
+			}
+		}
 		tags = append(tags, changedRangeTags(table, c, rows)...)
 	}
 	return tags

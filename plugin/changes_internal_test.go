@@ -63,9 +63,15 @@ func TestChangeTags(t *testing.T) {
 	}
 }
 
-// withoutRanges drops the range tags (ranges.go) from tags.
+// withoutRanges drops the range tags (ranges.go) and the member tags
+// (core.MemberTag) from tags.
 func withoutRanges(tags []string) []string {
-	return slices.DeleteFunc(slices.Clone(tags), isRangeTag)
+	return slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return isRangeTag(t) || isMemberTag(t) })
+}
+
+func isMemberTag(t string) bool {
+	i := strings.IndexByte(t, '=')
+	return i >= 0 && strings.HasPrefix(t[i+1:], "m")
 }
 
 func isRangeTag(t string) bool {
@@ -101,5 +107,18 @@ func TestChangeRangeTags(t *testing.T) {
 				t.Errorf("range tags\n got %q\nwant %q", got, c.want)
 			}
 		})
+	}
+}
+
+// An outside change bumps the member tags of the values it names (which
+// columns it changed is not told).
+func TestChangeMemberTags(t *testing.T) {
+	t.Parallel()
+	g := &depGraph{loaded: true, keys: map[string]string{"posts": "id"}, columns: map[string][]string{"posts": {"user_id"}}}
+	got := slices.DeleteFunc(changeTags(g, []Change{{Table: "posts", Rows: []ChangedRow{{
+		Before: map[string]any{"id": 5, "user_id": 7}, After: map[string]any{"id": 5, "user_id": 8}}}}}), func(t string) bool { return !isMemberTag(t) })
+	want := []string{core.MemberTag(core.RowTag("posts", "id", "i5")), core.MemberTag(core.RowTag("posts", "user_id", "i7")), core.MemberTag(core.RowTag("posts", "user_id", "i8"))}
+	if !slices.Equal(got, want) {
+		t.Errorf("member tags\n got %q\nwant %q", got, want)
 	}
 }

@@ -52,6 +52,11 @@ type rowRead struct {
 	wide    [2]string              // core.Column(table, column), core.Rows(table)
 	marker  uint64                 // core.LooseVersion(table): computed once, not per hit
 	foreign bool                   // keyed on a column other than the primary key: never depends on the table's tag
+	// others: a count(*) whose every condition binds a column (member
+	// tags, see core.MemberTag), the columns of its other conditions;
+	// prefix is then the member tags'
+	others []string
+	member bool
 }
 
 // rowReadOf returns the row condition of a cacheable read of tables (nil
@@ -87,7 +92,21 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 	}
 	for _, c := range sh.Where {
 		if slices.Contains(cols, c.Column) && bound(c, false) {
-			return read(c, true)
+			r := read(c, true)
+			if sh.CountAll && sh.WhereAll && slices.Equal(st.Functions, []string{"count"}) {
+				// (which rows: their member tags)
+				for _, o := range sh.Where {
+					if o.Column != c.Column && !slices.Contains(r.others, o.Column) {
+						r.others = append(r.others, o.Column)
+					}
+				}
+				if len(c.Values)*(1+len(r.others)) <= core.MaxRowValues {
+					r.member, r.prefix = true, r.prefix+"m"
+				} else {
+					r.others = nil
+				}
+			}
+			return r
 		}
 	}
 	return nil
@@ -97,7 +116,11 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 // rows tags, and the number of distinct values; ok is false when a value
 // is not a certain integer (the read is then table-level).
 func (r *rowRead) tags(args []any) (tags []string, n int, ok bool) {
-	return core.RowTags(r.table, r.column, r.values, args)
+	tags, n, ok = r.withTags([]string{core.Global}, args)
+	if !ok {
+		return nil, 0, false
+	}
+	return tags[:len(tags)-1], n, true
 }
 
 // withTags returns base (ending with the global tag) with the row tags of
@@ -112,6 +135,11 @@ func (r *rowRead) withTags(base []string, args []any) (tags []string, n int, ok 
 		return nil, 0, false
 	}
 	n = len(tags) - last
+	for _, x := range r.others {
+		for i := last; i < last+n; i++ {
+			tags = append(tags, core.MemberByTag(tags[i], x))
+		}
+	}
 	return append(tags, r.wide[0], r.wide[1], base[last]), n, true
 }
 
@@ -183,12 +211,34 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, lear
 		}
 		if rt, ok := namedRows(sh, c, args, key); ok {
 			tags, named = append(tags, rt...), true
+			tags = append(tags, memberTags(sh, c, rt)...)
 		} else if !learn.rows(c) {
 			tags = append(tags, core.Column(sh.Table, c))
 		}
 		tags = append(tags, rangeWriteTags(sh, c, args, learn.ranges(c))...)
 	}
 	return tags, named
+}
+
+// memberTags returns the member tags (core.MemberTag) a write of shape sh
+// bumps for the row tags rt of its rows' values of col: their member tags
+// when it may change which rows have them (an INSERT, a DELETE, an UPDATE
+// that SETs col), else their member tags by each column it SETs.
+func memberTags(sh invalidation.Shape, col string, rt []string) []string {
+	var out []string
+	for _, t := range rt {
+		m := core.MemberTag(t)
+		switch {
+		case m == "":
+		case sh.Op != invalidation.ShapeUpdate || sh.SetAll || slices.Contains(sh.Set, col):
+			out = append(out, m)
+		default:
+			for _, x := range sh.Set {
+				out = append(out, core.MemberByTag(m, x))
+			}
+		}
+	}
+	return out
 }
 
 // namedRows returns the row tags of the values in col of the rows a write

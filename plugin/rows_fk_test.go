@@ -255,10 +255,11 @@ func TestRowLevelForeignKeyExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// (and the range tags of its values: a new key the database gives,
-	// shelf 3)
-	if len(ex.Rows) != 6 || !strings.HasSuffix(ex.Rows[0], "id=r*") || !strings.HasSuffix(ex.Rows[1], "shelf_id=i3") ||
-		!strings.HasSuffix(ex.Rows[2], "shelf_id=r0.491") || !strings.HasSuffix(ex.Rows[5], "shelf_id=r3.0") {
+	// (and the member tag of shelf 3, and the range tags of its values: a
+	// new key the database gives, shelf 3)
+	if len(ex.Rows) != 7 || !strings.HasSuffix(ex.Rows[0], "id=r*") || !strings.HasSuffix(ex.Rows[1], "shelf_id=i3") ||
+		!strings.HasSuffix(ex.Rows[2], "shelf_id=mi3") ||
+		!strings.HasSuffix(ex.Rows[3], "shelf_id=r0.491") || !strings.HasSuffix(ex.Rows[6], "shelf_id=r3.0") {
 		t.Fatalf("Explain(Create on shelf 3).Rows = %q", ex.Rows)
 	}
 	ex, err = p.Explain(dry.Model(&Book{ID: 1}).Update("title", "x"))
@@ -388,6 +389,52 @@ func TestRowLevelIndexedColumn(t *testing.T) {
 			if tenant(1)(); len(ds) != 3 {
 				t.Fatalf("tenant 1 after the insert: %+v", ds)
 			}
+		})
+	}
+}
+
+// TestRowLevelCountMembers: a count of a shelf's books depends on which
+// books are on it and not deleted (member tags), not on their titles: a
+// title change by id leaves it cached where the plugin learns the book's
+// shelf (PostgreSQL, SQLite); a soft delete, a move, an insert and a delete
+// reach it.
+func TestRowLevelCountMembers(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, p := fkDB(t, dialect)
+			count := func(step string, want int64, hit bool) {
+				t.Helper()
+				before := p.Stats().Hits
+				var n int64
+				must(t, db.Model(&Book{}).Where("shelf_id = ?", 1).Count(&n).Error)
+				if n != want {
+					t.Fatalf("%s: count %d, want %d", step, n, want)
+				}
+				if got := p.Stats().Hits > before; got != hit {
+					t.Errorf("%s: hit %v, want %v", step, got, hit)
+				}
+			}
+			count("first", 3, false)
+			count("cached", 3, true)
+			learns := dialect != "mysql"
+			must(t, db.Model(&Book{ID: 2}).Update("title", "renamed").Error)
+			count("a title changed", 3, learns)
+			count("a title changed, again", 3, true)
+			must(t, db.Delete(&Book{ID: 2}).Error) // (soft: SET deleted_at)
+			count("a soft delete", 2, false)
+			count("a soft delete, again", 2, true)
+			must(t, db.Model(&Book{ID: 4}).Update("shelf_id", 1).Error)
+			count("a move in", 3, false)
+			count("a move in, again", 3, true)
+			must(t, db.Create(&Book{ID: 6, ShelfID: 1, Title: "new"}).Error) // (fkDB gave the keys)
+			count("an insert", 4, false)
+			count("an insert, again", 4, true)
+			must(t, db.Unscoped().Delete(&Book{ID: 1}).Error)
+			count("a delete", 3, false)
+			must(t, db.Model(&Book{ID: 5}).Update("title", "elsewhere").Error)
+			count("another shelf's book", 3, learns)
 		})
 	}
 }

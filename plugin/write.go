@@ -114,6 +114,9 @@ func (s *stmtPool) execLearning(ctx context.Context, tx *txPool, pl *plan, query
 	if cerr := rows.Close(); err == nil {
 		err = cerr
 	}
+	// (the columns learned for their row tags are never SET: an UPDATE's
+	// member tags by the columns it SETs, a DELETE's member tags)
+	tags = append(tags, memberTags(*pl.shape, "", tags)...)
 	if err != nil {
 		tags = wideTags(table, learn)
 	}

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/gormcache/gormcache/invalidation"
 )
@@ -136,3 +137,36 @@ func LooseVersion(tag string) uint64 {
 	h.Write([]byte(tag))
 	return h.Sum64() | 1<<63
 }
+
+// Membership tags: a count of a table's rows by a keyed column's values
+// (SELECT count(*) … WHERE user_id = 7 AND deleted_at IS NULL) depends on
+// which rows have those values and pass its other conditions, not on what
+// else they hold. Beside the row tag of a value (bumped by every write of a
+// row that has it), a write bumps the value's member tag when it may change
+// which rows have it (an INSERT, a DELETE, an UPDATE that SETs the column;
+// an outside change), and the value's member tag by column x when it SETs
+// x in rows that have it. Such a count depends on the member tags of its
+// values and their member tags by the columns of its other conditions.
+
+// MemberTag returns the member tag of the value of rowTag, a Row tag of a
+// value ("" when rowTag is none: a Column or Rows tag, a range tag).
+func MemberTag(rowTag string) string {
+	i := strings.IndexByte(rowTag, '\x1f')
+	if i < 0 {
+		return ""
+	}
+	j := strings.IndexByte(rowTag[i:], '=')
+	if j < 0 || i+j+1 >= len(rowTag) {
+		return ""
+	}
+	switch rowTag[i+j+1] {
+	case 'i', 'n':
+	default:
+		return ""
+	}
+	return rowTag[:i+j+1] + "m" + rowTag[i+j+1:]
+}
+
+// MemberByTag returns the member tag by column x of the value whose
+// member tag is member.
+func MemberByTag(member, x string) string { return member + "\x1e" + x }
