@@ -131,8 +131,8 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 		}
 		pl.cacheable, pl.tags = true, tags
 		pl.rows = p.rowReadOf(sql, st, g)
-		if pl.rows == nil {
-			pl.ranged = p.rangeReadOf(sql, st, g)
+		if pl.rows == nil && !p.cfg.TableLevel {
+			pl.ranged = rangeReadOf(p.dialect, sql, st, g)
 		}
 		pl.ttl = p.policy.planTTL(tags)
 		pl.counts = p.stats.tables.forTags(tags)

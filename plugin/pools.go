@@ -134,10 +134,10 @@ type txPool struct {
 	ddl    atomic.Bool // the transaction may have changed the schema
 }
 
-// lateHolds reports whether the plugin's transactions hold what they
+// lateHolds reports whether transactions on dialect d hold what they
 // write when they commit (see txPool).
-func (p *Plugin) lateHolds() bool {
-	return p.dialect == invalidation.Postgres || p.dialect == invalidation.SQLite
+func lateHolds(d invalidation.Dialect) bool {
+	return d == invalidation.Postgres || d == invalidation.SQLite
 }
 
 var _ gorm.TxCommitter = (*txPool)(nil)
@@ -195,7 +195,7 @@ func (t *txPool) Rollback() error {
 func (t *txPool) hold(ctx context.Context, tags []string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.p.lateHolds() {
+	if lateHolds(t.p.dialect) {
 		for _, tag := range tags {
 			if !slices.Contains(t.late, tag) {
 				t.late = append(t.late, tag)

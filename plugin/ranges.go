@@ -58,10 +58,10 @@ type rangeHint struct {
 	suffix  string   // what the canonical query gets
 }
 
-// rangeReadOf returns the order and limit of a cacheable read (nil when it
-// is not such a read).
-func (p *Plugin) rangeReadOf(sql string, st invalidation.Statement, g *depGraph) *rangeRead {
-	if p.cfg.TableLevel || len(st.Tables) != 1 || len(st.Functions) != 0 {
+// rangeReadOf returns the order and limit of a cacheable read of sql in
+// dialect d (nil when it is not such a read).
+func rangeReadOf(d invalidation.Dialect, sql string, st invalidation.Statement, g *depGraph) *rangeRead {
+	if len(st.Tables) != 1 || len(st.Functions) != 0 {
 		return nil
 	}
 	t := st.Tables[0]
@@ -69,7 +69,7 @@ func (p *Plugin) rangeReadOf(sql string, st invalidation.Statement, g *depGraph)
 	if pk == "" {
 		return nil
 	}
-	sh := invalidation.RowShape(p.dialect, sql)
+	sh := invalidation.RowShape(d, sql)
 	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t || sh.Filtered || len(sh.Order) == 0 {
 		return nil
 	}
