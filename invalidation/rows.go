@@ -1,6 +1,9 @@
 package invalidation
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Row shapes: what a simple statement on one table says about the rows it
 // reads or writes, for row-level invalidation. Only shapes whose meaning
@@ -82,8 +85,10 @@ type Shape struct {
 	// Filtered: a SELECT with a WHERE clause (whatever Where holds);
 	// WhereAll: every top-level conjunct of it is in Where.
 	Filtered, WhereAll bool
-	// CountAll: a SELECT whose list is count(*) or count(1) alone.
-	CountAll bool
+	// CountAll: a SELECT whose list is count(*) or count(1) alone;
+	// Plain: one whose list is *, the table's *, or the table's columns,
+	// without aliases (its result's columns are the table's, by name).
+	CountAll, Plain bool
 	// Order and Limit: a SELECT that ends with ORDER BY and a LIMIT of a
 	// number literal or a positional parameter (no OFFSET, FETCH or
 	// locking clause): its ORDER BY items, each a column of the table with
@@ -330,6 +335,7 @@ func (r *rowParser) selectShape() Shape {
 		s.Where, n = r.conjuncts(r.pos+1, end, name, alias)
 		s.Filtered, s.WhereAll = true, n > 0 && n == len(s.Where)
 	}
+	s.Plain = r.plainList(1, from, name, alias)
 	s.CountAll = from == 5 && r.word(1, "count") && r.at(2).kind == tLParen && r.at(4).kind == tRParen &&
 		(r.at(3).kind == tStar || r.at(3).kind == tNumber && r.text(r.at(3)) == "1")
 	if r.hasQuery(r.pos, len(r.toks)) {
@@ -352,6 +358,40 @@ func (r *rowParser) selectShape() Shape {
 		s.Order, s.Limit = r.orderLimit(end, name, alias)
 	}
 	return s
+}
+
+// plainList reports whether toks[from:to], a select list, is *, the
+// table's *, or columns of the table without aliases.
+func (r *rowParser) plainList(from, to int, table, alias string) bool {
+	if from >= to {
+		return false
+	}
+	for _, item := range r.split(from, to) {
+		a, b := item[0], item[1]
+		switch {
+		case b-a == 1 && r.at(a).kind == tStar:
+		case b-a > 2 && r.at(b-1).kind == tStar && r.at(b-2).kind == tDot:
+			if !r.tableRef(a, b-2, table, alias) {
+				return false
+			}
+		default:
+			if _, ok := r.colRef(a, b, table, alias); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tableRef reports whether toks[from:to] names the table (or its alias).
+func (r *rowParser) tableRef(from, to int, table, alias string) bool {
+	if to <= from {
+		return false
+	}
+	if alias != "" {
+		return to-from == 1 && r.column(r.at(from)) == alias
+	}
+	return TableName(r.src[r.at(from).start:r.at(to-1).end]) == table
 }
 
 // orderLimit reads "ORDER BY item, … LIMIT n" at toks[from:], to the end
@@ -644,8 +684,11 @@ func (r *rowParser) assignments(from, to int, table, alias string) (cols []strin
 			return nil, nil, true
 		}
 		c, ok := r.colRef(item[0], eq, table, alias)
-		if !ok {
-			return nil, nil, true // (a, b) = (…), a qualified column of another name…
+		if !ok || slices.Contains(cols, c) {
+			// ((a, b) = (…), a qualified column of another name…; a column
+			// assigned twice, which SQLite and MySQL allow: which value
+			// wins is theirs)
+			return nil, nil, true
 		}
 		cols = append(cols, c)
 		vals = append(vals, r.operand(eq+1, item[1]))

@@ -88,8 +88,8 @@ func TestRowShape(t *testing.T) {
 		{Postgres, `INSERT INTO posts (id, title) VALUES (1)`, Shape{}},
 	} {
 		got := RowShape(c.d, c.sql)
-		got.Tail = 0                                                                                         // (TestRowShapeTail)
-		got.Filtered, got.WhereAll, got.CountAll, got.Order, got.Limit = false, false, false, nil, Operand{} // (TestRowShapeOrder, TestRowShapeCount)
+		got.Tail = 0                                                                                                           // (TestRowShapeTail)
+		got.Filtered, got.WhereAll, got.CountAll, got.Plain, got.Order, got.Limit = false, false, false, false, nil, Operand{} // (TestRowShapeOrder, TestRowShapeCount)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s\n got %+v\nwant %+v", c.sql, got, c.want)
 		}
@@ -201,5 +201,33 @@ func TestRowShapeCount(t *testing.T) {
 		if !got.OK || got.WhereAll != c.whereAll || got.CountAll != c.count {
 			t.Errorf("%s: ok %v, WhereAll %v, CountAll %v; want %v, %v", c.sql, got.OK, got.WhereAll, got.CountAll, c.whereAll, c.count)
 		}
+	}
+}
+
+// Plain: the select list is the table's columns, by name.
+func TestRowShapePlain(t *testing.T) {
+	for _, c := range []struct {
+		d     Dialect
+		sql   string
+		plain bool
+	}{
+		{Postgres, `SELECT * FROM "users" ORDER BY visits DESC LIMIT 3`, true},
+		{Postgres, `SELECT "users"."id", "users"."visits", name FROM "users"`, true},
+		{MySQL, "SELECT u.*, u.`id` FROM `users` u", true},
+		{Postgres, `SELECT users.* FROM users`, true},
+		{Postgres, `SELECT id, bonus AS visits FROM users`, false},
+		{Postgres, `SELECT id, bonus visits FROM users`, false},
+		{Postgres, `SELECT id, -visits AS visits FROM users`, false},
+		{Postgres, `SELECT other.* FROM users`, false},
+		{Postgres, `SELECT DISTINCT id FROM users`, false},
+		{Postgres, `SELECT count(*) FROM users`, false},
+	} {
+		if got := RowShape(c.d, c.sql); !got.OK || got.Plain != c.plain {
+			t.Errorf("%s: ok %v, Plain %v; want %v", c.sql, got.OK, got.Plain, c.plain)
+		}
+	}
+	// A column assigned twice: which value wins is the database's.
+	if sh := RowShape(SQLite, `UPDATE t SET a = 1, a = 2 WHERE id = 3`); !sh.OK || !sh.SetAll {
+		t.Errorf("a column assigned twice: %+v", sh)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -44,6 +43,9 @@ func (r *rootPool) QueryRowContext(ctx context.Context, query string, args ...an
 // BeginTx begins a transaction through the pool underneath and returns it
 // wrapped, so that its commit bumps the tables it wrote.
 func (r *rootPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	// A catalog marked stale (a migration) is read again now, outside the
+	// transaction: its writes' tags depend on it.
+	r.p.depsGraph()
 	var (
 		tx  gorm.ConnPool
 		err error
@@ -130,9 +132,18 @@ type txPool struct {
 
 	mu     sync.Mutex
 	writes writeSet
-	late   []string    // tags written, to hold when it commits (lateHolds)
-	ddl    atomic.Bool // the transaction may have changed the schema
+	// late: tags written, to hold when it commits (lateHolds), each once
+	// (lateSet); now: held as written from now on (transaction control
+	// was sent as SQL: what follows may commit on its own)
+	late    []string
+	lateSet map[string]bool
+	now     bool
+	ddl     atomic.Bool // the transaction may have changed the schema
 }
+
+// lateBatch bounds the tags of one hold placed at commit (a store call
+// each, within StoreTimeout).
+const lateBatch = 256
 
 // lateHolds reports whether transactions on dialect d hold what they
 // write when they commit (see txPool).
@@ -191,19 +202,32 @@ func (t *txPool) Rollback() error {
 }
 
 // hold records tags as written by the transaction (see writeSet.add), to
-// hold now or, late, when it commits.
-func (t *txPool) hold(ctx context.Context, tags []string) error {
+// hold now or, late, when it commits. now: the statement may take effect
+// before the transaction commits (transaction control sent as SQL, a write
+// of everything such as a function that may commit on its own): it, and
+// what was written before it, are held at once.
+func (t *txPool) hold(ctx context.Context, tags []string, now bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if lateHolds(t.p.dialect) {
-		for _, tag := range tags {
-			if !slices.Contains(t.late, tag) {
-				t.late = append(t.late, tag)
-			}
+	if now {
+		t.now = true
+		if err := t.holdLateLocked(ctx); err != nil {
+			return err
 		}
-		return nil
 	}
-	return t.writes.add(ctx, t.p, tags)
+	if !lateHolds(t.p.dialect) || t.now {
+		return t.writes.add(ctx, t.p, tags)
+	}
+	if t.lateSet == nil {
+		t.lateSet = map[string]bool{}
+	}
+	for _, tag := range tags {
+		if !t.lateSet[tag] {
+			t.lateSet[tag] = true
+			t.late = append(t.late, tag)
+		}
+	}
+	return nil
 }
 
 // holdLate places the holds of the tags recorded late, before the commit
@@ -211,16 +235,32 @@ func (t *txPool) hold(ctx context.Context, tags []string) error {
 func (t *txPool) holdLate() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.late) == 0 {
-		return nil
-	}
 	ctx := context.Background()
 	if t.ctx != nil {
 		ctx = context.WithoutCancel(t.ctx) // (the commit is sent whatever the context: so is its bump)
 	}
-	err := t.writes.add(ctx, t.p, t.late)
-	t.late = nil
-	return err
+	return t.holdLateLocked(ctx)
+}
+
+// holdLateLocked is holdLate with t.mu held: in batches of lateBatch tags.
+func (t *txPool) holdLateLocked(ctx context.Context) error {
+	late := t.late
+	t.late, t.lateSet = nil, nil
+	for len(late) > 0 {
+		n := min(len(late), lateBatch)
+		if err := t.writes.add(ctx, t.p, late[:n]); err != nil {
+			return err
+		}
+		late = late[n:]
+	}
+	return nil
+}
+
+// controlSent is told of transaction control sent as SQL inside the
+// transaction (a raw COMMIT): what it wrote is held at once, and so is
+// what it writes from now on.
+func (t *txPool) controlSent(ctx context.Context) error {
+	return t.hold(ctx, nil, true)
 }
 
 // end ends the holds of the transaction's writes, once it is over (when
@@ -229,7 +269,7 @@ func (t *txPool) holdLate() error {
 func (t *txPool) end(unknown bool) {
 	t.mu.Lock()
 	holds := t.writes.take()
-	t.late = nil // (rolled back: nothing changed)
+	t.late, t.lateSet = nil, nil // (rolled back: nothing changed)
 	t.mu.Unlock()
 	for _, h := range holds {
 		h.End(context.Background(), unknown)

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,8 +71,8 @@ func rangeReadOf(d invalidation.Dialect, sql string, st invalidation.Statement, 
 		return nil
 	}
 	sh := invalidation.RowShape(d, sql)
-	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t || sh.Filtered || len(sh.Order) == 0 {
-		return nil
+	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t || sh.Filtered || len(sh.Order) == 0 || !sh.Plain {
+		return nil // (an alias could name c or the key: ORDER BY, and the result, would be its)
 	}
 	c := sh.Order[0].Column
 	if c != pk && !slices.Contains(g.columns[t], c) {
@@ -152,6 +153,10 @@ func integerValue(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int64:
 		return x, true
+	case uint64: // (MySQL's unsigned columns)
+		return int64(x), x <= math.MaxInt64
+	case int:
+		return int64(x), true
 	case []byte:
 		n, err := strconv.ParseInt(string(x), 10, 64)
 		return n, err == nil
@@ -219,8 +224,10 @@ func (r *rangeRead) settle(h *rangeHint, e *serializer.Entry, i int, args []any)
 // table's keyed column col: those of the values it gives col (an INSERT's,
 // an UPDATE's SET), or col's range column tag when they are unknown;
 // nothing for a DELETE, an UPDATE that does not SET col, or one that
-// learns them as it runs (learn).
-func rangeWriteTags(sh invalidation.Shape, col string, args []any, learn bool) []string {
+// learns them as it runs (learn). key: col is the primary key, whose 0 or
+// NULL in an INSERT may be the database's to choose (MySQL's
+// AUTO_INCREMENT, SQLite's INTEGER PRIMARY KEY): unknown.
+func rangeWriteTags(sh invalidation.Shape, col string, args []any, learn, key bool) []string {
 	var ops []invalidation.Operand
 	switch sh.Op {
 	case invalidation.ShapeDelete:
@@ -237,6 +244,9 @@ func rangeWriteTags(sh invalidation.Shape, col string, args []any, learn bool) [
 	case invalidation.ShapeInsert:
 		if i := slices.Index(sh.Columns, col); i >= 0 && !sh.Upsert {
 			for _, row := range sh.Values {
+				if v := core.RowValue(row[i], args); key && (v == "n" || v == "i0") {
+					return []string{core.RangeColumn(sh.Table, col)}
+				}
 				ops = append(ops, row[i])
 			}
 		}

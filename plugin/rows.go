@@ -201,6 +201,9 @@ func (p *Plugin) rowWriteTags(pl *plan, args []any, tags []string, g *depGraph, 
 // whether some column's values were named (entries of other values stay
 // cached).
 func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, learn *learning) (tags []string, named bool) {
+	// An UPDATE that SETs the primary key moves rows among those a ranged
+	// read returns (ties broken by the key) whatever the column.
+	rekeyed := sh.Op == invalidation.ShapeUpdate && pk != "" && (sh.SetAll || slices.Contains(sh.Set, pk))
 	for i := -1; i < len(cols); i++ {
 		c, key := pk, true
 		if i >= 0 {
@@ -215,7 +218,11 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, lear
 		} else if !learn.rows(c) {
 			tags = append(tags, core.Column(sh.Table, c))
 		}
-		tags = append(tags, rangeWriteTags(sh, c, args, learn.ranges(c))...)
+		if rekeyed {
+			tags = append(tags, core.RangeColumn(sh.Table, c))
+		} else {
+			tags = append(tags, rangeWriteTags(sh, c, args, learn.ranges(c), key)...)
+		}
 	}
 	return tags, named
 }

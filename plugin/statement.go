@@ -86,6 +86,13 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 			s.p.warnShared(s.inner)
 		}
 	}
+	if pl.tx != invalidation.TxNone {
+		if tx := ourTx(s.inner); tx != nil {
+			if err := tx.controlSent(ctx); err != nil {
+				return nil, err // (refused: what it would commit could not be held)
+			}
+		}
+	}
 	if !pl.write {
 		if raw != nil {
 			defer func() { raw.control(s.p, pl.tx, err) }()
@@ -160,6 +167,13 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		p.depsGraph()
 	}
 	pl := p.planFor(query)
+	if pl.tx != invalidation.TxNone {
+		if tx := ourTx(s.inner); tx != nil {
+			if err := tx.controlSent(ctx); err != nil {
+				return nil, nil, err // (refused: what it would commit could not be held)
+			}
+		}
+	}
 	if pl.tx != invalidation.TxNone && !pl.write {
 		if raw := s.rawScope(); raw != nil {
 			// Transaction control through Raw(…).Rows(): applied once sent.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/gormcache/gormcache/internal/core"
@@ -51,7 +52,8 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any, learn *
 	tags = g.writeTags(tags)                              // cascades, partitions, triggers
 	tags = p.rowWriteTags(pl, args, tags, g, true, learn) // the rows it names, or each table's rows tag
 	if tx := ourTx(s.inner); tx != nil {
-		if err := tx.hold(ctx, tags); err != nil {
+		now := pl.tx != invalidation.TxNone || slices.Contains(tags, store.GlobalTag)
+		if err := tx.hold(ctx, tags, now); err != nil {
 			return nil, err
 		}
 		if pl.ddl {
@@ -121,7 +123,7 @@ func (s *stmtPool) execLearning(ctx context.Context, tx *txPool, pl *plan, query
 		tags = wideTags(table, learn)
 	}
 	if len(tags) > 0 {
-		if herr := tx.hold(ctx, tags); herr != nil {
+		if herr := tx.hold(ctx, tags, false); herr != nil {
 			return nil, herr
 		}
 	}
