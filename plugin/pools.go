@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -218,17 +219,34 @@ func (t *txPool) hold(ctx context.Context, tags []string, now bool) error {
 	if !lateHolds(t.p.dialect) || t.now {
 		return t.writes.add(ctx, t.p, tags)
 	}
-	if t.lateSet == nil {
-		t.lateSet = map[string]bool{}
+	if t.late == nil {
+		t.late = make([]string, 0, len(tags)+8)
 	}
 	for _, tag := range tags {
-		if !t.lateSet[tag] {
+		switch {
+		case t.lateSet != nil:
+			if t.lateSet[tag] {
+				continue
+			}
 			t.lateSet[tag] = true
-			t.late = append(t.late, tag)
+		case slices.Contains(t.late, tag):
+			continue
+		case len(t.late) == lateScan:
+			// (a transaction of many writes: a set from now on)
+			t.lateSet = make(map[string]bool, 2*lateScan)
+			for _, l := range t.late {
+				t.lateSet[l] = true
+			}
+			t.lateSet[tag] = true
 		}
+		t.late = append(t.late, tag)
 	}
 	return nil
 }
+
+// lateScan is how many late tags a transaction keeps in a list it scans
+// before it keeps them in a set too.
+const lateScan = 32
 
 // holdLate places the holds of the tags recorded late, before the commit
 // is sent; an error (Config.BumpFailure) means it must not commit.

@@ -233,15 +233,17 @@ func keyedRows(sh invalidation.Shape, pk string, cols []string, args []any, lear
 // that SETs col), else their member tags by each column it SETs.
 func memberTags(sh invalidation.Shape, col string, rt []string) []string {
 	var out []string
+	moves := sh.Op != invalidation.ShapeUpdate || sh.SetAll || slices.Contains(sh.Set, col)
 	for _, t := range rt {
-		m := core.MemberTag(t)
-		switch {
-		case m == "":
-		case sh.Op != invalidation.ShapeUpdate || sh.SetAll || slices.Contains(sh.Set, col):
-			out = append(out, m)
-		default:
-			for _, x := range sh.Set {
-				out = append(out, core.MemberByTag(m, x))
+		if moves {
+			if m := core.MemberTag(t); m != "" {
+				out = append(out, m)
+			}
+			continue
+		}
+		for _, x := range sh.Set {
+			if m := core.MemberByTagOf(t, x); m != "" {
+				out = append(out, m)
 			}
 		}
 	}
@@ -362,8 +364,7 @@ func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) *learning {
 	if g.facts != nil {
 		unreadable = g.facts.unreadable[t]
 	}
-	l := &learning{}
-	var ranged []string
+	var eq, ranged []string
 	for i := -1; i < len(cols); i++ {
 		c := pk
 		if i >= 0 {
@@ -378,16 +379,17 @@ func (p *Plugin) learnable(pl *plan, g *depGraph, args []any) *learning {
 			}
 			continue
 		}
-		if _, ok := namedRows(*sh, c, args, false); !ok && i >= 0 {
-			l.cols = append(l.cols, c)
+		if i < 0 {
+			continue // (the key: named)
+		}
+		if _, ok := namedRows(*sh, c, args, false); !ok {
+			eq = append(eq, c)
 		}
 	}
-	if len(l.cols)+len(ranged) == 0 {
+	if len(eq)+len(ranged) == 0 {
 		return nil
 	}
-	l.ranged = len(l.cols)
-	l.cols = append(l.cols, ranged...)
-	return l
+	return &learning{cols: append(eq, ranged...), ranged: len(eq)}
 }
 
 // returning is query with a RETURNING clause of cols inserted at tail.

@@ -151,22 +151,41 @@ func LooseVersion(tag string) uint64 {
 // MemberTag returns the member tag of the value of rowTag, a Row tag of a
 // value ("" when rowTag is none: a Column or Rows tag, a range tag).
 func MemberTag(rowTag string) string {
-	i := strings.IndexByte(rowTag, '\x1f')
+	i := memberAt(rowTag)
 	if i < 0 {
 		return ""
 	}
-	j := strings.IndexByte(rowTag[i:], '=')
-	if j < 0 || i+j+1 >= len(rowTag) {
-		return ""
-	}
-	switch rowTag[i+j+1] {
-	case 'i', 'n':
-	default:
-		return ""
-	}
-	return rowTag[:i+j+1] + "m" + rowTag[i+j+1:]
+	return rowTag[:i] + "m" + rowTag[i:]
 }
 
 // MemberByTag returns the member tag by column x of the value whose
 // member tag is member.
 func MemberByTag(member, x string) string { return member + "\x1e" + x }
+
+// MemberByTagOf returns MemberByTag(MemberTag(rowTag), x), in one
+// allocation ("" as MemberTag).
+func MemberByTagOf(rowTag, x string) string {
+	i := memberAt(rowTag)
+	if i < 0 {
+		return ""
+	}
+	return rowTag[:i] + "m" + rowTag[i:] + "\x1e" + x
+}
+
+// memberAt returns where the value of a Row tag of a value begins (-1
+// for another tag).
+func memberAt(rowTag string) int {
+	i := strings.IndexByte(rowTag, '\x1f')
+	if i < 0 {
+		return -1
+	}
+	j := strings.IndexByte(rowTag[i:], '=')
+	if j < 0 || i+j+1 >= len(rowTag) {
+		return -1
+	}
+	switch rowTag[i+j+1] {
+	case 'i', 'n':
+		return i + j + 1
+	}
+	return -1
+}
