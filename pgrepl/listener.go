@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -417,14 +418,15 @@ func (l *Listener) serve(conn *pgconn.PgConn) error {
 	check := l.cfg.HealthInterval
 	nextCheck := now.Add(check)
 	checked, asked := now, false
+	reads := watchReads(l.ctx, conn.Conn())
+	defer reads.release()
 	for {
 		deadline := nextStatus
 		if check > 0 && nextCheck.Before(deadline) {
 			deadline = nextCheck
 		}
-		ctx, cancel := context.WithDeadline(l.ctx, deadline)
-		msg, err := conn.ReceiveMessage(ctx)
-		cancel()
+		reads.until(deadline)
+		msg, err := conn.ReceiveMessage(context.Background())
 		reply := false
 		if err != nil {
 			if l.ctx.Err() != nil {
@@ -458,6 +460,43 @@ func (l *Listener) serve(conn *pgconn.PgConn) error {
 			}
 			checked, nextCheck = now, now.Add(check)
 		}
+	}
+}
+
+// readDeadline bounds the stream's reads by the connection's read
+// deadline, moved only when the next status or health check is due and
+// set to now when the listener stops. (A context for each message instead
+// costs a timer and a watch a message: as much CPU as decoding it.)
+type readDeadline struct {
+	conn    net.Conn
+	at      time.Time // the reading goroutine's
+	mu      sync.Mutex
+	stopped bool
+	release func() bool
+}
+
+// watchReads ends the reads on conn once ctx is done.
+func watchReads(ctx context.Context, conn net.Conn) *readDeadline {
+	rd := &readDeadline{conn: conn}
+	rd.release = context.AfterFunc(ctx, func() {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		rd.stopped = true
+		_ = conn.SetReadDeadline(time.Now())
+	})
+	return rd
+}
+
+// until sets the deadline of the reads (at a stop: left as it is).
+func (rd *readDeadline) until(at time.Time) {
+	if at.Equal(rd.at) {
+		return
+	}
+	rd.at = at
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if !rd.stopped {
+		_ = rd.conn.SetReadDeadline(at)
 	}
 }
 

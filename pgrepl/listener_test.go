@@ -212,6 +212,32 @@ func TestBumpRetried(t *testing.T) {
 	}
 }
 
+// TestCloseIdle: Close ends a stream that is waiting for a message, long
+// before the next status update or health check would.
+func TestCloseIdle(t *testing.T) {
+	t.Parallel()
+	dsn := fresh(t, blogSchema...)
+	cfg := names(t, testdb.PostgresAdmin)
+	cfg.Tables = []string{"posts"}
+	cfg.StatusInterval, cfg.HealthInterval = time.Hour, -1
+	inv := InvalidatorFunc(func(context.Context, ...plugin.Change) error { return nil })
+	l := listen(t, dsn, inv, cfg)
+	testsupport.EventuallyWithin(t, "the new slot's resync bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
+	time.Sleep(50 * time.Millisecond) // (the stream waits for the next message)
+	closed := make(chan error, 1)
+	start := time.Now()
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Close took %s", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the stream within 10s")
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	inv := InvalidatorFunc(func(context.Context, ...plugin.Change) error { return nil })
