@@ -75,7 +75,9 @@ type Stats struct {
 	// published tables), and Rows the row changes in them.
 	Commits, Rows uint64
 	// Bumps counts the InvalidateRows calls that succeeded (one for all
-	// the commits that arrived while the previous one ran).
+	// the commits that arrived while the previous one ran, and, when
+	// commits come in quick succession, for those that follow the first
+	// within a millisecond).
 	Bumps uint64
 	// Reconnects counts the streams re-established after a loss.
 	Reconnects uint64
@@ -107,8 +109,11 @@ type Listener struct {
 	bumpDone chan struct{}
 
 	// owned by the goroutine reading the stream
-	dec     decoder
-	watched []string
+	dec         decoder
+	watched     []string
+	lastArrival time.Time // when the last commit was received
+
+	window time.Duration // see batchWindow
 
 	mu      sync.Mutex
 	pending batch // received, not yet bumped
@@ -133,6 +138,8 @@ type batch struct {
 	oldest  time.Time                 // commit time of the oldest commit in it (zero: none)
 	latest  time.Time                 // of the newest
 	xids    []uint32                  // its transactions, until seen visible (see visible)
+	first   time.Time                 // when its first commit was received (zero: none)
+	busy    bool                      // that commit came soon after the one before (see batchWindow)
 }
 
 func (b *batch) empty() bool { return len(b.changes) == 0 }
@@ -170,6 +177,10 @@ func (b *batch) absorb(o *batch) {
 	if o.latest.After(b.latest) {
 		b.latest = o.latest
 	}
+	if !o.first.IsZero() && (b.first.IsZero() || o.first.Before(b.first)) {
+		b.first = o.first
+	}
+	b.busy = b.busy || o.busy
 }
 
 // list returns the batch's changes in table order.
@@ -191,6 +202,14 @@ const (
 	connectTimeout = 30 * time.Second // one attempt to set up and start streaming
 	bumpTimeout    = 10 * time.Second // one InvalidateRows call
 	closeTimeout   = 5 * time.Second  // the last bump, at Close
+
+	// batchWindow: when a commit is received within half of it after the
+	// one before (commits are coming fast), its bump waits until the
+	// window has passed since it was received, so that the commits that
+	// follow share its visibility check and its bump. At thousands of
+	// commits a second that is a few commits a bump instead of one; a lone
+	// commit is bumped at once.
+	batchWindow = time.Millisecond
 )
 
 var errNoReply = errors.New("pgrepl: the server did not answer the listener's health check")
@@ -231,7 +250,7 @@ func Listen(ctx context.Context, dsn string, inv Invalidator, cfg Config) (*List
 	replcfg.RuntimeParams["replication"] = "database"
 	l := &Listener{
 		cfg: cfg, inv: inv, pgcfg: pgcfg, replcfg: replcfg, log: core.NewLog(cfg.Logger),
-		kick: make(chan struct{}, 1), bumpDone: make(chan struct{}),
+		kick: make(chan struct{}, 1), bumpDone: make(chan struct{}), window: batchWindow,
 	}
 	conn, err := l.connect(ctx)
 	// A slot still held by the walsender of a listener that just stopped
@@ -590,6 +609,9 @@ func (l *Listener) commit(d decoded) {
 		b.merge(c)
 	}
 	b.end, b.oldest, b.latest = d.end, d.commitTime, d.commitTime
+	now := time.Now()
+	b.first, b.busy = now, now.Sub(l.lastArrival) < l.window/2
+	l.lastArrival = now
 	if d.tx.xid != 0 {
 		b.xids = []uint32{d.tx.xid}
 	} else {
@@ -626,6 +648,22 @@ func (l *Listener) wake() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
+	}
+}
+
+// linger waits, when the pending batch's commits are coming fast (one of
+// them was received soon after the commit before it), until the batch
+// window has passed since its first was received (or the listener stops),
+// so that the commits that follow join it.
+func (l *Listener) linger() {
+	l.mu.Lock()
+	var wait time.Duration
+	if l.pending.busy {
+		wait = l.window - time.Since(l.pending.first)
+	}
+	l.mu.Unlock()
+	if wait > 0 {
+		core.Sleep(l.ctx, wait)
 	}
 }
 
@@ -675,6 +713,7 @@ func (l *Listener) bumpLoop() {
 			return
 		}
 		for {
+			l.linger()
 			b := l.take()
 			if b.empty() && b.end <= l.position() {
 				l.mu.Lock()
