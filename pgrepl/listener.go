@@ -791,15 +791,20 @@ func (l *Listener) visible(ctx context.Context, b *batch) error {
 			if err != nil {
 				return fmt.Errorf("visibility check: connect: %w", err)
 			}
+			// (prepared: half the backend's CPU of a parsed and planned query)
+			if _, err := conn.Prepare(ctx, snapshotStmt, `SELECT pg_catalog.pg_current_snapshot()::text`, nil); err != nil {
+				closeQuietly(conn)
+				return fmt.Errorf("visibility check: prepare: %w", err)
+			}
 			l.side = conn
 		}
-		rows, err := queryRows(ctx, l.side, `SELECT pg_catalog.pg_current_snapshot()::text`)
+		text, err := l.currentSnapshot(ctx)
 		if err != nil {
 			closeQuietly(l.side)
 			l.side = nil
 			return fmt.Errorf("visibility check: %w", err)
 		}
-		snap, err := parseSnapshot(rows[0][0])
+		snap, err := parseSnapshot(text)
 		if err != nil {
 			return err
 		}
@@ -812,6 +817,21 @@ func (l *Listener) visible(ctx context.Context, b *batch) error {
 		}
 	}
 	return nil
+}
+
+// snapshotStmt is the side connection's prepared pg_current_snapshot().
+const snapshotStmt = "gormcache_pgrepl_snapshot"
+
+// currentSnapshot returns pg_current_snapshot() as text, from the side
+// connection.
+func (l *Listener) currentSnapshot(ctx context.Context) (string, error) {
+	rr := l.side.ExecPrepared(ctx, snapshotStmt, nil, nil, nil)
+	var text string
+	for rr.NextRow() {
+		text = string(rr.Values()[0])
+	}
+	_, err := rr.Close()
+	return text, err
 }
 
 // snapshot is a pg_snapshot: xmin:xmax:xip,….
