@@ -145,11 +145,13 @@ type batch struct {
 func (b *batch) empty() bool { return len(b.changes) == 0 }
 
 // merge adds c's rows to b (a table's rows beyond maxRows: all of them).
-func (b *batch) merge(c *plugin.Change) {
+func (b *batch) merge(c *plugin.Change) { b.mergeTag(invalidation.TableName(c.Table), c) }
+
+// mergeTag is merge, given the tag of c's table.
+func (b *batch) mergeTag(tag string, c *plugin.Change) {
 	if b.changes == nil {
 		b.changes = map[string]*plugin.Change{}
 	}
-	tag := invalidation.TableName(c.Table)
 	have := b.changes[tag]
 	switch {
 	case have == nil:
@@ -164,10 +166,14 @@ func (b *batch) merge(c *plugin.Change) {
 	}
 }
 
-// absorb merges o into b.
+// absorb merges o into b; o is not to be used after (b may take over its
+// changes).
 func (b *batch) absorb(o *batch) {
-	for _, c := range o.changes {
-		b.merge(c)
+	if b.changes == nil {
+		b.changes, o.changes = o.changes, nil
+	}
+	for tag, c := range o.changes {
+		b.mergeTag(tag, c)
 	}
 	b.end = max(b.end, o.end)
 	b.xids = append(b.xids, o.xids...)
@@ -598,15 +604,12 @@ func (l *Listener) sawServerEnd(end pglogrepl.LSN) {
 func (l *Listener) commit(d decoded) {
 	l.commits.Add(1)
 	l.rows.Add(uint64(d.tx.rows))
-	var b batch
+	b := batch{changes: d.tx.tables} // (the transaction's, done with)
 	if d.tx.unclear {
 		l.resyncs.Add(1)
 		for _, t := range l.watched {
 			b.merge(&plugin.Change{Table: t, AllRows: true})
 		}
-	}
-	for _, c := range d.tx.tables {
-		b.merge(c)
 	}
 	b.end, b.oldest, b.latest = d.end, d.commitTime, d.commitTime
 	now := time.Now()

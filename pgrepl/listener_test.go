@@ -368,7 +368,7 @@ func TestBatchWindow(t *testing.T) {
 		n++
 		tx := newTx()
 		tx.xid = uint32(xid)
-		tx.add(`"posts"`, &plugin.ChangedRow{After: map[string]any{"id": strconv.Itoa(n)}}, false)
+		tx.add(&relation{table: `"posts"`, tag: "posts"}, &plugin.ChangedRow{After: map[string]any{"id": strconv.Itoa(n)}}, false)
 		now := time.Now()
 		l.commit(decoded{commit: true, end: pglogrepl.LSN(n), commitTime: now, tx: tx})
 		return now
