@@ -423,3 +423,46 @@ func TestBatchWindow(t *testing.T) {
 		t.Errorf("stats: %+v", s)
 	}
 }
+
+// TestVisibleFromLastSnapshot: the transactions that the last snapshot,
+// asked for during the current stream less than a second ago, shows
+// completed need no new one; those it shows in progress or beyond it do,
+// and so does every one once the stream has started again or the snapshot
+// is older.
+func TestVisibleFromLastSnapshot(t *testing.T) {
+	t.Parallel()
+	// (nothing listens on port 1: a new snapshot cannot be had)
+	pgcfg, err := pgconn.ParseConfig("host=127.0.0.1 port=1 user=postgres dbname=postgres sslmode=disable connect_timeout=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := parseSnapshot("100:105:101,103")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		xids    []uint32
+		restart bool          // a stream started after the snapshot
+		age     time.Duration // of the snapshot
+		settled bool
+	}{
+		{"completed", []uint32{99, 102, 104}, false, 0, true},
+		{"in progress", []uint32{99, 101}, false, 0, false},
+		{"beyond the snapshot", []uint32{105}, false, 0, false},
+		{"a later stream", []uint32{99}, true, 0, false},
+		{"an old snapshot", []uint32{99}, false, 2 * time.Second, false},
+	} {
+		l := &Listener{pgcfg: pgcfg}
+		l.streams.Add(1)
+		l.last, l.lastOpen, l.lastAt = last, 1, time.Now().Add(-c.age)
+		if c.restart {
+			l.streams.Add(1)
+		}
+		b := &batch{xids: slices.Clone(c.xids)}
+		err := l.visible(context.Background(), b)
+		if settled := err == nil && len(b.xids) == 0; settled != c.settled {
+			t.Errorf("%s: xids %v: settled %v (left %v, %v), want %v", c.name, c.xids, settled, b.xids, err, c.settled)
+		}
+	}
+}
