@@ -245,7 +245,7 @@ func TestWriteThroughput(t *testing.T) {
 	decoded := 0                                     // writes made meanwhile (it decodes them all)
 	selfCPU := make([]time.Duration, len(loadModes)) // this process's: writers, listener
 	var sideCPU time.Duration                        // the backend of the listener's visibility checks
-	var watchedBumps uint64                          // while the listener ran on the watched table
+	var watchedBumps, snapshots uint64               // while the listener ran on the watched table
 	admin := openSQL(t, r.dsn)
 	sidePID := func() int {
 		var pid int
@@ -263,13 +263,13 @@ func TestWriteThroughput(t *testing.T) {
 			m := loadModes[i]
 			r.setListener(t, m.listener)
 			pid, cpu := 0, time.Duration(0)
-			side, sideStart, bumps := 0, time.Duration(0), uint64(0)
+			side, sideStart, bumps, snaps := 0, time.Duration(0), uint64(0), uint64(0)
 			if m.listener {
 				caughtUp()
 				pid = int(r.l.Stats().BackendPID)
 				cpu = processCPU(pid)
 				side = sidePID()
-				sideStart, bumps = processCPU(side), r.l.Stats().Bumps
+				sideStart, bumps, snaps = processCPU(side), r.l.Stats().Bumps, r.l.snapshots.Load()
 			}
 			self := processCPU(os.Getpid())
 			n, elapsed := runLoad(t, r.dsn, m.table, 0, *loadDuration/slices)
@@ -287,6 +287,7 @@ func TestWriteThroughput(t *testing.T) {
 						sideCPU += processCPU(side) - sideStart
 					}
 					watchedBumps += r.l.Stats().Bumps - bumps
+					snapshots += r.l.snapshots.Load() - snaps
 				}
 			}
 			selfCPU[i] += processCPU(os.Getpid()) - self
@@ -301,8 +302,8 @@ func TestWriteThroughput(t *testing.T) {
 		report += fmt.Sprintf("\n  %-22s %8.0f tx/s (%3.0f%%)  %d writes, this process's CPU %.1f µs a write", m.name, rate, 100*rate/base, writes[i], float64(selfCPU[i].Microseconds())/float64(max(writes[i], 1)))
 	}
 	watched := writes[1]
-	report += fmt.Sprintf("\n  watched while the listener ran: %d commits in %d bumps (%.1f a bump); the visibility checks' backend's CPU %s (%.1f µs a commit)",
-		watched, watchedBumps, float64(watched)/float64(max(watchedBumps, 1)), sideCPU, float64(sideCPU.Microseconds())/float64(max(watched, 1)))
+	report += fmt.Sprintf("\n  watched while the listener ran: %d commits in %d bumps (%.1f a bump), %d snapshots taken for them; the visibility checks' backend's CPU %s (%.1f µs a commit)",
+		watched, watchedBumps, float64(watched)/float64(max(watchedBumps, 1)), snapshots, sideCPU, float64(sideCPU.Microseconds())/float64(max(watched, 1)))
 	t.Logf("write throughput, %d connections × %s of single-row UPDATE autocommits per mode, in %d slices:%s\n  rows received by the listeners: %d of %d watched writes\n  the walsender's CPU while the listener ran: %s for %d commits (%.1f µs a commit; 0 where /proc cannot tell)",
 		loadWorkers, *loadDuration, slices, report, r.seen(), watchedWrites, senderCPU, decoded, float64(senderCPU.Microseconds())/float64(max(decoded, 1)))
 }
