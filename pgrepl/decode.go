@@ -27,6 +27,7 @@ const (
 // relation is what a Relation message says about a table.
 type relation struct {
 	table string // SQL name, for plugin.Change
+	tag   string // its tag (invalidation.TableName)
 	cols  []relColumn
 }
 
@@ -145,6 +146,7 @@ func (d *decoder) handle(data []byte) (decoded, error) {
 	switch m := m.(type) {
 	case *pglogrepl.RelationMessage:
 		rel := &relation{table: quoteIdent(m.RelationName)}
+		rel.tag = invalidation.TableName(rel.table)
 		for _, c := range m.Columns {
 			if c == nil {
 				d.current().unclear = true
@@ -171,7 +173,7 @@ func (d *decoder) handle(data []byte) (decoded, error) {
 				tx.unclear = true
 				return decoded{}, fmt.Errorf("%w: TRUNCATE of relation %d, never described", ErrMalformed, id)
 			}
-			tx.add(rel.table, nil, true)
+			tx.add(rel, nil, true)
 		}
 	case *pglogrepl.CommitMessage:
 		tx := d.current()
@@ -207,14 +209,14 @@ func (d *decoder) row(id uint32, update bool, oldType uint8, old, nw *pglogrepl.
 	var err error
 	if nw != nil {
 		if r.After, err = rel.image(nw, false); err != nil {
-			tx.add(rel.table, nil, true)
+			tx.add(rel, nil, true)
 			return err
 		}
 	}
 	switch {
 	case old != nil:
 		if r.Before, err = rel.image(old, oldType == 'K'); err != nil {
-			tx.add(rel.table, nil, true)
+			tx.add(rel, nil, true)
 			return err
 		}
 	case update:
@@ -228,10 +230,10 @@ func (d *decoder) row(id uint32, update bool, oldType uint8, old, nw *pglogrepl.
 		}
 	}
 	if r.Before == nil && r.After == nil {
-		tx.add(rel.table, nil, true) // (never: a DELETE has its old tuple)
+		tx.add(rel, nil, true) // (never: a DELETE has its old tuple)
 		return nil
 	}
-	tx.add(rel.table, &r, false)
+	tx.add(rel, &r, false)
 	return nil
 }
 
@@ -266,13 +268,12 @@ func tupleLen(td *pglogrepl.TupleData) int {
 	return len(td.Columns)
 }
 
-// add records a change of table: a row (nil with all: any row).
-func (tx *txChanges) add(table string, r *plugin.ChangedRow, all bool) {
-	tag := invalidation.TableName(table)
-	c := tx.tables[tag]
+// add records a change of rel: a row (nil with all: any row).
+func (tx *txChanges) add(rel *relation, r *plugin.ChangedRow, all bool) {
+	c := tx.tables[rel.tag]
 	if c == nil {
-		c = &plugin.Change{Table: table}
-		tx.tables[tag] = c
+		c = &plugin.Change{Table: rel.table}
+		tx.tables[rel.tag] = c
 	}
 	tx.rows++
 	switch {

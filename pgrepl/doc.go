@@ -57,9 +57,11 @@
 //
 // # Timing
 //
-// The delay from a commit to its bump is the server's decoding plus one
-// store round trip; see README for the figures (BenchmarkCommitToBump,
-// TestMeasure). Until the bump has landed, a read may still be served the
+// The delay from a commit to its bump is the server's decoding, the check
+// that the commit is visible, and one store round trip; while commits come
+// fast (within half a millisecond of one another), a commit's bump also
+// waits about a millisecond for the next ones to share it. See README for
+// the figures (TestCommitToBumpDelay, TestWriteThroughput). Until the bump has landed, a read may still be served the
 // old entry: the guarantee for writers outside the application is
 // "bounded by the replication delay where the listener runs, by the TTL
 // elsewhere". [Listener.Stats] tells the lag, in bytes and in time.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -74,7 +75,9 @@ type Stats struct {
 	// published tables), and Rows the row changes in them.
 	Commits, Rows uint64
 	// Bumps counts the InvalidateRows calls that succeeded (one for all
-	// the commits that arrived while the previous one ran).
+	// the commits that arrived while the previous one ran, and, when
+	// commits come in quick succession, for those that follow the first
+	// within a millisecond).
 	Bumps uint64
 	// Reconnects counts the streams re-established after a loss.
 	Reconnects uint64
@@ -106,8 +109,11 @@ type Listener struct {
 	bumpDone chan struct{}
 
 	// owned by the goroutine reading the stream
-	dec     decoder
-	watched []string
+	dec         decoder
+	watched     []string
+	lastArrival time.Time // when the last commit was received
+
+	window time.Duration // see batchWindow
 
 	mu      sync.Mutex
 	pending batch // received, not yet bumped
@@ -122,7 +128,14 @@ type Listener struct {
 	nErrors                                               atomic.Uint64
 	closeOnce                                             sync.Once
 	closeErr                                              error
-	side                                                  *pgconn.PgConn // the bump loop's, for visible
+	streams                                               atomic.Uint64 // streams started
+	snapshots                                             atomic.Uint64 // taken by visible (for the measurements)
+
+	// the bump loop's, for visible
+	side     *pgconn.PgConn
+	last     snapshot  // the side connection's last snapshot
+	lastOpen uint64    // l.streams when it was asked for (0: none)
+	lastAt   time.Time // when
 }
 
 // batch is what a bump covers: the changes of the commits up to end.
@@ -132,16 +145,20 @@ type batch struct {
 	oldest  time.Time                 // commit time of the oldest commit in it (zero: none)
 	latest  time.Time                 // of the newest
 	xids    []uint32                  // its transactions, until seen visible (see visible)
+	first   time.Time                 // when its first commit was received (zero: none)
+	busy    bool                      // that commit came soon after the one before (see batchWindow)
 }
 
 func (b *batch) empty() bool { return len(b.changes) == 0 }
 
 // merge adds c's rows to b (a table's rows beyond maxRows: all of them).
-func (b *batch) merge(c *plugin.Change) {
+func (b *batch) merge(c *plugin.Change) { b.mergeTag(invalidation.TableName(c.Table), c) }
+
+// mergeTag is merge, given the tag of c's table.
+func (b *batch) mergeTag(tag string, c *plugin.Change) {
 	if b.changes == nil {
 		b.changes = map[string]*plugin.Change{}
 	}
-	tag := invalidation.TableName(c.Table)
 	have := b.changes[tag]
 	switch {
 	case have == nil:
@@ -156,10 +173,14 @@ func (b *batch) merge(c *plugin.Change) {
 	}
 }
 
-// absorb merges o into b.
+// absorb merges o into b; o is not to be used after (b may take over its
+// changes).
 func (b *batch) absorb(o *batch) {
-	for _, c := range o.changes {
-		b.merge(c)
+	if b.changes == nil {
+		b.changes, o.changes = o.changes, nil
+	}
+	for tag, c := range o.changes {
+		b.mergeTag(tag, c)
 	}
 	b.end = max(b.end, o.end)
 	b.xids = append(b.xids, o.xids...)
@@ -169,6 +190,10 @@ func (b *batch) absorb(o *batch) {
 	if o.latest.After(b.latest) {
 		b.latest = o.latest
 	}
+	if !o.first.IsZero() && (b.first.IsZero() || o.first.Before(b.first)) {
+		b.first = o.first
+	}
+	b.busy = b.busy || o.busy
 }
 
 // list returns the batch's changes in table order.
@@ -190,6 +215,14 @@ const (
 	connectTimeout = 30 * time.Second // one attempt to set up and start streaming
 	bumpTimeout    = 10 * time.Second // one InvalidateRows call
 	closeTimeout   = 5 * time.Second  // the last bump, at Close
+
+	// batchWindow: when a commit is received within half of it after the
+	// one before (commits are coming fast), its bump waits until the
+	// window has passed since it was received, so that the commits that
+	// follow share its visibility check and its bump. At thousands of
+	// commits a second that is a few commits a bump instead of one; a lone
+	// commit is bumped at once.
+	batchWindow = time.Millisecond
 )
 
 var errNoReply = errors.New("pgrepl: the server did not answer the listener's health check")
@@ -230,7 +263,7 @@ func Listen(ctx context.Context, dsn string, inv Invalidator, cfg Config) (*List
 	replcfg.RuntimeParams["replication"] = "database"
 	l := &Listener{
 		cfg: cfg, inv: inv, pgcfg: pgcfg, replcfg: replcfg, log: core.NewLog(cfg.Logger),
-		kick: make(chan struct{}, 1), bumpDone: make(chan struct{}),
+		kick: make(chan struct{}, 1), bumpDone: make(chan struct{}), window: batchWindow,
 	}
 	conn, err := l.connect(ctx)
 	// A slot still held by the walsender of a listener that just stopped
@@ -336,6 +369,7 @@ func (l *Listener) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		}
 		return nil, fmt.Errorf("start replication: %w", err)
 	}
+	l.streams.Add(1)
 	l.watched = res.watched
 	l.dec = decoder{rels: map[uint32]*relation{}}
 	switch {
@@ -417,14 +451,15 @@ func (l *Listener) serve(conn *pgconn.PgConn) error {
 	check := l.cfg.HealthInterval
 	nextCheck := now.Add(check)
 	checked, asked := now, false
+	reads := watchReads(l.ctx, conn.Conn())
+	defer reads.release()
 	for {
 		deadline := nextStatus
 		if check > 0 && nextCheck.Before(deadline) {
 			deadline = nextCheck
 		}
-		ctx, cancel := context.WithDeadline(l.ctx, deadline)
-		msg, err := conn.ReceiveMessage(ctx)
-		cancel()
+		reads.until(deadline)
+		msg, err := conn.ReceiveMessage(context.Background())
 		reply := false
 		if err != nil {
 			if l.ctx.Err() != nil {
@@ -458,6 +493,43 @@ func (l *Listener) serve(conn *pgconn.PgConn) error {
 			}
 			checked, nextCheck = now, now.Add(check)
 		}
+	}
+}
+
+// readDeadline bounds the stream's reads by the connection's read
+// deadline, moved only when the next status or health check is due and
+// set to now when the listener stops. (A context for each message instead
+// costs a timer and a watch a message: as much CPU as decoding it.)
+type readDeadline struct {
+	conn    net.Conn
+	at      time.Time // the reading goroutine's
+	mu      sync.Mutex
+	stopped bool
+	release func() bool
+}
+
+// watchReads ends the reads on conn once ctx is done.
+func watchReads(ctx context.Context, conn net.Conn) *readDeadline {
+	rd := &readDeadline{conn: conn}
+	rd.release = context.AfterFunc(ctx, func() {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		rd.stopped = true
+		_ = conn.SetReadDeadline(time.Now())
+	})
+	return rd
+}
+
+// until sets the deadline of the reads (at a stop: left as it is).
+func (rd *readDeadline) until(at time.Time) {
+	if at.Equal(rd.at) {
+		return
+	}
+	rd.at = at
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if !rd.stopped {
+		_ = rd.conn.SetReadDeadline(at)
 	}
 }
 
@@ -540,17 +612,17 @@ func (l *Listener) sawServerEnd(end pglogrepl.LSN) {
 func (l *Listener) commit(d decoded) {
 	l.commits.Add(1)
 	l.rows.Add(uint64(d.tx.rows))
-	var b batch
+	b := batch{changes: d.tx.tables} // (the transaction's, done with)
 	if d.tx.unclear {
 		l.resyncs.Add(1)
 		for _, t := range l.watched {
 			b.merge(&plugin.Change{Table: t, AllRows: true})
 		}
 	}
-	for _, c := range d.tx.tables {
-		b.merge(c)
-	}
 	b.end, b.oldest, b.latest = d.end, d.commitTime, d.commitTime
+	now := time.Now()
+	b.first, b.busy = now, now.Sub(l.lastArrival) < l.window/2
+	l.lastArrival = now
 	if d.tx.xid != 0 {
 		b.xids = []uint32{d.tx.xid}
 	} else {
@@ -587,6 +659,22 @@ func (l *Listener) wake() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
+	}
+}
+
+// linger waits, when the pending batch's commits are coming fast (one of
+// them was received soon after the commit before it), until the batch
+// window has passed since its first was received (or the listener stops),
+// so that the commits that follow join it.
+func (l *Listener) linger() {
+	l.mu.Lock()
+	var wait time.Duration
+	if l.pending.busy {
+		wait = l.window - time.Since(l.pending.first)
+	}
+	l.mu.Unlock()
+	if wait > 0 {
+		core.Sleep(l.ctx, wait)
 	}
 }
 
@@ -636,6 +724,7 @@ func (l *Listener) bumpLoop() {
 			return
 		}
 		for {
+			l.linger()
 			b := l.take()
 			if b.empty() && b.end <= l.position() {
 				l.mu.Lock()
@@ -695,9 +784,21 @@ func (l *Listener) bump(b *batch, timeout time.Duration) error {
 // other sessions still see the rows as they were. A read that missed in
 // that moment, after the bump, would store the old rows under the new
 // versions. So the bump waits for every transaction of the batch to be
-// visible in a snapshot taken after the commit (usually the first one
-// already shows it), on an ordinary connection of the bump loop's own.
+// visible in a snapshot, taken on an ordinary connection of the bump
+// loop's own.
+//
+// A snapshot that shows a committed transaction completed proves it
+// visible to every later one, so the last snapshot is looked at first
+// (under load, the walsender's lag often lets it settle the batch). It
+// counts when it was asked for after the stream that brought the batch
+// started, and less than a second ago. (A snapshot from before a crash
+// could call an xid of after it completed: one that the server had given
+// to a transaction whose WAL the crash lost, and gave again after it. And
+// the 32-bit xids are placed within 2^31 of the snapshot's.)
 func (l *Listener) visible(ctx context.Context, b *batch) error {
+	if len(b.xids) > 0 && l.lastOpen != 0 && l.lastOpen == l.streams.Load() && time.Since(l.lastAt) < time.Second {
+		b.xids = slices.DeleteFunc(b.xids, l.last.visible)
+	}
 	for pause := 100 * time.Microsecond; len(b.xids) > 0; pause = min(2*pause, 10*time.Millisecond) {
 		if l.side == nil || l.side.IsClosed() {
 			conn, err := pgconn.ConnectConfig(ctx, l.pgcfg.Copy())
@@ -713,18 +814,26 @@ func (l *Listener) visible(ctx context.Context, b *batch) error {
 			if err != nil {
 				return fmt.Errorf("visibility check: connect: %w", err)
 			}
+			// (prepared: half the backend's CPU of a parsed and planned query)
+			if _, err := conn.Prepare(ctx, snapshotStmt, `SELECT pg_catalog.pg_current_snapshot()::text`, nil); err != nil {
+				closeQuietly(conn)
+				return fmt.Errorf("visibility check: prepare: %w", err)
+			}
 			l.side = conn
 		}
-		rows, err := queryRows(ctx, l.side, `SELECT pg_catalog.pg_current_snapshot()::text`)
+		open, at := l.streams.Load(), time.Now()
+		text, err := l.currentSnapshot(ctx)
 		if err != nil {
 			closeQuietly(l.side)
 			l.side = nil
 			return fmt.Errorf("visibility check: %w", err)
 		}
-		snap, err := parseSnapshot(rows[0][0])
+		snap, err := parseSnapshot(text)
 		if err != nil {
 			return err
 		}
+		l.snapshots.Add(1)
+		l.last, l.lastOpen, l.lastAt = snap, open, at
 		b.xids = slices.DeleteFunc(b.xids, snap.visible)
 		if len(b.xids) == 0 {
 			return nil
@@ -734,6 +843,21 @@ func (l *Listener) visible(ctx context.Context, b *batch) error {
 		}
 	}
 	return nil
+}
+
+// snapshotStmt is the side connection's prepared pg_current_snapshot().
+const snapshotStmt = "gormcache_pgrepl_snapshot"
+
+// currentSnapshot returns pg_current_snapshot() as text, from the side
+// connection.
+func (l *Listener) currentSnapshot(ctx context.Context) (string, error) {
+	rr := l.side.ExecPrepared(ctx, snapshotStmt, nil, nil, nil)
+	var text string
+	for rr.NextRow() {
+		text = string(rr.Values()[0])
+	}
+	_, err := rr.Close()
+	return text, err
 }
 
 // snapshot is a pg_snapshot: xmin:xmax:xip,….

@@ -3,6 +3,7 @@ package pgrepl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -10,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gormcache/gormcache/internal/core"
 	"github.com/gormcache/gormcache/internal/testdb"
 	"github.com/gormcache/gormcache/internal/testsupport"
 	"github.com/gormcache/gormcache/plugin"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -212,6 +216,32 @@ func TestBumpRetried(t *testing.T) {
 	}
 }
 
+// TestCloseIdle: Close ends a stream that is waiting for a message, long
+// before the next status update or health check would.
+func TestCloseIdle(t *testing.T) {
+	t.Parallel()
+	dsn := fresh(t, blogSchema...)
+	cfg := names(t, testdb.PostgresAdmin)
+	cfg.Tables = []string{"posts"}
+	cfg.StatusInterval, cfg.HealthInterval = time.Hour, -1
+	inv := InvalidatorFunc(func(context.Context, ...plugin.Change) error { return nil })
+	l := listen(t, dsn, inv, cfg)
+	testsupport.EventuallyWithin(t, "the new slot's resync bump", 30*time.Second, func() bool { return l.Stats().Bumps >= 1 })
+	time.Sleep(50 * time.Millisecond) // (the stream waits for the next message)
+	closed := make(chan error, 1)
+	start := time.Now()
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Close took %s", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the stream within 10s")
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	inv := InvalidatorFunc(func(context.Context, ...plugin.Change) error { return nil })
@@ -296,4 +326,143 @@ func TestSnapshotVisible(t *testing.T) {
 
 func fmtSnap(xmin, xmax uint64) string {
 	return strconv.FormatUint(xmin, 10) + ":" + strconv.FormatUint(xmax, 10) + ":"
+}
+
+// TestBatchWindow: commits received in quick succession share one
+// visibility check and one bump, made once the batch window has passed
+// since the first; a lone commit is bumped at once.
+func TestBatchWindow(t *testing.T) {
+	t.Parallel()
+	pgcfg, err := pgconn.ParseConfig(testdb.PostgresAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls [][]plugin.Change
+	var at []time.Time
+	inv := InvalidatorFunc(func(_ context.Context, changes ...plugin.Change) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls, at = append(calls, changes), append(at, time.Now())
+		return nil
+	})
+	const window = time.Second
+	l := &Listener{
+		cfg: Config{ReconnectMin: 10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond},
+		inv: inv, pgcfg: pgcfg, log: core.NewLog(quiet()),
+		kick: make(chan struct{}, 1), bumpDone: make(chan struct{}), window: window,
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.bumpLoop()
+	t.Cleanup(func() { l.Close() })
+
+	admin := connect(t, testdb.PostgresAdmin)
+	n := 0
+	commit := func() time.Time {
+		t.Helper()
+		var xid uint64
+		if err := admin.QueryRow(context.Background(), `SELECT pg_current_xact_id()::text::bigint`).Scan(&xid); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		tx := newTx()
+		tx.xid = uint32(xid)
+		tx.add(&relation{table: `"posts"`, tag: "posts"}, &plugin.ChangedRow{After: map[string]any{"id": strconv.Itoa(n)}}, false)
+		now := time.Now()
+		l.commit(decoded{commit: true, end: pglogrepl.LSN(n), commitTime: now, tx: tx})
+		return now
+	}
+	bumps := func(want int) ([][]plugin.Change, []time.Time) {
+		t.Helper()
+		testsupport.EventuallyWithin(t, fmt.Sprintf("%d bumps", want), 30*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(calls) >= want
+		})
+		time.Sleep(window / 10) // (no other)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(calls) != want {
+			t.Fatalf("%d bumps, want %d: %+v", len(calls), want, calls)
+		}
+		return slices.Clone(calls), slices.Clone(at)
+	}
+	ids := func(changes []plugin.Change) (out []string) {
+		for _, c := range changes {
+			for _, r := range c.Rows {
+				out = append(out, r.After["id"].(string))
+			}
+		}
+		return out
+	}
+
+	sent := commit()
+	_, at1 := bumps(1)
+	if d := at1[0].Sub(sent); d >= window/2 {
+		t.Errorf("a lone commit was bumped %s after it was received, want at once", d)
+	}
+	first := commit()
+	for range 3 {
+		commit()
+	}
+	got, at2 := bumps(2)
+	if d := at2[1].Sub(first); d < window {
+		t.Errorf("commits in quick succession were bumped %s after the first, want the window (%s)", d, window)
+	}
+	if want := []string{"2", "3", "4", "5"}; !slices.Equal(ids(got[1]), want) {
+		t.Errorf("the batch's bump named ids %q, want %q", ids(got[1]), want)
+	}
+	time.Sleep(window)
+	sent = commit()
+	_, at3 := bumps(3)
+	if d := at3[2].Sub(sent); d >= window/2 {
+		t.Errorf("a commit after a pause was bumped %s after it was received, want at once", d)
+	}
+	if s := l.Stats(); s.Bumps != 3 || s.Position != pglogrepl.LSN(n) {
+		t.Errorf("stats: %+v", s)
+	}
+}
+
+// TestVisibleFromLastSnapshot: the transactions that the last snapshot,
+// asked for during the current stream less than a second ago, shows
+// completed need no new one; those it shows in progress or beyond it do,
+// and so does every one once the stream has started again or the snapshot
+// is older.
+func TestVisibleFromLastSnapshot(t *testing.T) {
+	t.Parallel()
+	// (nothing listens on port 1: a new snapshot cannot be had)
+	pgcfg, err := pgconn.ParseConfig("host=127.0.0.1 port=1 user=postgres dbname=postgres sslmode=disable connect_timeout=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := parseSnapshot("100:105:101,103")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		xids    []uint32
+		restart bool          // a stream started after the snapshot
+		age     time.Duration // of the snapshot
+		settled bool
+	}{
+		{"completed", []uint32{99, 102, 104}, false, 0, true},
+		{"in progress", []uint32{99, 101}, false, 0, false},
+		{"beyond the snapshot", []uint32{105}, false, 0, false},
+		{"a later stream", []uint32{99}, true, 0, false},
+		{"an old snapshot", []uint32{99}, false, 2 * time.Second, false},
+	} {
+		l := &Listener{pgcfg: pgcfg}
+		l.streams.Add(1)
+		l.last, l.lastOpen, l.lastAt = last, 1, time.Now().Add(-c.age)
+		if c.restart {
+			l.streams.Add(1)
+		}
+		b := &batch{xids: slices.Clone(c.xids)}
+		err := l.visible(context.Background(), b)
+		if settled := err == nil && len(b.xids) == 0; settled != c.settled {
+			t.Errorf("%s: xids %v: settled %v (left %v, %v), want %v", c.name, c.xids, settled, b.xids, err, c.settled)
+		}
+	}
 }

@@ -241,8 +241,17 @@ func TestWriteThroughput(t *testing.T) {
 	writes := make([]int, len(loadModes))
 	took := make([]time.Duration, len(loadModes))
 	watchedWrites := 0
-	var senderCPU time.Duration // the walsender's, while the listener ran
-	decoded := 0                // writes made meanwhile (it decodes them all)
+	var senderCPU time.Duration                      // the walsender's, while the listener ran
+	decoded := 0                                     // writes made meanwhile (it decodes them all)
+	selfCPU := make([]time.Duration, len(loadModes)) // this process's: writers, listener
+	var sideCPU time.Duration                        // the backend of the listener's visibility checks
+	var watchedBumps, snapshots uint64               // while the listener ran on the watched table
+	admin := openSQL(t, r.dsn)
+	sidePID := func() int {
+		var pid int
+		_ = admin.QueryRow(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'gormcache-pgrepl' AND backend_type = 'client backend'`).Scan(&pid)
+		return pid
+	}
 	caughtUp := func() {
 		// (a listener started again decodes what was written without it
 		// first: not during the next slice)
@@ -254,11 +263,15 @@ func TestWriteThroughput(t *testing.T) {
 			m := loadModes[i]
 			r.setListener(t, m.listener)
 			pid, cpu := 0, time.Duration(0)
+			side, sideStart, bumps, snaps := 0, time.Duration(0), uint64(0), uint64(0)
 			if m.listener {
 				caughtUp()
 				pid = int(r.l.Stats().BackendPID)
 				cpu = processCPU(pid)
+				side = sidePID()
+				sideStart, bumps, snaps = processCPU(side), r.l.Stats().Bumps, r.l.snapshots.Load()
 			}
+			self := processCPU(os.Getpid())
 			n, elapsed := runLoad(t, r.dsn, m.table, 0, *loadDuration/slices)
 			writes[i] += n
 			took[i] += elapsed
@@ -269,7 +282,15 @@ func TestWriteThroughput(t *testing.T) {
 				caughtUp()
 				senderCPU += processCPU(pid) - cpu
 				decoded += n
+				if m.table == "watched" {
+					if side != 0 && side == sidePID() {
+						sideCPU += processCPU(side) - sideStart
+					}
+					watchedBumps += r.l.Stats().Bumps - bumps
+					snapshots += r.l.snapshots.Load() - snaps
+				}
 			}
+			selfCPU[i] += processCPU(os.Getpid()) - self
 		}
 	}
 	r.setListener(t, true)
@@ -278,8 +299,11 @@ func TestWriteThroughput(t *testing.T) {
 	base := float64(writes[0]) / took[0].Seconds()
 	for i, m := range loadModes {
 		rate := float64(writes[i]) / took[i].Seconds()
-		report += fmt.Sprintf("\n  %-22s %8.0f tx/s (%3.0f%%)  %d writes", m.name, rate, 100*rate/base, writes[i])
+		report += fmt.Sprintf("\n  %-22s %8.0f tx/s (%3.0f%%)  %d writes, this process's CPU %.1f µs a write", m.name, rate, 100*rate/base, writes[i], float64(selfCPU[i].Microseconds())/float64(max(writes[i], 1)))
 	}
+	watched := writes[1]
+	report += fmt.Sprintf("\n  watched while the listener ran: %d commits in %d bumps (%.1f a bump), %d snapshots taken for them; the visibility checks' backend's CPU %s (%.1f µs a commit)",
+		watched, watchedBumps, float64(watched)/float64(max(watchedBumps, 1)), snapshots, sideCPU, float64(sideCPU.Microseconds())/float64(max(watched, 1)))
 	t.Logf("write throughput, %d connections × %s of single-row UPDATE autocommits per mode, in %d slices:%s\n  rows received by the listeners: %d of %d watched writes\n  the walsender's CPU while the listener ran: %s for %d commits (%.1f µs a commit; 0 where /proc cannot tell)",
 		loadWorkers, *loadDuration, slices, report, r.seen(), watchedWrites, senderCPU, decoded, float64(senderCPU.Microseconds())/float64(max(decoded, 1)))
 }
