@@ -20,7 +20,7 @@ import (
 
 // These measurements give README its figures (a quiet run, without -race):
 //
-//	go test -count=1 -v -run 'Delay|Throughput' ./pgrepl/ -args -pgrepl.load=12s -pgrepl.writes=2000
+//	go test -count=1 -v -run 'Delay|Throughput' ./pgrepl/ -args -pgrepl.load=16s -pgrepl.writes=3000
 //	go test -run '^$' -bench . -benchtime 2s ./pgrepl/
 
 var (
