@@ -262,15 +262,21 @@ func (t *txPool) holdLate() error {
 
 // holdLateLocked is holdLate with t.mu held: in batches of lateBatch tags.
 func (t *txPool) holdLateLocked(ctx context.Context) error {
-	late := t.late
-	t.late, t.lateSet = nil, nil
-	for len(late) > 0 {
-		n := min(len(late), lateBatch)
-		if err := t.writes.add(ctx, t.p, late[:n]); err != nil {
+	for len(t.late) > 0 {
+		n := min(len(t.late), lateBatch)
+		if err := t.writes.add(ctx, t.p, t.late[:n]); err != nil {
+			// (refused: the rest stays to hold, so that a later Commit
+			// tries again, and rolls back if it cannot)
 			return err
 		}
-		late = late[n:]
+		if t.lateSet != nil {
+			for _, tag := range t.late[:n] {
+				delete(t.lateSet, tag)
+			}
+		}
+		t.late = t.late[n:]
 	}
+	t.late, t.lateSet = nil, nil
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/gormcache/gormcache/plugin"
 	"github.com/gormcache/gormcache/store"
 	"github.com/gormcache/gormcache/store/memstore"
+	"github.com/gormcache/gormcache/store/storetest"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -259,5 +260,80 @@ func TestCatalogReadAtBegin(t *testing.T) {
 	}))
 	if p.Stats().CatalogReads == before {
 		t.Fatal("the catalog, stale since the CREATE INDEX, was not read when the transaction began")
+	}
+}
+
+// From a second review. A count keyed on a foreign key whose other
+// condition is on a generated column (the database changes it when the
+// column it is computed from is SET) depends on the rows' content, not on
+// member tags.
+func TestCountOnGeneratedColumn(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db, _ := fkDB(t, dialect)
+			ddl := "CREATE TABLE items (id INTEGER PRIMARY KEY, shelf_id BIGINT REFERENCES shelves(id), title VARCHAR(50), tlen INTEGER GENERATED ALWAYS AS (length(title)) STORED)"
+			if dialect == "mysql" {
+				ddl = "CREATE TABLE items (id INTEGER PRIMARY KEY, shelf_id BIGINT UNSIGNED, title VARCHAR(50), tlen INT AS (char_length(title)) STORED, FOREIGN KEY (shelf_id) REFERENCES shelves(id))"
+			}
+			must(t, db.Exec(ddl).Error)
+			must(t, db.Exec("INSERT INTO items (id, shelf_id, title) VALUES (1, 1, 'a'), (2, 1, 'b'), (3, 2, 'c')").Error)
+			count := func() (n int64) {
+				must(t, db.Raw("SELECT count(*) FROM items WHERE shelf_id = ? AND tlen = ?", 1, 1).Scan(&n).Error)
+				return n
+			}
+			count()
+			count()
+			must(t, db.Exec("UPDATE items SET title = 'xx' WHERE shelf_id = 1").Error)
+			if n := count(); n != 0 {
+				t.Errorf("count %d after an UPDATE that made tlen 2, want 0", n)
+			}
+		})
+	}
+}
+
+// A COMMIT sent as SQL whose holds are refused (FailWrite) is not sent,
+// and the transaction keeps what it has to hold: when it commits later, it
+// holds and bumps them, so another instance sharing the store reads the
+// committed row.
+func TestLateHoldsRefusedControl(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.FreshPostgres(t)
+	ms, err := memstore.New(memstore.Config{})
+	must(t, err)
+	open := func(st store.Store) *gorm.DB {
+		db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
+		must(t, err)
+		p := plugin.New(plugin.Config{Logger: quiet, Store: st})
+		must(t, db.Use(p))
+		t.Cleanup(func() { p.Close() })
+		return db
+	}
+	cut := &storetest.CutBumps{Store: ms}
+	writer := open(cut)
+	must(t, writer.AutoMigrate(&BonusScore{}))
+	for i := 1; i <= 3; i++ {
+		must(t, writer.Create(&BonusScore{Points: int64(i * 10), Name: "s"}).Error)
+	}
+	reader := open(ms)
+	name := func(d *gorm.DB) string {
+		var s BonusScore
+		must(t, d.First(&s, 3).Error)
+		return s.Name
+	}
+	name(reader)
+	name(reader)
+	must(t, writer.Transaction(func(tx *gorm.DB) error {
+		must(t, tx.Model(&BonusScore{ID: 3}).Update("name", "new").Error)
+		cut.Cut.Store(true)
+		if err := tx.Exec("COMMIT").Error; !errors.Is(err, plugin.ErrWriteRefused) {
+			t.Errorf("a COMMIT sent as SQL while the store is cut: %v", err)
+		}
+		cut.Cut.Store(false)
+		return nil // (the application goes on: GORM commits)
+	}))
+	if got, want := name(reader), name(reader.Clauses(plugin.Skip())); got != want {
+		t.Fatalf("after the commit: the other instance reads %q, the database has %q", got, want)
 	}
 }

@@ -94,13 +94,20 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 		if slices.Contains(cols, c.Column) && bound(c, false) {
 			r := read(c, true)
 			if sh.CountAll && sh.WhereAll && slices.Equal(st.Functions, []string{"count"}) {
-				// (which rows: their member tags)
+				// (which rows: their member tags) The other conditions'
+				// columns must be keyed: writes name the columns they SET,
+				// but the database changes a generated column, or MySQL's
+				// ON UPDATE CURRENT_TIMESTAMP, itself; a keyed column is
+				// never such a one.
+				member := true
 				for _, o := range sh.Where {
-					if o.Column != c.Column && !slices.Contains(r.others, o.Column) {
-						r.others = append(r.others, o.Column)
+					if o.Column == c.Column || slices.Contains(r.others, o.Column) {
+						continue
 					}
+					member = member && (o.Column == pk || slices.Contains(cols, o.Column))
+					r.others = append(r.others, o.Column)
 				}
-				if len(c.Values)*(1+len(r.others)) <= core.MaxRowValues {
+				if member && len(c.Values)*(1+len(r.others)) <= core.MaxRowValues {
 					r.member, r.prefix = true, r.prefix+"m"
 				} else {
 					r.others = nil

@@ -394,10 +394,12 @@ func TestRowLevelIndexedColumn(t *testing.T) {
 }
 
 // TestRowLevelCountMembers: a count of a shelf's books depends on which
-// books are on it and not deleted (member tags), not on their titles: a
-// title change by id leaves it cached where the plugin learns the book's
-// shelf (PostgreSQL, SQLite); a soft delete, a move, an insert and a delete
-// reach it.
+// books are on it (member tags), not on their titles: a title change by id
+// leaves it cached where the plugin learns the book's shelf (PostgreSQL,
+// SQLite), and so does a soft delete (SET deleted_at: the count has no
+// condition on it); a move, an insert and a delete reach it. GORM's Count
+// of a soft-deleted model adds deleted_at IS NULL, a condition on a column
+// that is not keyed: such a count depends on the rows' content.
 func TestRowLevelCountMembers(t *testing.T) {
 	t.Parallel()
 	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
@@ -408,7 +410,7 @@ func TestRowLevelCountMembers(t *testing.T) {
 				t.Helper()
 				before := p.Stats().Hits
 				var n int64
-				must(t, db.Model(&Book{}).Where("shelf_id = ?", 1).Count(&n).Error)
+				must(t, db.Raw("SELECT count(*) FROM books WHERE shelf_id = ?", 1).Scan(&n).Error)
 				if n != want {
 					t.Fatalf("%s: count %d, want %d", step, n, want)
 				}
@@ -416,25 +418,36 @@ func TestRowLevelCountMembers(t *testing.T) {
 					t.Errorf("%s: hit %v, want %v", step, got, hit)
 				}
 			}
+			gormCount := func(step string, want int64) {
+				t.Helper()
+				var n int64
+				must(t, db.Model(&Book{}).Where("shelf_id = ?", 1).Count(&n).Error)
+				if n != want {
+					t.Fatalf("%s: GORM's Count %d, want %d", step, n, want)
+				}
+			}
 			count("first", 3, false)
 			count("cached", 3, true)
+			gormCount("first", 3)
 			learns := dialect != "mysql"
 			must(t, db.Model(&Book{ID: 2}).Update("title", "renamed").Error)
 			count("a title changed", 3, learns)
 			count("a title changed, again", 3, true)
 			must(t, db.Delete(&Book{ID: 2}).Error) // (soft: SET deleted_at)
-			count("a soft delete", 2, false)
-			count("a soft delete, again", 2, true)
+			count("a soft delete", 3, learns)
+			gormCount("a soft delete", 2)
 			must(t, db.Model(&Book{ID: 4}).Update("shelf_id", 1).Error)
-			count("a move in", 3, false)
-			count("a move in, again", 3, true)
+			count("a move in", 4, false)
+			count("a move in, again", 4, true)
+			gormCount("a move in", 3)
 			must(t, db.Create(&Book{ID: 6, ShelfID: 1, Title: "new"}).Error) // (fkDB gave the keys)
-			count("an insert", 4, false)
-			count("an insert, again", 4, true)
+			count("an insert", 5, false)
+			count("an insert, again", 5, true)
 			must(t, db.Unscoped().Delete(&Book{ID: 1}).Error)
-			count("a delete", 3, false)
+			count("a delete", 4, false)
+			gormCount("a delete", 3)
 			must(t, db.Model(&Book{ID: 5}).Update("title", "elsewhere").Error)
-			count("another shelf's book", 3, learns)
+			count("another shelf's book", 4, learns)
 		})
 	}
 }

@@ -49,3 +49,14 @@ func TestRangeCover(t *testing.T) {
 		t.Fatal("range tags collide")
 	}
 }
+
+// A quoted column name may hold '=': the member tag of its value is found
+// all the same.
+func TestMemberTagOfQuotedColumn(t *testing.T) {
+	if m := MemberTag(Row("t", "a=b", "i7")); m != Row("t", "a=b", "mi7") {
+		t.Fatalf("member tag of a=b's 7: %q", m)
+	}
+	if m := MemberTag(Row("t", "a=b", "r0.5")); m != "" {
+		t.Fatalf("a range tag has a member tag: %q", m)
+	}
+}

@@ -179,13 +179,14 @@ func memberAt(rowTag string) int {
 	if i < 0 {
 		return -1
 	}
-	j := strings.IndexByte(rowTag[i:], '=')
-	if j < 0 || i+j+1 >= len(rowTag) {
+	// (the last '=': a quoted column name may hold one, a value never)
+	j := strings.LastIndexByte(rowTag, '=')
+	if j < i || j+1 >= len(rowTag) {
 		return -1
 	}
-	switch rowTag[i+j+1] {
+	switch rowTag[j+1] {
 	case 'i', 'n':
-		return i + j + 1
+		return j + 1
 	}
 	return -1
 }
