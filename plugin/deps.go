@@ -118,6 +118,10 @@ type catalogFacts struct {
 	// unreadable: table → keyed columns the catalog's user may not SELECT
 	// (PostgreSQL: RETURNING them would fail a statement that works)
 	unreadable map[string][]string
+	// selfSet: table → columns the database sets without a write naming
+	// them (generated columns; MySQL's ON UPDATE CURRENT_TIMESTAMP): a
+	// member count's conditions may not be on them (rows.go)
+	selfSet map[string][]string
 	// lenient: MySQL's sql_mode (of the catalog's connection) is not
 	// strict: an out-of-range value is stored clipped, NULL in a NOT NULL
 	// column of a multi-row INSERT as 0, as with IGNORE (see RowShape)
@@ -130,8 +134,24 @@ func newFacts() *catalogFacts {
 		viewFuncs: map[string][]string{}, viewNo: map[string]Reason{},
 		triggers: map[string][]string{}, badTrigger: map[string]bool{},
 		unseen: map[string]bool{}, tables: map[string]bool{}, keys: map[string]string{},
-		columns: map[string][]string{}, unreadable: map[string][]string{},
+		columns: map[string][]string{}, unreadable: map[string][]string{}, selfSet: map[string][]string{},
 	}
+}
+
+// addSelfSet records (table, column) rows of columns the database sets
+// itself (see catalogFacts.selfSet).
+func (f *catalogFacts) addSelfSet(table, column string) {
+	t := invalidation.TableName(table)
+	if !slices.Contains(f.selfSet[t], column) {
+		f.selfSet[t] = append(f.selfSet[t], column)
+	}
+}
+
+// setsItself reports whether the database may set column c of table t
+// without a write naming it, as far as the catalog tells (true when it
+// was not read).
+func (g *depGraph) setsItself(t, c string) bool {
+	return g.facts == nil || slices.Contains(g.facts.selfSet[t], c)
 }
 
 // addKeys records the tables whose primary key is one integer column,
@@ -653,6 +673,14 @@ WHERE NOT i.indisprimary`, 4, func(c []string) {
 		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
 	f.addKeyedColumns(keyed, pgInteger)
+	err = query(ctx, pool, `SELECT a.attrelid::regclass::text, a.attname
+FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '' AND c.relkind IN ('r', 'p')
+AND n.nspname NOT IN ('pg_catalog', 'information_schema')`, 2, func(c []string) { f.addSelfSet(c[0], c[1]) })
+	if err != nil {
+		return fmt.Errorf("generated columns: %w", err)
+	}
 	// (the keyed columns' SELECT privilege: a RETURNING clause of them, see
 	// learnable, needs it, an UPDATE that does not read them does not)
 	err = query(ctx, pool, `SELECT DISTINCT a.attrelid::regclass::text, a.attname
@@ -855,6 +883,13 @@ WHERE s.TABLE_SCHEMA = DATABASE() AND s.INDEX_NAME <> 'PRIMARY'`, 4, func(c []st
 		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
 	f.addKeyedColumns(keyed, myInteger)
+	err = query(ctx, pool, `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = DATABASE() AND (COALESCE(GENERATION_EXPRESSION, '') <> '' OR EXTRA LIKE '%generated%' OR EXTRA LIKE '%on update%')`, 2, func(c []string) {
+		f.addSelfSet(c[0], strings.ToLower(c[1]))
+	})
+	if err != nil {
+		return fmt.Errorf("generated columns: %w", err)
+	}
 	err = query(ctx, pool, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`, 1, func(c []string) {
 		f.tables[invalidation.TableName(c[0])] = true
 	})
@@ -983,6 +1018,11 @@ WHERE m.type = 'table'`, 4, func(c []string) {
 		return fmt.Errorf("foreign-key and index columns: %w", err)
 	}
 	f.addKeyedColumns(keyed, func(typ string) bool { return strings.Contains(strings.ToUpper(typ), "INT") })
+	err = query(ctx, pool, `SELECT m.name, x.name FROM sqlite_master m JOIN pragma_table_xinfo(m.name) x
+WHERE m.type = 'table' AND x.hidden IN (2, 3)`, 2, func(c []string) { f.addSelfSet(c[0], strings.ToLower(c[1])) })
+	if err != nil {
+		return fmt.Errorf("generated columns: %w", err)
+	}
 	err = query(ctx, pool, `SELECT f."table", m.name, f.on_delete, f.on_update
 FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'`, 4, func(c []string) {
 		if cascades(c[2], c[3]) {

@@ -289,6 +289,22 @@ func TestCountOnGeneratedColumn(t *testing.T) {
 			if n := count(); n != 0 {
 				t.Errorf("count %d after an UPDATE that made tlen 2, want 0", n)
 			}
+			if dialect != "mysql" {
+				return
+			}
+			// MySQL's ON UPDATE CURRENT_TIMESTAMP: set by the database.
+			must(t, db.Exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, shelf_id BIGINT UNSIGNED, title VARCHAR(50), edited TIMESTAMP NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP, FOREIGN KEY (shelf_id) REFERENCES shelves(id))").Error)
+			must(t, db.Exec("INSERT INTO notes (id, shelf_id, title) VALUES (1, 1, 'a'), (2, 1, 'b')").Error)
+			unedited := func() (n int64) {
+				must(t, db.Raw("SELECT count(*) FROM notes WHERE shelf_id = ? AND edited IS NULL", 1).Scan(&n).Error)
+				return n
+			}
+			unedited()
+			unedited()
+			must(t, db.Exec("UPDATE notes SET title = 'c' WHERE shelf_id = 1 AND id = 1").Error) // (names its shelf)
+			if n := unedited(); n != 1 {
+				t.Errorf("%d unedited notes after an UPDATE that set edited, want 1", n)
+			}
 		})
 	}
 }

@@ -95,16 +95,17 @@ func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *
 			r := read(c, true)
 			if sh.CountAll && sh.WhereAll && slices.Equal(st.Functions, []string{"count"}) {
 				// (which rows: their member tags) The other conditions'
-				// columns must be keyed: writes name the columns they SET,
-				// but the database changes a generated column, or MySQL's
-				// ON UPDATE CURRENT_TIMESTAMP, itself; a keyed column is
-				// never such a one.
+				// columns must be ones writes name when they change them:
+				// not a generated column, nor MySQL's ON UPDATE
+				// CURRENT_TIMESTAMP, which the database sets itself (a
+				// keyed column is never such a one).
 				member := true
 				for _, o := range sh.Where {
 					if o.Column == c.Column || slices.Contains(r.others, o.Column) {
 						continue
 					}
-					member = member && (o.Column == pk || slices.Contains(cols, o.Column))
+					keyed := o.Column == pk || slices.Contains(cols, o.Column)
+					member = member && (keyed || !g.setsItself(t, o.Column))
 					r.others = append(r.others, o.Column)
 				}
 				if member && len(c.Values)*(1+len(r.others)) <= core.MaxRowValues {
