@@ -130,9 +130,10 @@ func (p *Plugin) makePlan(sql string, st invalidation.Statement, g *depGraph) *p
 			break
 		}
 		pl.cacheable, pl.tags = true, tags
-		pl.rows = p.rowReadOf(sql, st, g)
-		if pl.rows == nil && !p.cfg.TableLevel {
-			pl.ranged = rangeReadOf(p.dialect, sql, st, g)
+		if sh := p.readShape(sql, st, g); sh != nil {
+			if pl.rows = rowReadOf(sh, st, g); pl.rows == nil {
+				pl.ranged = rangeReadOf(sh, st, g)
+			}
 		}
 		pl.ttl = p.policy.planTTL(tags)
 		pl.counts = p.stats.tables.forTags(tags)

@@ -59,19 +59,12 @@ type rangeHint struct {
 	suffix  string   // what the canonical query gets
 }
 
-// rangeReadOf returns the order and limit of a cacheable read of sql in
-// dialect d (nil when it is not such a read).
-func rangeReadOf(d invalidation.Dialect, sql string, st invalidation.Statement, g *depGraph) *rangeRead {
-	if len(st.Tables) != 1 || len(st.Functions) != 0 {
-		return nil
-	}
-	t := st.Tables[0]
+// rangeReadOf returns the order and limit of a read of shape sh
+// (readShape) and statement st (nil when it is not such a read).
+func rangeReadOf(sh *invalidation.Shape, st invalidation.Statement, g *depGraph) *rangeRead {
+	t := sh.Table
 	pk := g.keys[t]
-	if pk == "" {
-		return nil
-	}
-	sh := invalidation.RowShape(d, sql)
-	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t || sh.Filtered || len(sh.Order) == 0 || !sh.Plain {
+	if pk == "" || len(st.Functions) != 0 || sh.Filtered || len(sh.Order) == 0 || !sh.Plain {
 		return nil // (an alias could name c or the key: ORDER BY, and the result, would be its)
 	}
 	c := sh.Order[0].Column

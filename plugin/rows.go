@@ -59,21 +59,30 @@ type rowRead struct {
 	member bool
 }
 
-// rowReadOf returns the row condition of a cacheable read of tables (nil
-// when it has none).
-func (p *Plugin) rowReadOf(sql string, st invalidation.Statement, g *depGraph) *rowRead {
+// readShape returns the row shape of a cacheable read of sql (statement
+// st) when it is a SELECT of one table with keyed columns, the reads
+// whose rows (rowReadOf) or order (rangeReadOf) may be told; nil for any
+// other.
+func (p *Plugin) readShape(sql string, st invalidation.Statement, g *depGraph) *invalidation.Shape {
 	if p.cfg.TableLevel || len(st.Tables) != 1 {
 		return nil
 	}
 	t := st.Tables[0]
-	pk, cols := g.keys[t], g.columns[t]
-	if pk == "" && len(cols) == 0 {
+	if g.keys[t] == "" && len(g.columns[t]) == 0 {
 		return nil
 	}
 	sh := invalidation.RowShape(p.dialect, sql)
 	if !sh.OK || sh.Op != invalidation.ShapeSelect || sh.Table != t {
 		return nil
 	}
+	return &sh
+}
+
+// rowReadOf returns the row condition of a read of shape sh (readShape)
+// and statement st (nil when it has none).
+func rowReadOf(sh *invalidation.Shape, st invalidation.Statement, g *depGraph) *rowRead {
+	t := sh.Table
+	pk, cols := g.keys[t], g.columns[t]
 	bound := func(c invalidation.Conjunct, key bool) bool {
 		// (a key is never NULL: key IS NULL finds nothing an insert of a
 		// key the database chooses could not change)
