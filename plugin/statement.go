@@ -64,6 +64,20 @@ func (s *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt,
 	return s.inner.PrepareContext(ctx, query)
 }
 
+// controlSent tells the plugin's transaction under the statement, if any,
+// that pl is transaction control sent as SQL (a raw COMMIT: see
+// txPool.controlSent); an error means the statement must not be sent (what
+// it would commit could not be held).
+func (s *stmtPool) controlSent(ctx context.Context, pl *plan) error {
+	if pl.tx == invalidation.TxNone {
+		return nil
+	}
+	if tx := ourTx(s.inner); tx != nil {
+		return tx.controlSent(ctx)
+	}
+	return nil
+}
+
 // outsideTx reports whether the statement runs on the shared pool (not in a
 // transaction nor on a dedicated connection); only there may the catalog be
 // read again (it may need a connection of its own).
@@ -86,12 +100,8 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 			s.p.warnShared(s.inner)
 		}
 	}
-	if pl.tx != invalidation.TxNone {
-		if tx := ourTx(s.inner); tx != nil {
-			if err := tx.controlSent(ctx); err != nil {
-				return nil, err // (refused: what it would commit could not be held)
-			}
-		}
+	if err := s.controlSent(ctx, pl); err != nil {
+		return nil, err
 	}
 	if !pl.write {
 		if raw != nil {
@@ -167,12 +177,8 @@ func (s *stmtPool) query(ctx context.Context, query string, args []any) (rowSour
 		p.depsGraph()
 	}
 	pl := p.planFor(query)
-	if pl.tx != invalidation.TxNone {
-		if tx := ourTx(s.inner); tx != nil {
-			if err := tx.controlSent(ctx); err != nil {
-				return nil, nil, err // (refused: what it would commit could not be held)
-			}
-		}
+	if err := s.controlSent(ctx, pl); err != nil {
+		return nil, nil, err
 	}
 	if pl.tx != invalidation.TxNone && !pl.write {
 		if raw := s.rawScope(); raw != nil {

@@ -52,7 +52,9 @@ func (s *stmtPool) startWrite(ctx context.Context, pl *plan, args []any, learn *
 	tags = g.writeTags(tags)                              // cascades, partitions, triggers
 	tags = p.rowWriteTags(pl, args, tags, g, true, learn) // the rows it names, or each table's rows tag
 	if tx := ourTx(s.inner); tx != nil {
-		now := pl.tx != invalidation.TxNone || slices.Contains(tags, store.GlobalTag)
+		// (transaction control sent as SQL has made the transaction hold
+		// at once already: stmtPool.controlSent)
+		now := slices.Contains(tags, store.GlobalTag)
 		if err := tx.hold(ctx, tags, now); err != nil {
 			return nil, err
 		}
@@ -116,11 +118,13 @@ func (s *stmtPool) execLearning(ctx context.Context, tx *txPool, pl *plan, query
 	if cerr := rows.Close(); err == nil {
 		err = cerr
 	}
-	// (the columns learned for their row tags are never SET: an UPDATE's
-	// member tags by the columns it SETs, a DELETE's member tags)
-	tags = append(tags, memberTags(*pl.shape, "", tags)...)
 	if err != nil {
 		tags = wideTags(table, learn)
+	} else {
+		// (the columns learned for their row tags are never SET: an
+		// UPDATE's member tags by the columns it SETs, a DELETE's member
+		// tags)
+		tags = append(tags, memberTags(*pl.shape, "", tags)...)
 	}
 	if len(tags) > 0 {
 		if herr := tx.hold(ctx, tags, false); herr != nil {
