@@ -133,13 +133,13 @@ type txPool struct {
 
 	mu     sync.Mutex
 	writes writeSet
-	// late: tags written, to hold when it commits (lateHolds), each once
-	// (lateSet); now: held as written from now on (transaction control
-	// was sent as SQL: what follows may commit on its own)
-	late    []string
-	lateSet map[string]bool
-	now     bool
-	ddl     atomic.Bool // the transaction may have changed the schema
+	// late: tags written, to hold when it commits (lateHolds), as written
+	// (each once when held); now: held as written from now on
+	// (transaction control was sent as SQL: what follows may commit on
+	// its own)
+	late []string
+	now  bool
+	ddl  atomic.Bool // the transaction may have changed the schema
 }
 
 // lateBatch bounds the tags of one hold placed at commit (a store call
@@ -222,31 +222,9 @@ func (t *txPool) hold(ctx context.Context, tags []string, now bool) error {
 	if t.late == nil {
 		t.late = make([]string, 0, len(tags)+8)
 	}
-	for _, tag := range tags {
-		switch {
-		case t.lateSet != nil:
-			if t.lateSet[tag] {
-				continue
-			}
-			t.lateSet[tag] = true
-		case slices.Contains(t.late, tag):
-			continue
-		case len(t.late) == lateScan:
-			// (a transaction of many writes: a set from now on)
-			t.lateSet = make(map[string]bool, 2*lateScan)
-			for _, l := range t.late {
-				t.lateSet[l] = true
-			}
-			t.lateSet[tag] = true
-		}
-		t.late = append(t.late, tag)
-	}
+	t.late = append(t.late, tags...)
 	return nil
 }
-
-// lateScan is how many late tags a transaction keeps in a list it scans
-// before it keeps them in a set too.
-const lateScan = 32
 
 // holdLate places the holds of the tags recorded late, before the commit
 // is sent; an error (Config.BumpFailure) means it must not commit.
@@ -260,8 +238,11 @@ func (t *txPool) holdLate() error {
 	return t.holdLateLocked(ctx)
 }
 
-// holdLateLocked is holdLate with t.mu held: in batches of lateBatch tags.
+// holdLateLocked is holdLate with t.mu held: each tag once, in batches of
+// lateBatch tags.
 func (t *txPool) holdLateLocked(ctx context.Context) error {
+	slices.Sort(t.late)
+	t.late = slices.Compact(t.late)
 	for len(t.late) > 0 {
 		n := min(len(t.late), lateBatch)
 		if err := t.writes.add(ctx, t.p, t.late[:n]); err != nil {
@@ -269,14 +250,9 @@ func (t *txPool) holdLateLocked(ctx context.Context) error {
 			// tries again, and rolls back if it cannot)
 			return err
 		}
-		if t.lateSet != nil {
-			for _, tag := range t.late[:n] {
-				delete(t.lateSet, tag)
-			}
-		}
 		t.late = t.late[n:]
 	}
-	t.late, t.lateSet = nil, nil
+	t.late = nil
 	return nil
 }
 
@@ -293,7 +269,7 @@ func (t *txPool) controlSent(ctx context.Context) error {
 func (t *txPool) end(unknown bool) {
 	t.mu.Lock()
 	holds := t.writes.take()
-	t.late, t.lateSet = nil, nil // (rolled back: nothing changed)
+	t.late = nil // (rolled back: nothing changed)
 	t.mu.Unlock()
 	for _, h := range holds {
 		h.End(context.Background(), unknown)
