@@ -192,6 +192,13 @@ func columnValue(image map[string]any, c string) (string, bool) {
 			return "", false
 		}
 	}
+	return integerText(v)
+}
+
+// integerText returns the canonical text (core.RowValue's) of a value a
+// driver or a stream gave: nil for NULL, a Go integer, or an integer's
+// decimal text (false for anything else).
+func integerText(v any) (string, bool) {
 	switch x := v.(type) {
 	case nil:
 		return "n", true

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,15 +90,11 @@ func (h *rangeHint) withTags(base []string) []string {
 // limitOf returns the read's limit with args (0: more than
 // core.MaxRowValues, or not a certain integer).
 func (r *rangeRead) limitOf(args []any) int {
-	v := core.RowValue(r.limit, args)
-	if len(v) < 2 || v[0] != 'i' {
+	n, ok := rangeInteger(core.RowValue(r.limit, args))
+	if !ok || n <= 0 || n > core.MaxRowValues {
 		return 0
 	}
-	n, err := strconv.Atoi(v[1:])
-	if err != nil || n <= 0 || n > core.MaxRowValues {
-		return 0
-	}
-	return n
+	return int(n)
 }
 
 // result returns the members and boundary bucket of e, a result of the
@@ -126,13 +121,14 @@ func (r *rangeRead) result(e *serializer.Entry, args []any) (members []string, b
 	}
 	n := len(e.Columns)
 	for i := 0; i < e.Rows; i++ {
-		v, ok := integerValue(e.Values[i*n+kc])
-		if !ok {
+		text, _ := integerText(e.Values[i*n+kc])
+		if _, ok := rangeInteger(text); !ok {
 			return nil, 0, false
 		}
-		members = append(members, core.RowTag(r.table, r.pk, "i"+strconv.FormatInt(v, 10)))
+		members = append(members, core.RowTag(r.table, r.pk, text))
 	}
-	last, ok := integerValue(e.Values[(e.Rows-1)*n+vc])
+	text, _ := integerText(e.Values[(e.Rows-1)*n+vc])
+	last, ok := rangeInteger(text)
 	if !ok {
 		return nil, 0, false
 	}
@@ -140,24 +136,15 @@ func (r *rangeRead) result(e *serializer.Entry, args []any) (members []string, b
 	return members, core.RangeBucket(last), true
 }
 
-// integerValue returns an integer a driver gave (as an integer or its
-// decimal text).
-func integerValue(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case uint64: // (MySQL's unsigned columns)
-		return int64(x), x <= math.MaxInt64
-	case int:
-		return int64(x), true
-	case []byte:
-		n, err := strconv.ParseInt(string(x), 10, 64)
-		return n, err == nil
-	case string:
-		n, err := strconv.ParseInt(x, 10, 64)
-		return n, err == nil
+// rangeInteger returns the integer whose canonical text (core.RowValue's)
+// is v: false for NULL, anything else, or one beyond int64 (MySQL's
+// unsigned columns).
+func rangeInteger(v string) (int64, bool) {
+	if len(v) < 2 || v[0] != 'i' {
+		return 0, false
 	}
-	return 0, false
+	n, err := strconv.ParseInt(v[1:], 10, 64)
+	return n, err == nil
 }
 
 // fits reports whether a result of members and bucket may be stored as
@@ -192,9 +179,8 @@ func (r *rangeRead) learn(members []string, bucket uint32) {
 // settle decides what a captured result e of a ranged read depends on: on
 // the hint's tags alone (its table's at i marked ignored) when it fits the
 // hint the read used (h, nil for none), else on its table too (args: the
-// read's); and makes
-// the result the hint when it does not fit. It returns why e may not be
-// stored ("" when it may).
+// read's); and makes the result the hint when it does not fit. It returns
+// why e may not be stored ("" when it may).
 func (r *rangeRead) settle(h *rangeHint, e *serializer.Entry, i int, args []any) Reason {
 	members, bucket, ok := r.result(e, args)
 	switch {
@@ -277,18 +263,15 @@ type rangeTagSet struct {
 // add adds the tags of v; false when v is no integer or NULL, or the
 // values are too many.
 func (s *rangeTagSet) add(table, col, v string) bool {
-	switch {
-	case v == "n":
+	if v == "n" {
 		if !s.null {
 			s.null = true
 			s.tags = append(s.tags, core.RangeNull(table, col))
 		}
 		return true
-	case len(v) < 2 || v[0] != 'i':
-		return false
 	}
-	n, err := strconv.ParseInt(v[1:], 10, 64)
-	if err != nil {
+	n, ok := rangeInteger(v)
+	if !ok {
 		return false
 	}
 	b := core.RangeBucket(n)
