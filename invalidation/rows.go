@@ -395,7 +395,8 @@ func (r *rowParser) tableRef(from, to int, table, alias string) bool {
 }
 
 // orderLimit reads "ORDER BY item, … LIMIT n" at toks[from:], to the end
-// of the statement (see Shape.Order); it returns nil, 0 for anything else.
+// of the statement (see Shape.Order); it returns nil and no operand for
+// anything else.
 func (r *rowParser) orderLimit(from int, table, alias string) ([]OrderTerm, Operand) {
 	if !r.at(from).is(kwOrder) || !r.at(from+1).is(kwBy) {
 		return nil, Operand{}
